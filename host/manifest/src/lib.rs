@@ -1,0 +1,637 @@
+//! The plugin manifest: what a connector declares about itself and asks the
+//! host to grant. It travels inside the component as the `ward-manifest`
+//! custom section (TOML text), so a security team can read it without running
+//! the plugin.
+//!
+//! Parsing validates everything that later code relies on: config patterns
+//! compile and are anchored, URL templates only reference declared config
+//! fields, grant secrets are declared. [`Manifest::grants_for`] fills the
+//! templates from an instance's configuration after checking each value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Name of the custom section that carries the manifest in a component.
+pub const SECTION: &str = "ward-manifest";
+
+/// Why a manifest or an instance configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The TOML could not be parsed or has the wrong shape.
+    #[error("plugin manifest is not valid TOML for Ward's schema: {0}")]
+    Syntax(String),
+    /// The manifest is well-formed but breaks a rule.
+    #[error("plugin manifest `{key}` is invalid: {message}")]
+    Invalid {
+        /// Plugin key (or `?` when unknown).
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// An instance configuration value does not match the manifest.
+    #[error("configuration of plugin `{key}` rejected: {message}")]
+    Config {
+        /// Plugin key.
+        key: String,
+        /// Which field failed and why.
+        message: String,
+    },
+}
+
+/// How an instance authenticates to the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Auth {
+    /// OAuth2 authorization-code flow.
+    Oauth2 {
+        /// Scopes the connector asks for.
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Whether access tokens expire and need the host's refresh.
+        #[serde(default)]
+        refresh: bool,
+    },
+    /// An API token pasted by the operator.
+    ApiToken {
+        /// Name of the secret the token is stored under.
+        secret: String,
+    },
+    /// User name and password (or e-mail and token).
+    Basic {
+        /// Name of the secret the password is stored under.
+        secret: String,
+    },
+}
+
+/// One configuration field an operator fills in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigField {
+    /// Field name, used as `{name}` in URL templates.
+    pub name: String,
+    /// Label shown in the console.
+    #[serde(default)]
+    pub label: String,
+    /// Regular expression the whole value must match.
+    pub pattern: String,
+    /// Whether the operator must supply it.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Value used when the operator gives none.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// Help text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A secret the connector uses by reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// Secret name, referenced as `{{secret:NAME}}`.
+    pub name: String,
+    /// What the secret is.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// An outbound HTTP grant as declared: a URL template plus methods and the
+/// secrets that may be substituted into requests matching it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrantDecl {
+    /// `scheme://host[:port]/path-prefix`, with `{field}` placeholders.
+    pub url: String,
+    /// Allowed methods (upper case).
+    pub methods: Vec<String>,
+    /// Secrets the host may substitute into requests matching this grant.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Whether secret references may also be substituted into the body
+    /// (token endpoints only).
+    #[serde(default)]
+    pub secrets_in_body: bool,
+}
+
+/// Resource limits applied to every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory cap in MiB.
+    pub memory_mib: u32,
+    /// CPU time budget per call in milliseconds.
+    pub cpu_ms: u32,
+    /// Wall-clock timeout per call in milliseconds (includes HTTP waits).
+    pub wall_ms: u32,
+    /// Outbound requests per call.
+    pub requests_per_call: u32,
+    /// Largest response body the host hands to the plugin, in bytes.
+    pub response_bytes: u64,
+    /// Largest request body the plugin may send, in bytes.
+    pub request_bytes: u64,
+    /// Largest total output (events, users, cursor) of one call, in bytes.
+    pub output_bytes: u64,
+    /// Most events or users one page may return.
+    pub page_items: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 128,
+            cpu_ms: 5_000,
+            wall_ms: 60_000,
+            requests_per_call: 20,
+            response_bytes: 16 << 20,
+            request_bytes: 1 << 20,
+            output_bytes: 32 << 20,
+            page_items: 10_000,
+        }
+    }
+}
+
+/// Scheduling defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedule {
+    /// How far back the first connection reads.
+    pub backfill_days: u32,
+    /// Seconds between polls once caught up.
+    pub poll_interval_secs: u32,
+    /// Requests per minute shared by every call to one tenant.
+    pub requests_per_minute: u32,
+    /// Days after which a long-lived credential should be rotated.
+    pub rotation_days: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            backfill_days: 7,
+            poll_interval_secs: 60,
+            requests_per_minute: 60,
+            rotation_days: 180,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Stable identifier (`okta`), the element key in the API.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Semantic version of the plugin.
+    pub version: String,
+    /// Who wrote it.
+    pub vendor: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// How it authenticates.
+    pub auth: Auth,
+    /// Configuration fields.
+    #[serde(default)]
+    pub config: Vec<ConfigField>,
+    /// Secrets used by reference.
+    #[serde(default)]
+    pub secrets: Vec<SecretDecl>,
+    /// Outbound HTTP grants.
+    #[serde(default)]
+    pub http: Vec<HttpGrantDecl>,
+    /// Per-call limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Scheduling defaults.
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+impl Manifest {
+    /// Parses and validates manifest TOML.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Parses the bytes of a `ward-manifest` custom section.
+    pub fn from_section(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ManifestError::Syntax("manifest section is not UTF-8".into()))?;
+        Manifest::parse(text)
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid {
+            key: self.key.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ManifestError> {
+        let ident = Regex::new("^[a-z][a-z0-9_-]{0,63}$")
+            .map_err(|e| self.invalid(format!("internal pattern: {e}")))?;
+        if !ident.is_match(&self.key) {
+            return Err(self.invalid("key must match ^[a-z][a-z0-9_-]{0,63}$"));
+        }
+        let mut fields = BTreeSet::new();
+        for field in &self.config {
+            if !ident.is_match(&field.name) {
+                return Err(self.invalid(format!(
+                    "config field `{}` must match ^[a-z][a-z0-9_-]*$",
+                    field.name
+                )));
+            }
+            if !fields.insert(field.name.as_str()) {
+                return Err(self.invalid(format!("config field `{}` declared twice", field.name)));
+            }
+            let re = anchored(&field.pattern).map_err(|e| {
+                self.invalid(format!("config field `{}` pattern: {e}", field.name))
+            })?;
+            if let Some(default) = &field.default
+                && !re.is_match(default)
+            {
+                return Err(self.invalid(format!(
+                    "default of config field `{}` does not match its own pattern",
+                    field.name
+                )));
+            }
+        }
+        let secrets: BTreeSet<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
+        match &self.auth {
+            Auth::ApiToken { secret } | Auth::Basic { secret } => {
+                if !secrets.contains(secret.as_str()) {
+                    return Err(self.invalid(format!(
+                        "auth secret `{secret}` is not declared under [[secrets]]"
+                    )));
+                }
+            }
+            Auth::Oauth2 { .. } => {}
+        }
+        for grant in &self.http {
+            let template = UrlTemplate::parse(&grant.url).map_err(|e| self.invalid(e))?;
+            for placeholder in template.placeholders() {
+                if !fields.contains(placeholder.as_str()) {
+                    return Err(self.invalid(format!(
+                        "grant {} uses {{{placeholder}}} but no config field of that name is declared",
+                        grant.url
+                    )));
+                }
+            }
+            if grant.methods.is_empty() {
+                return Err(self.invalid(format!("grant {} lists no methods", grant.url)));
+            }
+            for method in &grant.methods {
+                if !matches!(
+                    method.as_str(),
+                    "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+                ) {
+                    return Err(self.invalid(format!(
+                        "grant {} has unknown method `{method}` (use upper case)",
+                        grant.url
+                    )));
+                }
+            }
+            for secret in &grant.secrets {
+                if !secrets.contains(secret.as_str()) {
+                    return Err(self.invalid(format!(
+                        "grant {} binds secret `{secret}`, which is not declared under [[secrets]]",
+                        grant.url
+                    )));
+                }
+            }
+        }
+        if self.limits.memory_mib == 0 || self.limits.cpu_ms == 0 || self.limits.wall_ms == 0 {
+            return Err(self.invalid("limits must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Checks an instance configuration against the declared fields and
+    /// returns the complete configuration (defaults filled in). Unknown
+    /// fields are refused so that typos do not silently do nothing.
+    pub fn validate_config(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ManifestError> {
+        let config_err = |message: String| ManifestError::Config {
+            key: self.key.clone(),
+            message,
+        };
+        for name in given.keys() {
+            if !self.config.iter().any(|f| &f.name == name) {
+                return Err(config_err(format!(
+                    "unknown field `{name}`; this plugin takes: {}",
+                    self.config
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for field in &self.config {
+            let value = match given.get(&field.name).or(field.default.as_ref()) {
+                Some(v) => v.clone(),
+                None if field.required => {
+                    return Err(config_err(format!(
+                        "field `{}` is required ({})",
+                        field.name, field.description
+                    )));
+                }
+                None => continue,
+            };
+            let re = anchored(&field.pattern).map_err(|e| config_err(e.to_string()))?;
+            if !re.is_match(&value) {
+                return Err(config_err(format!(
+                    "field `{}` value {:?} does not match {}",
+                    field.name, value, field.pattern
+                )));
+            }
+            out.insert(field.name.clone(), value);
+        }
+        Ok(out)
+    }
+
+    /// Fills every HTTP grant template from a configuration that has passed
+    /// [`Manifest::validate_config`].
+    pub fn grants_for(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Vec<HttpGrant>, ManifestError> {
+        self.http
+            .iter()
+            .map(|decl| {
+                let template = UrlTemplate::parse(&decl.url).map_err(|e| self.invalid(e))?;
+                let url = template.fill(config).map_err(|message| ManifestError::Config {
+                    key: self.key.clone(),
+                    message,
+                })?;
+                HttpGrant::new(decl, &url).map_err(|message| ManifestError::Config {
+                    key: self.key.clone(),
+                    message,
+                })
+            })
+            .collect()
+    }
+}
+
+fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// A URL template such as `https://{subdomain}.zendesk.com/api/v2/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    text: String,
+}
+
+impl UrlTemplate {
+    /// Checks the template's shape: scheme http(s), a host, a path prefix
+    /// that starts and ends with `/`, placeholders only in host and path.
+    pub fn parse(text: &str) -> Result<UrlTemplate, String> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| format!("grant url {text} has no scheme"))?;
+        if scheme != "https" && scheme != "http" {
+            return Err(format!("grant url {text}: scheme must be https or http"));
+        }
+        let slash = rest
+            .find('/')
+            .ok_or_else(|| format!("grant url {text} needs a path prefix ending in /"))?;
+        if !text.ends_with('/') {
+            return Err(format!(
+                "grant url {text} must end with `/` so that the prefix ends on a path segment"
+            ));
+        }
+        let authority = &rest[..slash];
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("grant url {text} has no usable host"));
+        }
+        if text.contains('?') || text.contains('#') {
+            return Err(format!("grant url {text} must not contain a query or fragment"));
+        }
+        let template = UrlTemplate { text: text.into() };
+        // Placeholders must be well-formed: every `{` closes before the next `{`.
+        let mut depth = 0;
+        for c in text.chars() {
+            match c {
+                '{' if depth == 0 => depth = 1,
+                '}' if depth == 1 => depth = 0,
+                '{' | '}' => return Err(format!("grant url {text} has unbalanced braces")),
+                _ => {}
+            }
+        }
+        if depth != 0 {
+            return Err(format!("grant url {text} has unbalanced braces"));
+        }
+        Ok(template)
+    }
+
+    /// The config field names the template depends on.
+    pub fn placeholders(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = self.text.as_str();
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            out.push(rest[start + 1..start + len].to_string());
+            rest = &rest[start + len + 1..];
+        }
+        out
+    }
+
+    /// Substitutes validated configuration values.
+    pub fn fill(&self, config: &BTreeMap<String, String>) -> Result<String, String> {
+        let mut out = self.text.clone();
+        for name in self.placeholders() {
+            let value = config
+                .get(&name)
+                .ok_or_else(|| format!("grant {} needs config field `{name}`", self.text))?;
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        Ok(out)
+    }
+
+    /// The template text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A concrete grant for one instance: template filled, ready to match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpGrant {
+    /// The template it came from (for logs and inspection).
+    pub template: String,
+    /// `https` or `http`.
+    pub scheme: String,
+    /// Lower-case host name.
+    pub host: String,
+    /// Port (default for the scheme when not written).
+    pub port: u16,
+    /// Path prefix, starting and ending with `/`.
+    pub path_prefix: String,
+    /// Allowed methods.
+    pub methods: Vec<String>,
+    /// Secrets that may be substituted into matching requests.
+    pub secrets: Vec<String>,
+    /// Whether substitution into the body is allowed.
+    pub secrets_in_body: bool,
+}
+
+impl HttpGrant {
+    fn new(decl: &HttpGrantDecl, filled: &str) -> Result<HttpGrant, String> {
+        let url = url::Url::parse(filled)
+            .map_err(|e| format!("grant {} filled as {filled} is not a URL: {e}", decl.url))?;
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(other) => other.to_string(),
+            None => return Err(format!("grant {} filled as {filled} has no host", decl.url)),
+        };
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("grant {filled} has no port"))?;
+        let path_prefix = url.path().to_string();
+        if path_prefix != filled_path(filled) {
+            // url normalised something (`..`, percent-encoding): a config
+            // value must not be able to move the prefix.
+            return Err(format!(
+                "grant {} filled as {filled} normalises to a different path",
+                decl.url
+            ));
+        }
+        Ok(HttpGrant {
+            template: decl.url.clone(),
+            scheme: url.scheme().to_string(),
+            host,
+            port,
+            path_prefix,
+            methods: decl.methods.clone(),
+            secrets: decl.secrets.clone(),
+            secrets_in_body: decl.secrets_in_body,
+        })
+    }
+
+    /// Whether a request target (already split and normalised by the
+    /// caller) falls under this grant, ignoring the method.
+    pub fn covers(&self, scheme: &str, host: &str, port: u16, path: &str) -> bool {
+        self.scheme == scheme
+            && self.host.eq_ignore_ascii_case(host)
+            && self.port == port
+            && path.starts_with(&self.path_prefix)
+    }
+
+    /// Whether the method is allowed.
+    pub fn allows_method(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+}
+
+fn filled_path(filled: &str) -> &str {
+    let after_scheme = filled.split_once("://").map(|(_, r)| r).unwrap_or(filled);
+    after_scheme
+        .find('/')
+        .map(|i| &after_scheme[i..])
+        .unwrap_or("/")
+}
+
+impl fmt::Display for HttpGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}://{}:{}{}",
+            self.methods.join(","),
+            self.scheme,
+            self.host,
+            self.port,
+            self.path_prefix
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const OKTA: &str = r#"
+key = "okta"
+name = "Okta"
+version = "0.1.0"
+vendor = "Ward"
+auth = { kind = "api-token", secret = "api_token" }
+
+[[config]]
+name = "domain"
+pattern = "[a-z0-9][a-z0-9-]{0,62}"
+
+[[secrets]]
+name = "api_token"
+
+[[http]]
+url = "https://{domain}.okta.com/api/v1/"
+methods = ["GET"]
+secrets = ["api_token"]
+"#;
+
+    fn cfg(domain: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("domain".to_string(), domain.to_string())])
+    }
+
+    #[test]
+    fn fills_grants_from_validated_config() {
+        let m = Manifest::parse(OKTA).unwrap();
+        let config = m.validate_config(&cfg("acme")).unwrap();
+        let grants = m.grants_for(&config).unwrap();
+        assert_eq!(grants[0].host, "acme.okta.com");
+        assert_eq!(grants[0].port, 443);
+        assert_eq!(grants[0].path_prefix, "/api/v1/");
+        assert!(grants[0].covers("https", "ACME.okta.com", 443, "/api/v1/logs"));
+        assert!(!grants[0].covers("https", "acme.okta.com", 443, "/api/v2/logs"));
+        assert!(!grants[0].covers("http", "acme.okta.com", 443, "/api/v1/logs"));
+    }
+
+    #[test]
+    fn rejects_hostile_config_values() {
+        let m = Manifest::parse(OKTA).unwrap();
+        for bad in [
+            "evil.com/",
+            "a.evil.com#",
+            "x@evil",
+            "../",
+            "",
+            "ACME",
+            "acme.okta.com.evil",
+        ] {
+            assert!(m.validate_config(&cfg(bad)).is_err(), "{bad} accepted");
+        }
+        let mut extra = cfg("acme");
+        extra.insert("oops".into(), "1".into());
+        assert!(m.validate_config(&extra).is_err());
+    }
+
+    #[test]
+    fn rejects_undeclared_placeholder_and_secret() {
+        let bad = OKTA.replace("{domain}.okta.com", "{tenant}.okta.com");
+        assert!(Manifest::parse(&bad).is_err());
+        let bad = OKTA.replace("secrets = [\"api_token\"]", "secrets = [\"other\"]");
+        assert!(Manifest::parse(&bad).is_err());
+        let bad = OKTA.replace("/api/v1/\"", "/api/v1\"");
+        assert!(Manifest::parse(&bad).is_err());
+    }
+}

@@ -1,0 +1,461 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ward_store::{
+    AUDIT_STREAM, EventOrder, EventQuery, NewEvent, StoreError, StoredEvent, USERS_STREAM,
+};
+
+#[tokio::test]
+async fn same_page_twice_stores_once() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    let page = events("e", 1_000, 100);
+
+    assert_eq!(
+        db.store
+            .commit_audit_page(&a.id, &page, "c1")
+            .await
+            .unwrap(),
+        100
+    );
+    assert_eq!(
+        db.store
+            .commit_audit_page(&a.id, &page, "c2")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 100);
+    assert_eq!(
+        db.store
+            .cursor(&a.id, AUDIT_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("c2")
+    );
+
+    // An overlapping page stores only its new half.
+    let overlap = events("e", 1_000, 150);
+    assert_eq!(
+        db.store
+            .commit_audit_page(&a.id, &overlap, "c3")
+            .await
+            .unwrap(),
+        50
+    );
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 150);
+
+    // Event ids are unique per instance, not globally.
+    let b = instance(&db.store, "globex").await;
+    assert_eq!(
+        db.store
+            .commit_audit_page(&b.id, &page, "c1")
+            .await
+            .unwrap(),
+        100
+    );
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 150);
+}
+
+#[tokio::test]
+async fn duplicate_ids_within_one_page_store_once() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    let page = vec![event("dup", 1), event("dup", 2), event("other", 3)];
+    assert_eq!(
+        db.store.commit_audit_page(&a.id, &page, "c").await.unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn empty_page_moves_cursor() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    assert_eq!(
+        db.store.commit_audit_page(&a.id, &[], "c9").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        db.store
+            .cursor(&a.id, AUDIT_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("c9")
+    );
+}
+
+#[tokio::test]
+async fn failed_page_leaves_events_and_cursor_untouched() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    db.store
+        .commit_audit_page(&a.id, &events("ok", 0, 10), "before")
+        .await
+        .unwrap();
+
+    // Far larger than one INSERT chunk, with the bad row near the end, so
+    // earlier chunks have already executed inside the transaction when it
+    // fails.
+    let mut page = events("new", 100, 3_000);
+    page[2_900].event_id = String::new();
+    let err = db
+        .store
+        .commit_audit_page(&a.id, &page, "after")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("nothing from this batch was stored"),
+        "{err}"
+    );
+
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 10);
+    assert_eq!(
+        db.store
+            .cursor(&a.id, AUDIT_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("before")
+    );
+    // The store is still usable afterwards.
+    page[2_900].event_id = "fixed".into();
+    assert_eq!(
+        db.store
+            .commit_audit_page(&a.id, &page, "after")
+            .await
+            .unwrap(),
+        3_000
+    );
+}
+
+#[tokio::test]
+async fn page_for_unknown_instance_is_refused() {
+    let db = open().await;
+    let err = db
+        .store
+        .commit_audit_page("missing", &events("e", 0, 3), "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InstanceNotFound { .. }),
+        "{err:?}"
+    );
+    let err = db
+        .store
+        .commit_users_page("missing", &[], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InstanceNotFound { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_thousand_events_in_twenty_pages() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    let mut total = 0;
+    for page in 0..20 {
+        let evs = events(&format!("p{page}"), page * 1_000, 1_000);
+        total += db
+            .store
+            .commit_audit_page(&a.id, &evs, &format!("cursor-{page}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(total, 20_000);
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 20_000);
+    assert_eq!(
+        db.store
+            .cursor(&a.id, AUDIT_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cursor-19")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writers_all_commit() {
+    let db = open().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(instance(&db.store, &format!("i{i}")).await.id);
+    }
+    let mut tasks = Vec::new();
+    for id in ids.clone() {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for page in 0..10 {
+                let evs = events(&format!("p{page}"), page * 100, 100);
+                store
+                    .commit_audit_page(&id, &evs, &format!("c{page}"))
+                    .await
+                    .unwrap();
+                // Interleave reads, which in WAL mode never block the writer.
+                store.event_count(&id).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for id in ids {
+        assert_eq!(db.store.event_count(&id).await.unwrap(), 1_000);
+    }
+}
+
+#[tokio::test]
+async fn set_cursor_sets_and_clears() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    db.store
+        .set_cursor(&a.id, "audit", Some("x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.cursor(&a.id, "audit").await.unwrap().as_deref(),
+        Some("x")
+    );
+    db.store.set_cursor(&a.id, "audit", None).await.unwrap();
+    assert_eq!(db.store.cursor(&a.id, "audit").await.unwrap(), None);
+    assert!(matches!(
+        db.store.set_cursor("missing", "audit", Some("x")).await,
+        Err(StoreError::InstanceNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn users_upsert_and_cursor() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+
+    let page1 = vec![user("u1", "a@x"), user("u2", "b@x"), user("u3", "c@x")];
+    assert_eq!(
+        db.store
+            .commit_users_page(&a.id, &page1, Some("next-1"))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        db.store
+            .cursor(&a.id, USERS_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("next-1")
+    );
+
+    // u2 changes, u4 is new, and u4 appears twice: the later entry wins.
+    let mut u2 = user("u2", "b2@x");
+    u2.is_admin = true;
+    u2.last_login_ms = Some(1_700_000_000_000);
+    let page2 = vec![u2, user("u4", "old@x"), user("u4", "d@x")];
+    assert_eq!(
+        db.store
+            .commit_users_page(&a.id, &page2, None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(db.store.cursor(&a.id, USERS_STREAM).await.unwrap(), None);
+    assert_eq!(db.store.user_count(&a.id).await.unwrap(), 4);
+
+    let all = db.store.users(&a.id, 10, None).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|u| u.user_id.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2", "u3", "u4"]);
+    assert_eq!(all[1].email.as_deref(), Some("b2@x"));
+    assert!(all[1].is_admin);
+    assert_eq!(all[1].last_login_ms, Some(1_700_000_000_000));
+    assert!(!all[0].is_admin);
+    assert_eq!(all[3].email.as_deref(), Some("d@x"));
+    assert_eq!(all[0].instance_id, a.id);
+    assert!(all[0].updated_ms > 0);
+
+    // Pagination by user id.
+    let first = db.store.users(&a.id, 2, None).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = db
+        .store
+        .users(&a.id, 2, Some(&first[1].user_id))
+        .await
+        .unwrap();
+    let ids: Vec<_> = rest.iter().map(|u| u.user_id.as_str()).collect();
+    assert_eq!(ids, ["u3", "u4"]);
+    assert!(
+        db.store
+            .users(&a.id, 2, Some("u4"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn ev(id: &str, time_ms: i64, action: &str, actor: &str) -> NewEvent {
+    let mut e = event(id, time_ms);
+    e.action = action.into();
+    e.actor_id = Some(format!("id-{actor}"));
+    e.actor_email = Some(format!("{actor}@example.com"));
+    e.actor_name = Some(actor.to_uppercase());
+    e
+}
+
+fn keys(events: &[StoredEvent]) -> Vec<(i64, String)> {
+    events
+        .iter()
+        .map(|e| (e.time_ms, e.event_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn event_queries_filter_and_paginate() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    let b = instance(&db.store, "globex").await;
+    // Ties on time_ms make the event_id tie-break matter.
+    let page = vec![
+        ev("a", 100, "login", "alice"),
+        ev("b", 100, "logout", "bob"),
+        ev("c", 100, "login", "bob"),
+        ev("d", 200, "login", "alice"),
+        ev("e", 300, "logout", "alice"),
+        ev("f", 300, "login", "carol"),
+        ev("g", 400, "login", "bob"),
+    ];
+    db.store.commit_audit_page(&a.id, &page, "c").await.unwrap();
+    db.store
+        .commit_audit_page(&b.id, &[ev("zz", 250, "login", "alice")], "c")
+        .await
+        .unwrap();
+
+    let mut expected: Vec<(i64, String)> = page
+        .iter()
+        .map(|e| (e.time_ms, e.event_id.clone()))
+        .collect();
+    expected.sort();
+
+    for (order, want) in [
+        (EventOrder::OldestFirst, expected.clone()),
+        (
+            EventOrder::NewestFirst,
+            expected.iter().rev().cloned().collect(),
+        ),
+    ] {
+        // Walk in pages of 3; the concatenation must equal the full order.
+        let mut got = Vec::new();
+        let mut q = EventQuery {
+            limit: 3,
+            order,
+            ..Default::default()
+        };
+        loop {
+            let rows = db.store.events(&a.id, &q).await.unwrap();
+            assert!(rows.len() <= 3);
+            let Some(last) = rows.last() else { break };
+            q.after = Some((last.time_ms, last.event_id.clone()));
+            got.extend(keys(&rows));
+        }
+        assert_eq!(got, want, "{order:?}");
+    }
+
+    let q = |f: fn(&mut EventQuery)| {
+        let mut q = EventQuery {
+            order: EventOrder::OldestFirst,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |rows: Vec<StoredEvent>| rows.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+
+    let got = db
+        .store
+        .events(
+            &a.id,
+            &q(|q| {
+                q.since_ms = Some(200);
+                q.until_ms = Some(400);
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(got), ["d", "e", "f"]);
+
+    let got = db
+        .store
+        .events(&a.id, &q(|q| q.action = Some("logout".into())))
+        .await
+        .unwrap();
+    assert_eq!(ids(got), ["b", "e"]);
+
+    // The actor filter matches id, email or name, exactly.
+    for actor in ["id-bob", "bob@example.com", "BOB"] {
+        let mut query = q(|_| {});
+        query.actor = Some(actor.into());
+        let got = db.store.events(&a.id, &query).await.unwrap();
+        assert_eq!(ids(got), ["b", "c", "g"], "{actor}");
+    }
+    let got = db
+        .store
+        .events(&a.id, &q(|q| q.actor = Some("bo".into())))
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+
+    // Filters combine, and other instances' events never appear.
+    let got = db
+        .store
+        .events(
+            &a.id,
+            &q(|q| {
+                q.action = Some("login".into());
+                q.actor = Some("alice@example.com".into());
+                q.since_ms = Some(150);
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(got), ["d"]);
+
+    // Stored rows carry every field back.
+    let got = db.store.events(&a.id, &q(|q| q.limit = 1)).await.unwrap();
+    let e = &got[0];
+    assert_eq!(e.instance_id, a.id);
+    assert_eq!(e.event_id, "a");
+    assert_eq!(e.actor_kind, "user");
+    assert_eq!(e.targets_json, page[0].targets_json);
+    assert_eq!(e.raw_json, page[0].raw_json);
+    assert_eq!(e.ip, page[0].ip);
+    assert_eq!(e.user_agent, page[0].user_agent);
+    assert_eq!(e.outcome, "success");
+    assert!(e.ingested_ms > 0);
+}
+
+#[tokio::test]
+async fn event_limits_are_capped() {
+    let db = open().await;
+    let a = instance(&db.store, "acme").await;
+    db.store
+        .commit_audit_page(&a.id, &events("e", 0, 1_200), "c")
+        .await
+        .unwrap();
+    let big = EventQuery {
+        limit: 5_000,
+        ..Default::default()
+    };
+    assert_eq!(db.store.events(&a.id, &big).await.unwrap().len(), 1_000);
+    let default = EventQuery::default();
+    assert_eq!(
+        db.store.events(&a.id, &default).await.unwrap().len(),
+        ward_store::DEFAULT_PAGE as usize
+    );
+}

@@ -1,0 +1,350 @@
+//! Pulling pages from a plugin into the store.
+//!
+//! Every page's events and its new cursor are committed in one transaction
+//! (`Store::commit_audit_page`), and events are unique per (instance,
+//! provider event id), so a crash between any two steps loses nothing and
+//! duplicates nothing: the next run resumes from the last committed cursor.
+
+use std::time::Duration;
+
+use rand::Rng;
+use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, User};
+use ward_runtime::{Bound, CallError, CallReport, EgressEntry};
+use ward_store::{EgressRecord, NewEvent, NewUser, Store, StoreError};
+
+/// Cursor stream names in the store.
+pub const AUDIT: &str = "audit";
+/// Cursor stream for the user listing in progress.
+pub const USERS: &str = "users";
+
+/// Why a sync stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The plugin failed in a way retrying will not fix (credentials,
+    /// permissions, configuration, a plugin bug, a sandbox limit).
+    #[error("instance {instance}: {source}")]
+    Call {
+        /// Instance id.
+        instance: String,
+        /// What the call reported.
+        #[source]
+        source: CallError,
+    },
+    /// Transient failures went on past the retry budget.
+    #[error("instance {instance}: provider still failing after {attempts} attempts: {last}; Ward will try again at the next poll")]
+    GaveUp {
+        /// Instance id.
+        instance: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: CallError,
+    },
+    /// The store failed.
+    #[error("instance {instance}: store error: {source}")]
+    Store {
+        /// Instance id.
+        instance: String,
+        /// Store error.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl IngestError {
+    /// Whether the instance needs the operator (reconnect, fix config)
+    /// rather than time.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Call {
+                source: CallError::Plugin(
+                    PluginError::Unauthorized(_)
+                        | PluginError::Forbidden(_)
+                        | PluginError::InvalidConfig(_)
+                ),
+                ..
+            }
+        )
+    }
+}
+
+/// Retry policy for transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts per page before giving up.
+    pub attempts: u32,
+    /// First backoff delay.
+    pub base: Duration,
+    /// Longest backoff delay.
+    pub max: Duration,
+    /// Longest rate-limit wait honoured before giving up for this round.
+    pub max_rate_wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 8,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            max_rate_wait: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Totals of one sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Pages committed.
+    pub pages: u64,
+    /// Events or users the plugin returned.
+    pub seen: u64,
+    /// Rows that were new.
+    pub new: u64,
+    /// Retries after rate limits or transient errors.
+    pub retries: u64,
+}
+
+/// Progress after each committed page.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Totals so far.
+    pub stats: SyncStats,
+    /// Time of the newest event of the page, if any.
+    pub newest_ms: Option<i64>,
+}
+
+/// One instance's plugin and store handle.
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    /// The store.
+    pub store: Store,
+    /// The plugin bound to the instance.
+    pub bound: Bound,
+    /// The instance id.
+    pub instance_id: String,
+    /// Retry policy.
+    pub retry: Retry,
+}
+
+fn kind(k: ActorKind) -> &'static str {
+    match k {
+        ActorKind::User => "user",
+        ActorKind::Service => "service",
+        ActorKind::System => "system",
+        ActorKind::Unknown => "unknown",
+    }
+}
+
+fn to_row(e: Event) -> NewEvent {
+    let targets: Vec<serde_json::Value> = e
+        .targets
+        .into_iter()
+        .map(|t| serde_json::json!({"id": t.id, "kind": t.kind, "name": t.name}))
+        .collect();
+    NewEvent {
+        event_id: e.id,
+        time_ms: e.time,
+        action: e.action,
+        actor_id: e.actor.id,
+        actor_kind: kind(e.actor.kind).to_string(),
+        actor_name: e.actor.name,
+        actor_email: e.actor.email,
+        targets_json: serde_json::Value::Array(targets).to_string(),
+        ip: e.ip,
+        user_agent: e.user_agent,
+        outcome: match e.outcome {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+        .to_string(),
+        raw_json: e.raw,
+    }
+}
+
+fn to_user(u: User) -> NewUser {
+    NewUser {
+        user_id: u.id,
+        email: u.email,
+        login: u.login,
+        name: u.name,
+        status: u.status,
+        is_admin: u.is_admin,
+        created_ms: u.created,
+        last_login_ms: u.last_login,
+        raw_json: u.raw,
+    }
+}
+
+impl Ingestor {
+    fn store_err(&self, source: StoreError) -> IngestError {
+        IngestError::Store {
+            instance: self.instance_id.clone(),
+            source,
+        }
+    }
+
+    /// Records what the call sent out, whatever its result.
+    pub async fn record_egress(&self, call: &str, egress: &[EgressEntry]) -> Result<(), IngestError> {
+        if egress.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<EgressRecord> = egress
+            .iter()
+            .map(|e| EgressRecord {
+                instance_id: self.instance_id.clone(),
+                plugin_key: self.bound.plugin().manifest().key.clone(),
+                call: call.to_string(),
+                at_ms: e.at_ms,
+                method: e.method.clone(),
+                url: e.url.clone(),
+                allowed: e.allowed,
+                reason: e.reason.clone(),
+                grant: e.grant.clone(),
+                status: e.status,
+                bytes_sent: e.bytes_sent,
+                bytes_received: e.bytes_received,
+                latency_ms: e.latency_ms,
+            })
+            .collect();
+        self.store
+            .append_egress(&records)
+            .await
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// Decides what to do with a failed call: `Ok(delay)` to retry.
+    fn retry_after(&self, error: &CallError, attempt: u32) -> Option<Duration> {
+        match error {
+            CallError::Plugin(PluginError::RateLimited(r)) => {
+                let wait = Duration::from_millis(r.retry_after_ms);
+                (wait <= self.retry.max_rate_wait).then_some(wait)
+            }
+            CallError::Plugin(PluginError::Unavailable(_)) | CallError::Timeout { .. } => {
+                let exp = self
+                    .retry
+                    .base
+                    .saturating_mul(1u32 << attempt.min(16))
+                    .min(self.retry.max);
+                // Full jitter: spreads retries of many instances apart.
+                let jittered = rand::thread_rng().gen_range(exp / 2..=exp);
+                Some(jittered)
+            }
+            _ => None,
+        }
+    }
+
+    async fn with_retries<T, F, Fut>(
+        &self,
+        call: &str,
+        stats: &mut SyncStats,
+        mut f: F,
+    ) -> Result<T, IngestError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = CallReport<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let report = f().await;
+            self.record_egress(call, &report.egress).await?;
+            match report.result {
+                Ok(v) => return Ok(v),
+                Err(error) => {
+                    attempt += 1;
+                    match self.retry_after(&error, attempt) {
+                        Some(delay) if attempt < self.retry.attempts => {
+                            tracing::info!(instance = %self.instance_id, %error, delay_ms = delay.as_millis() as u64, "retrying");
+                            stats.retries += 1;
+                            tokio::time::sleep(delay).await;
+                        }
+                        Some(_) => {
+                            return Err(IngestError::GaveUp {
+                                instance: self.instance_id.clone(),
+                                attempts: attempt,
+                                last: error,
+                            });
+                        }
+                        None => {
+                            return Err(IngestError::Call {
+                                instance: self.instance_id.clone(),
+                                source: error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads audit pages until the plugin says it is caught up.
+    /// `since_ms` bounds the first read of an instance (the backfill
+    /// window); later reads continue from the stored cursor.
+    pub async fn sync_audit(
+        &self,
+        since_ms: i64,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<SyncStats, IngestError> {
+        let mut stats = SyncStats::default();
+        loop {
+            let cursor = self
+                .store
+                .cursor(&self.instance_id, AUDIT)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            let page = self
+                .with_retries("fetch-audit", &mut stats, || {
+                    self.bound.fetch_audit(since_ms, cursor.as_deref())
+                })
+                .await?;
+            let newest_ms = page.events.iter().map(|e| e.time).max();
+            let more = page.more;
+            stats.seen += page.events.len() as u64;
+            let rows: Vec<NewEvent> = page.events.into_iter().map(to_row).collect();
+            stats.new += self
+                .store
+                .commit_audit_page(&self.instance_id, &rows, &page.cursor)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            stats.pages += 1;
+            progress(Progress { stats, newest_ms });
+            if !more {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Reads the whole user listing, committing page by page; an
+    /// interrupted listing resumes from its stored cursor.
+    pub async fn sync_users(&self) -> Result<SyncStats, IngestError> {
+        let mut stats = SyncStats::default();
+        loop {
+            let cursor = self
+                .store
+                .cursor(&self.instance_id, USERS)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            let page = self
+                .with_retries("fetch-users", &mut stats, || {
+                    self.bound.fetch_users(cursor.as_deref())
+                })
+                .await?;
+            stats.seen += page.users.len() as u64;
+            let rows: Vec<NewUser> = page.users.into_iter().map(to_user).collect();
+            let next = if page.more { page.cursor.as_deref() } else { None };
+            stats.new += self
+                .store
+                .commit_users_page(&self.instance_id, &rows, next)
+                .await
+                .map_err(|e| self.store_err(e))?;
+            stats.pages += 1;
+            if next.is_none() {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,83 @@
+//! The `ward` command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ward", version, about = "Sandboxed SaaS audit connectors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bundled connectors against local provider stand-ins on the
+    /// embedded store: connect, test, backfill, then poll.
+    Demo {
+        /// Backfill, print `events: N, users: M` and exit.
+        #[arg(long)]
+        once: bool,
+        /// Events the Okta stand-in starts with.
+        #[arg(long, default_value_t = 25_000)]
+        events: usize,
+        /// Users the Okta stand-in starts with.
+        #[arg(long, default_value_t = 150)]
+        users: usize,
+        /// Directory for the database, master key and compile cache.
+        #[arg(long, default_value = "ward-demo-data")]
+        data_dir: PathBuf,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 5)]
+        poll_secs: u64,
+    },
+    /// Inspect a plugin file: manifest, digest, imports.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo {
+            once,
+            events,
+            users,
+            data_dir,
+            poll_secs,
+        } => {
+            ward::demo::run(ward::demo::DemoOptions {
+                once,
+                events,
+                users,
+                data_dir,
+                poll_secs,
+            })
+            .await?;
+        }
+        Command::Inspect { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let section = ward_runtime::read_manifest_section(&bytes)?;
+            let manifest = ward_manifest::Manifest::from_section(&section)?;
+            let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
+            let plugin = runtime.load(&bytes)?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                "digest": plugin.digest(),
+                "imports": plugin.imports(),
+                "manifest": manifest,
+            }))?);
+        }
+    }
+    Ok(())
+}

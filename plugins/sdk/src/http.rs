@@ -1,0 +1,409 @@
+//! A small blocking HTTP client over `wasi:http`, brokered by the host.
+//!
+//! Requests leave the sandbox only if the URL and method match a grant of
+//! the plugin's manifest. Redirects are returned to you, never followed.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::wasi::http::outgoing_handler;
+use crate::bindings::wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest, Scheme,
+};
+use crate::bindings::wasi::io::streams::StreamError;
+use crate::{Error, Url};
+
+/// Why a request produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// Ward refused the request: no grant of the manifest covers this URL
+    /// and method, or a secret reference is not bound to the matching grant.
+    /// The host's egress log says which.
+    Denied,
+    /// The request could not be built (bad URL or header).
+    Invalid(String),
+    /// Network, TLS or protocol failure, or a host limit (size, count).
+    Transport(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Denied => write!(
+                f,
+                "request denied by Ward's sandbox (not covered by the plugin's HTTP grants)"
+            ),
+            HttpError::Invalid(m) => write!(f, "invalid request: {m}"),
+            HttpError::Transport(m) => write!(f, "request failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<HttpError> for Error {
+    /// Denials are plugin bugs (the manifest and the code disagree);
+    /// transport failures are transient.
+    fn from(e: HttpError) -> Error {
+        match e {
+            HttpError::Denied | HttpError::Invalid(_) => Error::internal(e.to_string()),
+            HttpError::Transport(_) => Error::unavailable(e.to_string()),
+        }
+    }
+}
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+    /// HEAD
+    Head,
+}
+
+/// An outbound request under construction.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    /// A request with the given method and absolute URL.
+    pub fn new(method: Method, url: impl Into<String>) -> Request {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A GET request.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new(Method::Get, url)
+    }
+
+    /// A POST request.
+    pub fn post(url: impl Into<String>) -> Request {
+        Request::new(Method::Post, url)
+    }
+
+    /// Adds a header. Values may contain `{{secret:NAME}}` references.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Request {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Adds `Accept: application/json`.
+    pub fn accept_json(self) -> Request {
+        self.header("accept", "application/json")
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn json<T: serde::Serialize>(mut self, body: &T) -> Result<Request, HttpError> {
+        self.body = serde_json::to_vec(body).map_err(|e| HttpError::Invalid(e.to_string()))?;
+        Ok(self.header("content-type", "application/json"))
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends the request through the host and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        send(self)
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers in order; names lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body (capped by the host).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order (e.g. several `Link` lines).
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Parses the body as JSON; an [`Error::Internal`] naming the URL's
+    /// purpose otherwise.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::internal(format!(
+                "provider returned a body that is not the expected JSON (status {}): {e}",
+                self.status
+            ))
+        })
+    }
+
+    /// The URL of the `Link` entry with `rel="<rel>"`, looking through every
+    /// `Link` header line (providers send one per relation or one combined).
+    pub fn link(&self, rel: &str) -> Option<String> {
+        self.header_all("link")
+            .flat_map(parse_link_header)
+            .find(|(_, r)| r == rel)
+            .map(|(url, _)| url)
+    }
+
+    /// `Retry-After` in milliseconds (seconds form only; HTTP-date is rare
+    /// for APIs and falls back to `None`).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.header("retry-after")?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| (s * 1000.0) as u64)
+    }
+
+    /// A short, single-line excerpt of the body for error messages.
+    pub fn excerpt(&self) -> String {
+        let text = self.text();
+        let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        one_line.chars().take(300).collect()
+    }
+}
+
+/// Parses one `Link` header value into `(url, rel)` pairs.
+pub fn parse_link_header(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in split_links(value) {
+        let part = part.trim();
+        let Some(end) = part.find('>') else { continue };
+        if !part.starts_with('<') {
+            continue;
+        }
+        let url = part[1..end].to_string();
+        for param in part[end + 1..].split(';') {
+            let param = param.trim();
+            if let Some(v) = param.strip_prefix("rel=") {
+                for rel in v.trim_matches('"').split_whitespace() {
+                    out.push((url.clone(), rel.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+// Commas separate links but may also appear inside `<...>`.
+fn split_links(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = false;
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        match c {
+            '<' => depth = true,
+            '>' => depth = false,
+            ',' if !depth => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
+/// Appends query parameters to a URL, percent-encoding them.
+pub fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+    let mut url = Url::parse(base)
+        .map_err(|e| Error::invalid_config(format!("cannot build URL from {base:?}: {e}")))?;
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in params {
+            pairs.append_pair(k, v);
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// Sends a request and reads the response.
+pub fn send(req: Request) -> Result<Response, HttpError> {
+    let url = Url::parse(&req.url).map_err(|e| HttpError::Invalid(format!("{}: {e}", req.url)))?;
+    let entries: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&entries).map_err(|e| HttpError::Invalid(format!("{e:?}")))?;
+    let outgoing = OutgoingRequest::new(fields);
+    let method = match req.method {
+        Method::Get => WasiMethod::Get,
+        Method::Post => WasiMethod::Post,
+        Method::Put => WasiMethod::Put,
+        Method::Patch => WasiMethod::Patch,
+        Method::Delete => WasiMethod::Delete,
+        Method::Head => WasiMethod::Head,
+    };
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        other => Scheme::Other(other.to_string()),
+    };
+    let authority = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return Err(HttpError::Invalid(format!("{} has no host", req.url))),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let invalid = |what: &str| HttpError::Invalid(format!("{what} rejected for {}", req.url));
+    outgoing
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
+    outgoing
+        .set_authority(Some(&authority))
+        .map_err(|()| invalid("authority"))?;
+    outgoing
+        .set_path_with_query(Some(&path))
+        .map_err(|()| invalid("path"))?;
+
+    let body = outgoing.body().map_err(|()| invalid("body"))?;
+    let future = outgoing_handler::handle(outgoing, None).map_err(map_error)?;
+    {
+        let stream = body.write().map_err(|()| invalid("body stream"))?;
+        for chunk in req.body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| HttpError::Transport(format!("writing request body: {e:?}")))?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(map_error)?;
+
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(map_error(code)),
+        Some(Err(())) | None => {
+            return Err(HttpError::Transport("response future in a bad state".into()));
+        }
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|()| HttpError::Transport("response body unavailable".into()))?;
+    let mut bytes = Vec::new();
+    {
+        let stream = incoming
+            .stream()
+            .map_err(|()| HttpError::Transport("response body stream unavailable".into()))?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(HttpError::Transport(format!(
+                        "reading response body: {}",
+                        e.to_debug_string()
+                    )));
+                }
+            }
+        }
+    }
+    drop(IncomingBody::finish(incoming));
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+    })
+}
+
+fn map_error(code: ErrorCode) -> HttpError {
+    match code {
+        ErrorCode::HttpRequestDenied => HttpError::Denied,
+        ErrorCode::InternalError(Some(m)) => HttpError::Transport(m),
+        other => HttpError::Transport(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_separate_and_combined_links() {
+        let one = parse_link_header(r#"<https://a.okta.com/api/v1/logs?after=1>; rel="next""#);
+        assert_eq!(
+            one,
+            vec![(
+                "https://a.okta.com/api/v1/logs?after=1".to_string(),
+                "next".to_string()
+            )]
+        );
+        let both = parse_link_header(
+            r#"<https://x/?a=1,2>; rel="self", <https://x/?after=3>; rel="next""#,
+        );
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].0, "https://x/?a=1,2");
+        assert_eq!(both[1].1, "next");
+    }
+
+    #[test]
+    fn finds_next_across_header_lines() {
+        let r = Response {
+            status: 200,
+            headers: vec![
+                ("link".into(), "<https://x/self>; rel=\"self\"".into()),
+                ("Link".into(), "<https://x/next>; rel=\"next\"".into()),
+            ],
+            body: vec![],
+        };
+        assert_eq!(r.link("next").as_deref(), Some("https://x/next"));
+        assert_eq!(r.link("prev"), None);
+    }
+}

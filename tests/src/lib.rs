@@ -1,0 +1,1 @@
+//! Shared helpers for Ward end-to-end tests.

@@ -1,0 +1,24 @@
+//! Stand-ins for the SaaS APIs Ward's connectors talk to.
+//!
+//! Each stand-in is a real HTTPS server on loopback that answers under the
+//! provider's real hostname with a certificate from a run-time [`TestCa`], so
+//! a connector runs unmodified: the client only needs a DNS override to the
+//! stand-in's address and the CA as a trusted root. They serve both the
+//! integration tests and `ward demo`, and never read anything from outside
+//! this crate: all data is generated from a seed.
+//!
+//! - [`tls`]: the run-time certificate authority.
+//! - [`server`]: the HTTPS listener and the request log, fault plan and
+//!   rate-limit windows every stand-in uses.
+//! - [`okta`]: the Okta org stand-in.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod okta;
+pub mod server;
+mod synth;
+pub mod tls;
+
+pub use okta::{OktaConfig, OktaStandIn};
+pub use server::{Fault, RecordedRequest};
+pub use tls::{IssuedCert, TestCa};

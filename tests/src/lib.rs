@@ -1,1 +1,121 @@
-//! Shared helpers for Ward end-to-end tests.
+//! Shared set-up for Ward's end-to-end tests: real components built from
+//! `plugins/` and `tests/plugins/`, real HTTPS stand-ins on loopback under
+//! real host names, a real SQLite file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{any, get};
+use tempfile::TempDir;
+use ward_runtime::{EgressConfig, Plugin, Runtime, RuntimeConfig};
+use ward_standins::okta::{OktaConfig, OktaStandIn};
+use ward_standins::server::TlsServer;
+use ward_standins::tls::TestCa;
+use ward_store::{MasterKey, Store};
+
+/// The Okta connector component, built from `plugins/okta`.
+pub const OKTA_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_OKTA"));
+/// The hostile test connector, built from `tests/plugins/hostile`.
+pub const HOSTILE_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_HOSTILE"));
+
+/// Stand-ins, runtime and store for one test.
+pub struct Harness {
+    /// Test CA.
+    pub ca: TestCa,
+    /// Okta org stand-in at `ward-demo.okta.com`.
+    pub okta: OktaStandIn,
+    /// Reflects the `authorization` header it receives (`echo.ward.test`).
+    pub echo: TlsServer,
+    /// Answers 200 to anything and counts requests (`collector.ward.test`).
+    pub collector: TlsServer,
+    /// Requests the collector received.
+    pub collector_hits: Arc<AtomicUsize>,
+    /// The runtime, with resolve overrides to the stand-ins.
+    pub runtime: Runtime,
+    /// A SQLite store in a temp dir.
+    pub store: Store,
+    /// Keeps the temp dir alive.
+    pub dir: TempDir,
+}
+
+impl Harness {
+    /// Starts everything with the given Okta configuration.
+    pub async fn start(okta: OktaConfig) -> Harness {
+        let ca = TestCa::generate().unwrap();
+        let okta = OktaStandIn::start(okta, &ca).await.unwrap();
+        let echo_router = Router::new().route(
+            "/{*path}",
+            get(|headers: HeaderMap| async move {
+                headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            }),
+        );
+        let echo = TlsServer::start(echo_router, &ca.issue(&["echo.ward.test"]).unwrap())
+            .await
+            .unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let collector_router = Router::new().route(
+            "/{*path}",
+            any(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
+        let collector = TlsServer::start(
+            collector_router,
+            &ca.issue(&["collector.ward.test"]).unwrap(),
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            egress: EgressConfig {
+                resolve: BTreeMap::from([
+                    (okta.host(), okta.addr()),
+                    ("echo.ward.test".to_string(), echo.addr()),
+                    ("collector.ward.test".to_string(), collector.addr()),
+                ]),
+                extra_roots_pem: vec![ca.ca_pem().to_string()],
+                ..EgressConfig::default()
+            },
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let store = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate())
+            .await
+            .unwrap();
+        Harness {
+            ca,
+            okta,
+            echo,
+            collector,
+            collector_hits: hits,
+            runtime,
+            store,
+            dir,
+        }
+    }
+
+    /// Loads the Okta connector.
+    pub fn okta_plugin(&self) -> Arc<Plugin> {
+        self.runtime.load(OKTA_WASM).unwrap()
+    }
+
+    /// Loads the hostile connector.
+    pub fn hostile_plugin(&self) -> Arc<Plugin> {
+        self.runtime.load(HOSTILE_WASM).unwrap()
+    }
+}

@@ -257,9 +257,8 @@ impl Manifest {
             if !fields.insert(field.name.as_str()) {
                 return Err(self.invalid(format!("config field `{}` declared twice", field.name)));
             }
-            let re = anchored(&field.pattern).map_err(|e| {
-                self.invalid(format!("config field `{}` pattern: {e}", field.name))
-            })?;
+            let re = anchored(&field.pattern)
+                .map_err(|e| self.invalid(format!("config field `{}` pattern: {e}", field.name)))?;
             if let Some(default) = &field.default
                 && !re.is_match(default)
             {
@@ -376,10 +375,12 @@ impl Manifest {
             .iter()
             .map(|decl| {
                 let template = UrlTemplate::parse(&decl.url).map_err(|e| self.invalid(e))?;
-                let url = template.fill(config).map_err(|message| ManifestError::Config {
-                    key: self.key.clone(),
-                    message,
-                })?;
+                let url = template
+                    .fill(config)
+                    .map_err(|message| ManifestError::Config {
+                        key: self.key.clone(),
+                        message,
+                    })?;
                 HttpGrant::new(decl, &url).map_err(|message| ManifestError::Config {
                     key: self.key.clone(),
                     message,
@@ -422,7 +423,9 @@ impl UrlTemplate {
             return Err(format!("grant url {text} has no usable host"));
         }
         if text.contains('?') || text.contains('#') {
-            return Err(format!("grant url {text} must not contain a query or fragment"));
+            return Err(format!(
+                "grant url {text} must not contain a query or fragment"
+            ));
         }
         let template = UrlTemplate { text: text.into() };
         // Placeholders must be well-formed: every `{` closes before the next `{`.

@@ -70,7 +70,10 @@ pub fn build(workspace_root: &Path, packages: &[&str], env_prefix: &str) -> Resu
     for p in packages {
         let path = component_path(&target_dir, p);
         if !path.exists() {
-            return Err(format!("plugin {p} built but {} is missing", path.display()));
+            return Err(format!(
+                "plugin {p} built but {} is missing",
+                path.display()
+            ));
         }
         let name = p.to_ascii_uppercase().replace('-', "_");
         println!("cargo:rustc-env={env_prefix}{name}={}", path.display());

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use ward_manifest::{HttpGrant, Limits, Manifest};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -48,13 +50,13 @@ mod bindings {
 
 /// The contract's records, as the host sees them.
 pub mod types {
+    /// The contract's `error` variant: a failure the plugin reports.
+    pub use crate::bindings::ward::connector::types::Error as PluginError;
     pub use crate::bindings::ward::connector::types::{
         Actor, ActorKind, AuditPage, BasicCredentials, Check, ConfigEntry, Credentials, Event,
         Grant, OauthCode, Outcome, RateLimit, Secret, Target, TestReport, Timestamp, User,
         UserPage,
     };
-    /// The contract's `error` variant: a failure the plugin reports.
-    pub use crate::bindings::ward::connector::types::Error as PluginError;
 }
 
 use types::{AuditPage, ConfigEntry, Credentials, Grant, PluginError, TestReport, UserPage};
@@ -69,16 +71,22 @@ pub enum RuntimeError {
     #[error("runtime configuration error: {0}")]
     Config(String),
     /// The file is not a valid WebAssembly component.
-    #[error("plugin file is not a valid WebAssembly component: {0}; rebuild it with `cargo build --target wasm32-wasip2`")]
+    #[error(
+        "plugin file is not a valid WebAssembly component: {0}; rebuild it with `cargo build --target wasm32-wasip2`"
+    )]
     Malformed(String),
     /// The component carries no manifest section.
-    #[error("plugin has no `ward-manifest` custom section: build it with ward_sdk::export_connector! and a ward.toml next to Cargo.toml")]
+    #[error(
+        "plugin has no `ward-manifest` custom section: build it with ward_sdk::export_connector! and a ward.toml next to Cargo.toml"
+    )]
     NoManifest,
     /// The manifest is invalid.
     #[error(transparent)]
     Manifest(#[from] ward_manifest::ManifestError),
     /// The component imports something Ward does not provide.
-    #[error("plugin `{plugin}` imports `{interface}`, which Ward does not provide; connectors may import only wasi:http/outgoing-handler, ward:connector/log and the WASI base")]
+    #[error(
+        "plugin `{plugin}` imports `{interface}`, which Ward does not provide; connectors may import only wasi:http/outgoing-handler, ward:connector/log and the WASI base"
+    )]
     UnsupportedImport {
         /// Plugin key.
         plugin: String,
@@ -321,7 +329,8 @@ impl Runtime {
     fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, RuntimeError> {
         let engine = &self.inner.engine;
         let Some(dir) = &self.inner.cache_dir else {
-            return Component::new(engine, bytes).map_err(|e| RuntimeError::Malformed(format!("{e:#}")));
+            return Component::new(engine, bytes)
+                .map_err(|e| RuntimeError::Malformed(format!("{e:#}")));
         };
         use std::hash::{Hash, Hasher};
         let mut hasher = std::hash::DefaultHasher::new();
@@ -330,7 +339,9 @@ impl Runtime {
         if path.exists() {
             match deserialize_cached(engine, &path) {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable compiled-plugin cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compiled-plugin cache entry")
+                }
             }
         }
         let component =
@@ -487,7 +498,9 @@ pub enum CallError {
     #[error("{}", describe_plugin_error(.0))]
     Plugin(PluginError),
     /// The plugin used more CPU than its budget.
-    #[error("plugin `{plugin}` exceeded its CPU budget of {cpu_ms} ms during {op} and was stopped; if the provider's pages are legitimately heavy, the plugin vendor must raise limits.cpu_ms")]
+    #[error(
+        "plugin `{plugin}` exceeded its CPU budget of {cpu_ms} ms during {op} and was stopped; if the provider's pages are legitimately heavy, the plugin vendor must raise limits.cpu_ms"
+    )]
     CpuExceeded {
         /// Plugin key.
         plugin: String,
@@ -497,7 +510,9 @@ pub enum CallError {
         cpu_ms: u32,
     },
     /// The plugin tried to grow memory past its cap.
-    #[error("plugin `{plugin}` tried to use more than its {memory_mib} MiB memory cap during {op} and was stopped")]
+    #[error(
+        "plugin `{plugin}` tried to use more than its {memory_mib} MiB memory cap during {op} and was stopped"
+    )]
     MemoryExceeded {
         /// Plugin key.
         plugin: String,
@@ -717,7 +732,9 @@ impl Bound {
         };
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let budget = u64::from(self.limits.cpu_ms).div_ceil(TICK.as_millis() as u64).max(1);
+        let budget = u64::from(self.limits.cpu_ms)
+            .div_ceil(TICK.as_millis() as u64)
+            .max(1);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
@@ -773,19 +790,17 @@ impl Bound {
                 redactions += output::redact_error(&mut plugin_error, &self.redactor);
                 Err(CallError::Plugin(plugin_error))
             }
-            Ok(Ok(Ok(mut out))) => {
-                match output::check(&out, self.limits) {
-                    Err(message) => Err(CallError::OutputTooLarge {
-                        plugin: plugin_key.clone(),
-                        op: op_name,
-                        message,
-                    }),
-                    Ok(()) => {
-                        redactions += output::redact(&mut out, &self.redactor);
-                        Ok(out)
-                    }
+            Ok(Ok(Ok(mut out))) => match output::check(&out, self.limits) {
+                Err(message) => Err(CallError::OutputTooLarge {
+                    plugin: plugin_key.clone(),
+                    op: op_name,
+                    message,
+                }),
+                Ok(()) => {
+                    redactions += output::redact(&mut out, &self.redactor);
+                    Ok(out)
                 }
-            }
+            },
         };
 
         let state = store.into_data();
@@ -815,7 +830,12 @@ impl Bound {
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, plugin: &str, op: &'static str, limits: Limits) -> CallError {
+fn classify_trap(
+    error: &wasmtime::Error,
+    plugin: &str,
+    op: &'static str,
+    limits: Limits,
+) -> CallError {
     if error.downcast_ref::<CpuExceeded>().is_some() {
         return CallError::CpuExceeded {
             plugin: plugin.to_string(),
@@ -832,6 +852,11 @@ fn classify_trap(error: &wasmtime::Error, plugin: &str, op: &'static str, limits
     }
     let message = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => "stack overflow (unbounded recursion)".to_string(),
+        // Rust keeps its stack in linear memory: runaway recursion ends
+        // here rather than in a wasm stack overflow.
+        Some(wasmtime::Trap::MemoryOutOfBounds) => {
+            "out of bounds memory access (a plugin bug; runaway recursion overflowing the in-memory stack ends this way)".to_string()
+        }
         Some(trap) => format!("{trap}"),
         None => format!("{error:#}"),
     };

@@ -29,7 +29,12 @@ fn event_len(e: &Event) -> usize {
 }
 
 fn user_len(u: &User) -> usize {
-    u.id.len() + opt_len(&u.email) + opt_len(&u.login) + opt_len(&u.name) + opt_len(&u.status) + u.raw.len()
+    u.id.len()
+        + opt_len(&u.email)
+        + opt_len(&u.login)
+        + opt_len(&u.name)
+        + opt_len(&u.status)
+        + u.raw.len()
 }
 
 /// Enforces `page_items` and `output_bytes`.
@@ -42,7 +47,10 @@ pub(crate) fn check(out: &Out, limits: Limits) -> Result<(), String> {
         ),
         Out::Report(r) => (
             r.checks.len(),
-            r.checks.iter().map(|c| c.name.len() + c.message.len()).sum(),
+            r.checks
+                .iter()
+                .map(|c| c.name.len() + c.message.len())
+                .sum(),
         ),
         Out::Audit(p) => (
             p.events.len(),

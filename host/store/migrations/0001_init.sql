@@ -16,7 +16,10 @@ CREATE TABLE instances (
         CHECK (status IN ('connecting', 'connected', 'error', 'disabled')),
     status_message  TEXT,
     created_ms      BIGINT  NOT NULL,
-    last_success_ms BIGINT
+    last_success_ms BIGINT,
+    -- Events stored, maintained in the same transaction as the inserts so
+    -- status listings need no COUNT(*) over millions of rows.
+    event_count     BIGINT  NOT NULL DEFAULT 0
 );
 
 -- One row per instance holding the whole credential set as a single

@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use crate::model::page_limit;
 use crate::{
     AUDIT_STREAM, EventOrder, EventQuery, NewEvent, NewUser, Store, StoreError, StoredEvent,
-    StoredUser, USERS_STREAM, col, now_ms, to_u64, values_clause,
+    StoredUser, USERS_STREAM, col, now_ms, to_i64, to_u64, values_clause,
 };
 
 /// Rows per multi-row INSERT. 500 rows × 14 parameters stays far below
@@ -184,6 +184,14 @@ impl Store {
                 .map_err(StoreError::db_for(action, id))?;
             inserted += done.rows_affected();
         }
+        if inserted > 0 {
+            sqlx::query("UPDATE instances SET event_count = event_count + $1 WHERE id = $2")
+                .bind(to_i64(inserted))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+        }
         tx.commit().await.map_err(StoreError::db(action))?;
         Ok(inserted)
     }
@@ -248,17 +256,19 @@ impl Store {
         Ok(written)
     }
 
-    /// How many events the instance has stored.
+    /// How many events the instance has stored (0 for an unknown instance).
+    /// Reads a counter kept in step with inserts, so it is cheap to call for
+    /// every instance in a status listing.
     pub async fn event_count(&self, id: &str) -> Result<u64, StoreError> {
         self.count(
-            "SELECT COUNT(*) FROM events WHERE instance_id = $1",
+            "SELECT COALESCE((SELECT event_count FROM instances WHERE id = $1), 0)",
             id,
             "counting events",
         )
         .await
     }
 
-    /// How many users the instance has stored.
+    /// How many users the instance has stored (0 for an unknown instance).
     pub async fn user_count(&self, id: &str) -> Result<u64, StoreError> {
         self.count(
             "SELECT COUNT(*) FROM users WHERE instance_id = $1",

@@ -7,6 +7,17 @@ use ward_store::{
     AUDIT_STREAM, EventOrder, EventQuery, NewEvent, StoreError, StoredEvent, USERS_STREAM,
 };
 
+/// The event counter must always agree with the rows actually stored.
+async fn assert_counted(db: &TestDb, id: &str) {
+    let mut conn = raw(&db.path).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE instance_id = $1")
+        .bind(id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(db.store.event_count(id).await.unwrap(), rows as u64);
+}
+
 #[tokio::test]
 async fn same_page_twice_stores_once() {
     let db = open().await;
@@ -173,6 +184,7 @@ async fn twenty_thousand_events_in_twenty_pages() {
     }
     assert_eq!(total, 20_000);
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 20_000);
+    assert_counted(&db, &a.id).await;
     assert_eq!(
         db.store
             .cursor(&a.id, AUDIT_STREAM)
@@ -210,6 +222,7 @@ async fn concurrent_writers_all_commit() {
     }
     for id in ids {
         assert_eq!(db.store.event_count(&id).await.unwrap(), 1_000);
+        assert_counted(&db, &id).await;
     }
 }
 

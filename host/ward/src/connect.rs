@@ -33,12 +33,21 @@ pub enum ConnectError {
 }
 
 /// Binds a stored instance to its plugin with its decrypted secrets.
-pub async fn bind(store: &Store, plugin: &Arc<Plugin>, instance: &Instance) -> Result<Bound, ConnectError> {
+pub async fn bind(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    instance: &Instance,
+) -> Result<Bound, ConnectError> {
     let creds = store
         .credentials(&instance.id)
         .await?
         .ok_or_else(|| ConnectError::NoCredentials(instance.id.clone()))?;
-    Ok(plugin.bind(&instance.id, &instance.config, SecretSet::new(creds.secrets), None)?)
+    Ok(plugin.bind(
+        &instance.id,
+        &instance.config,
+        SecretSet::new(creds.secrets),
+        None,
+    )?)
 }
 
 /// Creates an instance from a grant: exchange, store credentials, test.
@@ -75,7 +84,11 @@ pub async fn connect(
         .put_credentials(
             &instance.id,
             &Credentials {
-                secrets: creds.secrets.into_iter().map(|s| (s.name, s.value)).collect(),
+                secrets: creds
+                    .secrets
+                    .into_iter()
+                    .map(|s| (s.name, s.value))
+                    .collect(),
                 expires_at_ms: creds.expires_at,
                 scopes: creds.scopes,
                 principal: creds.principal,
@@ -87,9 +100,16 @@ pub async fn connect(
         Ok(report) => report,
         Err(source) => {
             store
-                .set_status(&instance.id, InstanceStatus::Error, Some(&source.to_string()))
+                .set_status(
+                    &instance.id,
+                    InstanceStatus::Error,
+                    Some(&source.to_string()),
+                )
                 .await?;
-            return Err(ConnectError::Call { plugin: key, source });
+            return Err(ConnectError::Call {
+                plugin: key,
+                source,
+            });
         }
     };
     let failed: Vec<String> = report
@@ -104,7 +124,11 @@ pub async fn connect(
             .await?;
     } else {
         store
-            .set_status(&instance.id, InstanceStatus::Error, Some(&failed.join("; ")))
+            .set_status(
+                &instance.id,
+                InstanceStatus::Error,
+                Some(&failed.join("; ")),
+            )
             .await?;
     }
     let instance = store.instance(&instance.id).await?.unwrap_or(instance);

@@ -118,11 +118,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let since = now - i64::from(plugin.manifest().schedule.backfill_days) * 86_400_000;
     let bar = ProgressBar::new(((now - since) / 1000) as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "backfill [{bar:40}] {percent:>3}% {msg} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("backfill [{bar:40}] {percent:>3}% {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let stats = ingestor
         .sync_audit(since, |p| {
@@ -144,14 +142,20 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         events: store.event_count(&instance.id).await?,
         users: store.user_count(&instance.id).await?,
     };
-    println!("Data: {} (SQLite; table events, users, egress)", db.display());
+    println!(
+        "Data: {} (SQLite; table events, users, egress)",
+        db.display()
+    );
     println!("events: {}, users: {}", summary.events, summary.users);
     if opts.once {
         okta.shutdown().await;
         return Ok(summary);
     }
 
-    println!("Polling every {} s; new stand-in events arrive each round. Ctrl-C to stop.", opts.poll_secs);
+    println!(
+        "Polling every {} s; new stand-in events arrive each round. Ctrl-C to stop.",
+        opts.poll_secs
+    );
     let mut round = 0u64;
     loop {
         tokio::select! {

@@ -31,7 +31,9 @@ pub enum IngestError {
         source: CallError,
     },
     /// Transient failures went on past the retry budget.
-    #[error("instance {instance}: provider still failing after {attempts} attempts: {last}; Ward will try again at the next poll")]
+    #[error(
+        "instance {instance}: provider still failing after {attempts} attempts: {last}; Ward will try again at the next poll"
+    )]
     GaveUp {
         /// Instance id.
         instance: String,
@@ -187,7 +189,11 @@ impl Ingestor {
     }
 
     /// Records what the call sent out, whatever its result.
-    pub async fn record_egress(&self, call: &str, egress: &[EgressEntry]) -> Result<(), IngestError> {
+    pub async fn record_egress(
+        &self,
+        call: &str,
+        egress: &[EgressEntry],
+    ) -> Result<(), IngestError> {
         if egress.is_empty() {
             return Ok(());
         }
@@ -334,7 +340,11 @@ impl Ingestor {
                 .await?;
             stats.seen += page.users.len() as u64;
             let rows: Vec<NewUser> = page.users.into_iter().map(to_user).collect();
-            let next = if page.more { page.cursor.as_deref() } else { None };
+            let next = if page.more {
+                page.cursor.as_deref()
+            } else {
+                None
+            };
             stats.new += self
                 .store
                 .commit_users_page(&self.instance_id, &rows, next)

@@ -67,16 +67,20 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Inspect { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let section = ward_runtime::read_manifest_section(&bytes)?;
             let manifest = ward_manifest::Manifest::from_section(&section)?;
             let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
             let plugin = runtime.load(&bytes)?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                "digest": plugin.digest(),
-                "imports": plugin.imports(),
-                "manifest": manifest,
-            }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "digest": plugin.digest(),
+                    "imports": plugin.imports(),
+                    "manifest": manifest,
+                }))?
+            );
         }
     }
     Ok(())

@@ -31,7 +31,10 @@ const LOG_READER_ROLES: &[&str] = &[
 struct Okta;
 
 fn base(config: &Config) -> Result<String> {
-    Ok(format!("https://{}.okta.com/api/v1", config.require("domain")?))
+    Ok(format!(
+        "https://{}.okta.com/api/v1",
+        config.require("domain")?
+    ))
 }
 
 fn get(url: &str) -> Result<Response> {
@@ -164,8 +167,11 @@ fn email_like(value: Option<&String>) -> Option<String> {
 }
 
 fn map_event(raw: &RawValue) -> Result<Event> {
-    let e: LogEvent = serde_json::from_str(raw.get())
-        .map_err(|err| Error::internal(format!("Okta System Log event has an unexpected shape: {err}")))?;
+    let e: LogEvent = serde_json::from_str(raw.get()).map_err(|err| {
+        Error::internal(format!(
+            "Okta System Log event has an unexpected shape: {err}"
+        ))
+    })?;
     let actor = e.actor.unwrap_or_default();
     let client = e.client.unwrap_or_default();
     let outcome = match e.outcome.and_then(|o| o.result).as_deref() {
@@ -386,7 +392,10 @@ impl Connector for Okta {
             return Err(error_for(&response, "reading the System Log"));
         }
         let raw: Vec<Box<RawValue>> = response.json()?;
-        let events = raw.iter().map(|r| map_event(r)).collect::<Result<Vec<_>>>()?;
+        let events = raw
+            .iter()
+            .map(|r| map_event(r))
+            .collect::<Result<Vec<_>>>()?;
         // Polling mode always has a next link; without one (bounded queries,
         // proxies that drop headers) we stay where we are rather than lose
         // our place.
@@ -474,7 +483,14 @@ mod tests {
     #[test]
     fn refuses_foreign_cursor() {
         let config = Config::from_pairs([("domain", "acme")]);
-        assert!(check_cursor(&config, "https://acme.okta.com/api/v1/logs?after=1", "/logs").is_ok());
+        assert!(
+            check_cursor(
+                &config,
+                "https://acme.okta.com/api/v1/logs?after=1",
+                "/logs"
+            )
+            .is_ok()
+        );
         assert!(check_cursor(&config, "https://evil.example/api/v1/logs", "/logs").is_err());
     }
 }

@@ -324,7 +324,9 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return Err(map_error(code)),
         Some(Err(())) | None => {
-            return Err(HttpError::Transport("response future in a bad state".into()));
+            return Err(HttpError::Transport(
+                "response future in a bad state".into(),
+            ));
         }
     };
     let status = response.status();

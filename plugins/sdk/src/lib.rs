@@ -83,8 +83,9 @@ impl Config {
     /// The value of a field the manifest marks as required; an
     /// [`Error::InvalidConfig`] naming the field otherwise.
     pub fn require(&self, name: &str) -> Result<&str> {
-        self.get(name)
-            .ok_or_else(|| Error::invalid_config(format!("configuration field `{name}` is missing")))
+        self.get(name).ok_or_else(|| {
+            Error::invalid_config(format!("configuration field `{name}` is missing"))
+        })
     }
 }
 
@@ -200,7 +201,10 @@ macro_rules! export_connector {
                     config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
                     grant: $crate::Grant,
                 ) -> ::std::result::Result<$crate::Credentials, $crate::Error> {
-                    <$connector as $crate::Connector>::exchange(&$crate::Config::from_wit(config), grant)
+                    <$connector as $crate::Connector>::exchange(
+                        &$crate::Config::from_wit(config),
+                        grant,
+                    )
                 }
                 fn test(
                     config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
@@ -222,7 +226,10 @@ macro_rules! export_connector {
                     config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
                     cursor: ::std::option::Option<::std::string::String>,
                 ) -> ::std::result::Result<$crate::UserPage, $crate::Error> {
-                    <$connector as $crate::Connector>::fetch_users(&$crate::Config::from_wit(config), cursor)
+                    <$connector as $crate::Connector>::fetch_users(
+                &$crate::Config::from_wit(config),
+                        cursor,
+                    )
                 }
             }
 
@@ -233,8 +240,11 @@ macro_rules! export_connector {
             #[allow(unsafe_code)]
             #[unsafe(link_section = "ward-manifest")]
             #[used]
-            static WARD_MANIFEST: [u8; include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml")).len()] =
-                *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml"));
+            static WARD_MANIFEST: [u8; include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/ward.toml"
+            ))
+            .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml"));
         };
     };
 }

@@ -5,6 +5,26 @@
 //! (e.g. reqwest's `resolve`) and trusting the [`TestCa`] that issued its
 //! certificate. Links in responses use the real hostname without a port,
 //! exactly as Okta's do.
+//!
+//! Behaviour worth knowing when writing tests against it:
+//!
+//! - `GET /api/v1/logs` without `until` (and not `DESCENDING`) is a polling
+//!   query: persistence order, `since` defaulting to seven days ago, and a
+//!   `rel="next"` link on every page, empty ones included. With `until` (or
+//!   `DESCENDING`, bounded at now) it is a bounded query in `published`
+//!   order whose last page has no `next`. `after` cursors are opaque and
+//!   carry the query's filter; `since` with `after` is a 400. Events older
+//!   than 90 days are never returned; `since` older than 180 days is a 400
+//!   `E0000053`. `filter` understands `eventType eq "..."` (joined by `or`)
+//!   and rejects anything else with 400 rather than silently ignoring it.
+//! - `GET /api/v1/users` pages by user id (`after=2<last id>`, as recorded
+//!   from Okta), 200 per page, hiding `DEPROVISIONED` users unless `filter`
+//!   or `search` is given (`status eq "..."` is evaluated).
+//! - Every response carries `X-Rate-Limit-*` headers (counted per endpoint
+//!   family in one-minute windows) and an `x-okta-request-id`; errors use
+//!   Okta's `{errorCode, errorSummary, errorLink, errorId, errorCauses}`.
+//! - Scheduled faults are served before the token is checked, in the order
+//!   they were scheduled.
 
 mod api;
 mod cursor;

@@ -800,3 +800,10 @@ async fn a_hundred_thousand_events_start_fast_and_serve_big_pages() {
     assert!(cold < Duration::from_secs(2), "first page took {cold:?}");
     okta.shutdown().await;
 }
+
+#[test]
+fn handles_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<OktaStandIn>();
+    assert_send_sync::<TestCa>();
+}

@@ -114,11 +114,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -194,16 +198,16 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(*addr));
                 return Ok(addrs);
             }
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let (ok, refused): (Vec<_>, Vec<_>) =
                 found.into_iter().partition(|a| policy.permits(a.ip()));
             if ok.is_empty() {
                 return Err(Box::new(RestrictedAddress(format!(
                     "{host} resolves only to restricted addresses {:?}; refused (an operator may allow a range with egress.allow_private)",
                     refused.iter().map(|a| a.ip()).collect::<Vec<_>>()
-                ))) as Box<dyn std::error::Error + Send + Sync>);
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             let addrs: reqwest::dns::Addrs = Box::new(ok.into_iter());
             Ok(addrs)
@@ -231,7 +235,9 @@ pub struct EgressClient {
 
 impl std::fmt::Debug for EgressClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EgressClient").field("policy", &self.policy).finish()
+        f.debug_struct("EgressClient")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -340,7 +346,10 @@ impl HttpBroker {
     }
 
     /// The policy decision; `Err` carries the reason for the log.
-    fn authorize<B>(&mut self, request: &http::Request<B>) -> Result<usize, (Option<usize>, String)> {
+    fn authorize<B>(
+        &mut self,
+        request: &http::Request<B>,
+    ) -> Result<usize, (Option<usize>, String)> {
         self.requests += 1;
         if self.requests > self.limits.requests_per_call {
             return Err((
@@ -437,7 +446,9 @@ impl HttpBroker {
                 if self.secrets.get(&secret).is_none() {
                     return Err((
                         Some(index),
-                        format!("header {name} references secret `{secret}`, which this instance does not have"),
+                        format!(
+                            "header {name} references secret `{secret}`, which this instance does not have"
+                        ),
                     ));
                 }
             }
@@ -633,12 +644,24 @@ impl WasiHttpHooks for HttpBroker {
                     Ok(None) => break,
                     Err(e) => {
                         let (code, reason) = classify(&e);
-                        record(true, Some(reason), Some(status.as_u16()), sent, received.len() as u64);
+                        record(
+                            true,
+                            Some(reason),
+                            Some(status.as_u16()),
+                            sent,
+                            received.len() as u64,
+                        );
                         return Err(code);
                     }
                 }
             }
-            record(true, None, Some(status.as_u16()), sent, received.len() as u64);
+            record(
+                true,
+                None,
+                Some(status.as_u16()),
+                sent,
+                received.len() as u64,
+            );
             let mut out = http::Response::builder().status(status);
             for (name, value) in &headers {
                 if name == http::header::TRANSFER_ENCODING || name == http::header::CONNECTION {

@@ -191,7 +191,10 @@ mod tests {
     #[test]
     fn finds_and_substitutes_references() {
         let s = set();
-        assert_eq!(references("SSWS {{secret:api_token}}").unwrap(), vec!["api_token"]);
+        assert_eq!(
+            references("SSWS {{secret:api_token}}").unwrap(),
+            vec!["api_token"]
+        );
         assert_eq!(
             substitute("SSWS {{secret:api_token}}", &s).unwrap(),
             "SSWS 00abcDEF+/token"

@@ -1,0 +1,189 @@
+//! The Okta connector end to end: real component, real HTTPS stand-in,
+//! real SQLite file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ward::connect::connect;
+use ward::ingest::{Ingestor, Retry};
+use ward_runtime::CallError;
+use ward_runtime::types::{Grant, PluginError};
+use ward_standins::okta::OktaConfig;
+use ward_store::{EventQuery, InstanceStatus};
+use ward_tests::Harness;
+
+fn config() -> BTreeMap<String, String> {
+    BTreeMap::from([("domain".to_string(), "ward-demo".to_string())])
+}
+
+fn token() -> Grant {
+    Grant::ApiToken(OktaConfig::default().api_token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_25k_exactly_once_then_poll() {
+    let h = Harness::start(OktaConfig {
+        events: 25_000,
+        users: 450,
+        ..OktaConfig::default()
+    })
+    .await;
+    let plugin = h.okta_plugin();
+    let (instance, bound, report) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    assert!(report.checks.iter().all(|c| c.ok), "{report:?}");
+    assert_eq!(instance.status, InstanceStatus::Connected);
+    let ingestor = Ingestor {
+        store: h.store.clone(),
+        bound,
+        instance_id: instance.id.clone(),
+        retry: Retry::default(),
+    };
+    let since = now_ms() - 60 * 86_400_000;
+
+    let first = ingestor.sync_audit(since, |_| {}).await.unwrap();
+    assert_eq!(first.new, 25_000);
+    // 25 full pages, then the empty page that says "caught up".
+    assert_eq!(first.pages, 26);
+    let log_requests = h
+        .okta
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path_and_query.starts_with("/api/v1/logs?") && !r.path_and_query.contains("limit=1&")
+        })
+        .count();
+    assert!(log_requests >= 26);
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 25_000);
+
+    // Exactly the stand-in's events, each once.
+    let mut stored = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = h
+            .store
+            .events(
+                &instance.id,
+                &EventQuery {
+                    limit: 1000,
+                    after: after.clone(),
+                    ..EventQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|e| (e.time_ms, e.event_id.clone()));
+        for e in page {
+            assert!(stored.insert(e.event_id), "duplicate");
+        }
+    }
+    let expected: BTreeSet<String> = h.okta.event_ids().into_iter().collect();
+    assert_eq!(stored, expected);
+
+    // A second run finds nothing new.
+    let second = ingestor.sync_audit(since, |_| {}).await.unwrap();
+    assert_eq!(second.new, 0);
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 25_000);
+
+    // New events at the provider arrive on the next poll.
+    h.okta.append_events(321);
+    let third = ingestor.sync_audit(since, |_| {}).await.unwrap();
+    assert_eq!(third.new, 321);
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 25_321);
+
+    // Users: every non-deprovisioned user, across pages of 200.
+    let users = ingestor.sync_users().await.unwrap();
+    assert!(users.pages >= 2);
+    assert_eq!(h.store.user_count(&instance.id).await.unwrap(), users.seen);
+
+    // Egress log: every request recorded with status, no token value.
+    let egress = h.store.egress(&instance.id, 1000).await.unwrap();
+    assert!(egress.iter().all(|e| e.allowed && e.status == Some(200)));
+    let token = OktaConfig::default().api_token;
+    assert!(egress.iter().all(|e| !e.url.contains(&token)));
+}
+
+#[tokio::test]
+async fn rate_limit_is_waited_out_without_loss() {
+    let h = Harness::start(OktaConfig {
+        events: 3_000,
+        ..OktaConfig::default()
+    })
+    .await;
+    let plugin = h.okta_plugin();
+    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    let ingestor = Ingestor {
+        store: h.store.clone(),
+        bound,
+        instance_id: instance.id.clone(),
+        retry: Retry::default(),
+    };
+    h.okta.rate_limit_next(1, 1);
+    h.okta.fail_next(2, 503);
+    let stats = ingestor
+        .sync_audit(now_ms() - 60 * 86_400_000, |_| {})
+        .await
+        .unwrap();
+    assert!(stats.retries >= 3, "{stats:?}");
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 3_000);
+}
+
+#[tokio::test]
+async fn revoked_token_asks_for_reconnect() {
+    let h = Harness::start(OktaConfig::default()).await;
+    let plugin = h.okta_plugin();
+    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    h.okta.revoke_token();
+    match bound.test().await.result {
+        Err(CallError::Plugin(PluginError::Unauthorized(m))) => {
+            assert!(m.contains("E0000011") && m.contains("reconnect"), "{m}")
+        }
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+    let ingestor = Ingestor {
+        store: h.store.clone(),
+        bound,
+        instance_id: instance.id.clone(),
+        retry: Retry::default(),
+    };
+    let err = ingestor.sync_audit(0, |_| {}).await.unwrap_err();
+    assert!(err.needs_operator(), "{err}");
+}
+
+#[tokio::test]
+async fn admin_without_log_role_fails_the_check_with_advice() {
+    let h = Harness::start(OktaConfig {
+        admin_role: None,
+        ..OktaConfig::default()
+    })
+    .await;
+    let plugin = h.okta_plugin();
+    let (instance, _, report) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    let role = report
+        .checks
+        .iter()
+        .find(|c| c.name == "admin-role")
+        .unwrap();
+    assert!(!role.ok);
+    assert!(role.message.contains("Read-only Administrator"));
+    assert_eq!(instance.status, InstanceStatus::Error);
+    assert!(instance.status_message.unwrap().contains("admin-role"));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,307 @@
+//! Every denial and limit of the sandbox, exercised by a hostile plugin
+//! built from `tests/plugins/hostile`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ward_runtime::types::PluginError;
+use ward_runtime::{Bound, CallError, CallReport, Plugin, RuntimeError, SecretSet};
+use ward_store::NewInstance;
+use ward_tests::{HOSTILE_WASM, Harness, OKTA_WASM};
+
+const SECRET: &str = "hostile-secret-value-0123456789";
+
+fn bind(plugin: &Arc<Plugin>, attack: &str) -> Bound {
+    let config = BTreeMap::from([
+        ("domain".to_string(), "ward-demo".to_string()),
+        ("attack".to_string(), attack.to_string()),
+    ]);
+    let secrets = SecretSet::new(BTreeMap::from([(
+        "api_token".to_string(),
+        SECRET.to_string(),
+    )]));
+    plugin
+        .bind("hostile-instance", &config, secrets, None)
+        .unwrap()
+}
+
+async fn attack(h: &Harness, attack: &str) -> CallReport<ward_runtime::types::AuditPage> {
+    bind(&h.hostile_plugin(), attack).fetch_audit(0, None).await
+}
+
+fn denied<'a>(
+    report: &'a CallReport<ward_runtime::types::AuditPage>,
+) -> &'a ward_runtime::EgressEntry {
+    report
+        .egress
+        .iter()
+        .find(|e| !e.allowed)
+        .unwrap_or_else(|| panic!("no denied request in {:?}", report.egress))
+}
+
+fn plugin_error(report: &CallReport<ward_runtime::types::AuditPage>) -> String {
+    match &report.result {
+        Err(CallError::Plugin(e)) => format!("{e:?}"),
+        other => panic!("expected a plugin error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn request_outside_grants_is_denied_and_logged() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "outside").await;
+    let message = plugin_error(&report);
+    assert!(message.contains("denied by Ward's sandbox"), "{message}");
+    let entry = denied(&report);
+    assert!(
+        entry.url.starts_with("https://evil.example/steal"),
+        "{entry:?}"
+    );
+    assert!(
+        entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no grant covers https://evil.example:443/steal")
+    );
+
+    // The egress log in the store records it too.
+    let instance = h
+        .store
+        .create_instance(&NewInstance {
+            plugin_key: "hostile".into(),
+            plugin_version: "0.1.0".into(),
+            name: "hostile".into(),
+            config: BTreeMap::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let ingestor = ward::ingest::Ingestor {
+        store: h.store.clone(),
+        bound: bind(&h.hostile_plugin(), "outside"),
+        instance_id: instance.id.clone(),
+        retry: Default::default(),
+    };
+    let err = ingestor.sync_audit(0, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("denied"), "{err}");
+    let log = h.store.egress(&instance.id, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(!log[0].allowed);
+    assert_eq!(log[0].plugin_key, "hostile");
+    assert!(
+        log[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no grant covers")
+    );
+}
+
+#[tokio::test]
+async fn granted_host_with_wrong_method_or_path_is_denied() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "wrong-method").await;
+    plugin_error(&report);
+    assert!(
+        denied(&report)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("method POST is not allowed")
+    );
+
+    let report = attack(&h, "wrong-path").await;
+    plugin_error(&report);
+    assert!(
+        denied(&report)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no grant covers https://ward-demo.okta.com:443/oauth2/v1/clients")
+    );
+    assert!(h.okta.requests().is_empty(), "nothing reached the provider");
+}
+
+#[tokio::test]
+async fn secret_reference_to_unbound_host_is_refused() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "secret-wrong-host").await;
+    plugin_error(&report);
+    let reason = denied(&report).reason.clone().unwrap();
+    assert!(
+        reason.contains("secret `api_token`") && reason.contains("not bound"),
+        "{reason}"
+    );
+    assert_eq!(
+        h.collector_hits.load(Ordering::SeqCst),
+        0,
+        "the request never left"
+    );
+
+    let report = attack(&h, "secret-in-url").await;
+    plugin_error(&report);
+    assert!(
+        denied(&report)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("never in URLs")
+    );
+}
+
+#[tokio::test]
+async fn secret_echoed_into_outputs_is_redacted() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "echo-secret").await;
+    let page = report.result.as_ref().unwrap();
+    let everything = format!(
+        "{:?} {:?} {:?} {:?}",
+        page, report.logs, report.stdio, report.egress
+    );
+    assert!(!everything.contains(SECRET), "secret leaked: {everything}");
+    assert_eq!(page.events[0].id, "ev-[REDACTED:api_token]");
+    assert!(page.events[0].raw.contains("[REDACTED:api_token]"));
+    assert_eq!(page.cursor, "cursor-[REDACTED:api_token]");
+    assert!(report.logs[0].message.contains("[REDACTED:api_token]"));
+    assert!(report.stdio.contains("[REDACTED:api_token]"));
+    assert!(report.redactions >= 5, "{}", report.redactions);
+
+    let report = attack(&h, "echo-secret-error").await;
+    let message = plugin_error(&report);
+    assert!(!message.contains(SECRET));
+    assert!(message.contains("[REDACTED:api_token]"));
+}
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_by_cpu_deadline() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "loop").await;
+    match &report.result {
+        Err(CallError::CpuExceeded { cpu_ms, .. }) => assert_eq!(*cpu_ms, 500),
+        other => panic!("expected CPU deadline, got {other:?}"),
+    }
+    // Stopped by the CPU budget, well before the 5 s wall-clock timeout.
+    assert!(report.elapsed.as_millis() < 5_000, "{:?}", report.elapsed);
+}
+
+#[tokio::test]
+async fn unbounded_allocation_traps_at_memory_cap() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "alloc").await;
+    match &report.result {
+        Err(CallError::MemoryExceeded { memory_mib, .. }) => assert_eq!(*memory_mib, 32),
+        other => panic!("expected memory cap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deep_recursion_traps_with_stack_overflow() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "recursion").await;
+    match &report.result {
+        Err(CallError::Trap { message, .. }) => assert!(
+            message.contains("stack overflow") || message.contains("runaway recursion"),
+            "{message}"
+        ),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_keeps_serving_while_and_after_plugins_misbehave() {
+    let h = Harness::start(Default::default()).await;
+    let plugin = h.hostile_plugin();
+    let looping = bind(&plugin, "loop");
+    let benign = bind(&plugin, "benign");
+    // A benign call completes while another instance spins.
+    let (spin, ok) = tokio::join!(looping.fetch_audit(0, None), async {
+        let mut results = Vec::new();
+        for _ in 0..5 {
+            results.push(benign.fetch_audit(0, None).await.result);
+        }
+        results
+    });
+    assert!(matches!(spin.result, Err(CallError::CpuExceeded { .. })));
+    assert!(ok.iter().all(|r| r.is_ok()), "{ok:?}");
+    for bad in ["alloc", "recursion", "trap", "stdout-flood"] {
+        let report = attack(&h, bad).await;
+        assert!(report.result.is_err(), "{bad} should fail");
+    }
+    let after = benign.fetch_audit(0, None).await;
+    assert_eq!(after.result.unwrap().events[0].id, "ok-1");
+}
+
+#[tokio::test]
+async fn request_flood_is_capped_per_call() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "request-flood").await;
+    plugin_error(&report);
+    assert_eq!(report.egress.iter().filter(|e| e.allowed).count(), 5);
+    assert!(
+        denied(&report)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("per-call request limit of 5")
+    );
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn hostname_resolving_to_loopback_is_refused() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "private-dns").await;
+    let message = plugin_error(&report);
+    assert!(message.contains("DestinationIpProhibited"), "{message}");
+    let entry = report
+        .egress
+        .iter()
+        .find(|e| e.url.contains("localhost"))
+        .unwrap();
+    assert!(
+        entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("restricted addresses"),
+        "{entry:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_page_and_stdout_flood_are_contained() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "oversized").await;
+    match &report.result {
+        Err(CallError::OutputTooLarge { message, .. }) => {
+            assert!(message.contains("2000 items"), "{message}")
+        }
+        other => panic!("expected output limit, got {other:?}"),
+    }
+    let report = attack(&h, "stdout-flood").await;
+    assert!(report.result.is_err());
+    assert!(report.stdio.len() <= 2 * ward_runtime::caps::wasi::STDIO_CAPACITY);
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_components_are_rejected() {
+    let h = Harness::start(Default::default()).await;
+    match h.runtime.load(b"definitely not wasm") {
+        Err(RuntimeError::Malformed(_)) => {}
+        other => panic!("expected malformed, got {other:?}"),
+    }
+    let truncated = &OKTA_WASM[..OKTA_WASM.len() / 2];
+    let err = h.runtime.load(truncated).unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::Malformed(_) | RuntimeError::NoManifest),
+        "{err}"
+    );
+    // The untouched files still load.
+    h.runtime.load(OKTA_WASM).unwrap();
+    h.runtime.load(HOSTILE_WASM).unwrap();
+    let _ = PluginError::Internal(String::new());
+}

@@ -32,9 +32,7 @@ async fn attack(h: &Harness, attack: &str) -> CallReport<ward_runtime::types::Au
     bind(&h.hostile_plugin(), attack).fetch_audit(0, None).await
 }
 
-fn denied<'a>(
-    report: &'a CallReport<ward_runtime::types::AuditPage>,
-) -> &'a ward_runtime::EgressEntry {
+fn denied(report: &CallReport<ward_runtime::types::AuditPage>) -> &ward_runtime::EgressEntry {
     report
         .egress
         .iter()

@@ -227,13 +227,13 @@ macro_rules! export_connector {
                     cursor: ::std::option::Option<::std::string::String>,
                 ) -> ::std::result::Result<$crate::UserPage, $crate::Error> {
                     <$connector as $crate::Connector>::fetch_users(
-                &$crate::Config::from_wit(config),
+                        &$crate::Config::from_wit(config),
                         cursor,
                     )
                 }
             }
 
-            $crate::bindings::__export_wit!(WardGuestAdapter with_types_in $crate::bindings);
+    $crate::bindings::__export_wit!(WardGuestAdapter with_types_in $crate::bindings);
 
             // The manifest rides in the component itself so that inspection
             // never needs a second file that could drift from the code.

@@ -10,7 +10,7 @@
 //! capped. Every request, allowed or denied, lands in the egress log.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,7 +165,6 @@ pub fn is_restricted(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local, includes fd00:ec2::254
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
-                || v6 == Ipv6Addr::from(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped())
                 || (seg[0] == 0x64 && seg[1] == 0xff9b) // NAT64 can reach anything
         }
     }

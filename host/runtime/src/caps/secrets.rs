@@ -135,7 +135,7 @@ impl Redactor {
                 }
             }
         }
-        needles.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        needles.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
         Redactor { needles }
     }
 

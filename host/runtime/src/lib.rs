@@ -638,12 +638,20 @@ impl std::fmt::Debug for Bound {
 
 macro_rules! typed_call {
     ($self:ident, $op:expr, $variant:ident) => {{
-        let report = $self.call($op).await;
+        let op = $op;
+        let name = op.name();
+        let report = $self.call(op).await;
+        let plugin = $self.plugin.manifest.key.clone();
         CallReport {
-            result: report.result.map(|out| match out {
-                Out::$variant(v) => v,
-                // `call` returns the variant matching the op it was given.
-                _ => unreachable_variant(),
+            result: report.result.and_then(|out| match out {
+                Out::$variant(v) => Ok(v),
+                // `call` picks the variant from the op; a mismatch is a host
+                // bug, reported rather than trusted.
+                _ => Err(CallError::Trap {
+                    plugin,
+                    op: name,
+                    message: "host error: result does not match the call".into(),
+                }),
             }),
             egress: report.egress,
             logs: report.logs,
@@ -653,13 +661,6 @@ macro_rules! typed_call {
             elapsed: report.elapsed,
         }
     }};
-}
-
-#[allow(clippy::panic)]
-fn unreachable_variant() -> ! {
-    // Only reachable through a bug in this file's `call`, never through
-    // plugin behaviour: the variant is chosen by the host from the op.
-    panic!("ward-runtime: call returned the wrong output variant")
 }
 
 impl Bound {

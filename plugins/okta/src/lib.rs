@@ -13,7 +13,7 @@ use ward_sdk::http::{Request, Response, with_query};
 use ward_sdk::time::{format_rfc3339, now, parse_rfc3339};
 use ward_sdk::{
     Actor, ActorKind, AuditPage, Check, Config, Connector, Credentials, Error, Event, Grant,
-    Outcome, Result, Secret, Target, TestReport, Timestamp, User, UserPage, secret_ref,
+    Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
 };
 
 /// Okta's maximum page size for the System Log.
@@ -271,21 +271,7 @@ fn optional_time(value: Option<&str>) -> Option<Timestamp> {
 impl Connector for Okta {
     fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
         match grant {
-            Grant::ApiToken(token) => {
-                let token = token.trim().to_string();
-                if token.is_empty() {
-                    return Err(Error::invalid_config("the Okta API token is empty"));
-                }
-                Ok(Credentials {
-                    secrets: vec![Secret {
-                        name: "api_token".into(),
-                        value: token,
-                    }],
-                    expires_at: None,
-                    scopes: Vec::new(),
-                    principal: None,
-                })
-            }
+            Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
             _ => Err(Error::invalid_config(
                 "the Okta connector authenticates with an API token (SSWS): create one in Okta Admin > Security > API > Tokens",
             )),

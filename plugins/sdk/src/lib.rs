@@ -6,7 +6,7 @@
 //! `Cargo.toml`. The macro embeds the manifest into the component as the
 //! `ward-manifest` custom section, so the file Ward loads is self-describing.
 //!
-//! ```ignore
+//! ```text
 //! struct Acme;
 //! impl ward_sdk::Connector for Acme { /* ... */ }
 //! ward_sdk::export_connector!(Acme);
@@ -138,6 +138,27 @@ impl Check {
     }
 }
 
+impl Credentials {
+    /// Credentials holding one operator-entered token under `secret_name`
+    /// (the usual `exchange` of an API-token connector). An empty token is
+    /// refused so the operator hears about it at connect time.
+    pub fn from_token(secret_name: &str, token: &str) -> Result<Credentials> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(Error::invalid_config("the API token is empty"));
+        }
+        Ok(Credentials {
+            secrets: vec![Secret {
+                name: secret_name.to_string(),
+                value: token.to_string(),
+            }],
+            expires_at: None,
+            scopes: Vec::new(),
+            principal: None,
+        })
+    }
+}
+
 /// `{{secret:NAME}}`: the placeholder Ward replaces with a stored secret.
 pub fn secret_ref(name: &str) -> String {
     format!("{{{{secret:{name}}}}}")
@@ -233,10 +254,14 @@ macro_rules! export_connector {
                 }
             }
 
+            // Exports exist only in the component: a native build of the
+            // crate (for its unit tests) must not carry WIT-named symbols.
+            #[cfg(target_arch = "wasm32")]
     $crate::bindings::__export_wit!(WardGuestAdapter with_types_in $crate::bindings);
 
             // The manifest rides in the component itself so that inspection
             // never needs a second file that could drift from the code.
+            #[cfg(target_arch = "wasm32")]
             #[allow(unsafe_code)]
             #[unsafe(link_section = "ward-manifest")]
             #[used]

@@ -4,7 +4,7 @@
 use ward_sdk::http::Request;
 use ward_sdk::{
     Actor, ActorKind, AuditPage, Config, Connector, Credentials, Error, Event, Grant, Outcome,
-    Result, Secret, TestReport, UserPage, secret_ref,
+    Result, TestReport, UserPage, secret_ref,
 };
 
 struct Hostile;
@@ -49,15 +49,7 @@ fn learn_secret() -> Result<String> {
 impl Connector for Hostile {
     fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
         match grant {
-            Grant::ApiToken(token) => Ok(Credentials {
-                secrets: vec![Secret {
-                    name: "api_token".into(),
-                    value: token,
-                }],
-                expires_at: None,
-                scopes: Vec::new(),
-                principal: None,
-            }),
+            Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
             _ => Err(Error::invalid_config("token only")),
         }
     }

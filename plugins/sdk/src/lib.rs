@@ -202,74 +202,74 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
-        const _: () = {
-            #[doc(hidden)]
-            pub struct WardGuestAdapter;
+        // Public so that a native build of the crate (unit tests) treats the
+        // adapter, and through it the connector, as used.
+        #[doc(hidden)]
+        pub struct WardGuestAdapter;
 
-            impl $crate::__private::Guest for WardGuestAdapter {
-                fn auth_url(
-                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                    redirect_uri: ::std::string::String,
-                    state: ::std::string::String,
-                ) -> ::std::result::Result<::std::string::String, $crate::Error> {
-                    <$connector as $crate::Connector>::auth_url(
-                        &$crate::Config::from_wit(config),
-                        &redirect_uri,
-                        &state,
-                    )
-                }
-                fn exchange(
-                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                    grant: $crate::Grant,
-                ) -> ::std::result::Result<$crate::Credentials, $crate::Error> {
-                    <$connector as $crate::Connector>::exchange(
-                        &$crate::Config::from_wit(config),
-                        grant,
-                    )
-                }
-                fn test(
-                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                ) -> ::std::result::Result<$crate::TestReport, $crate::Error> {
-                    <$connector as $crate::Connector>::test(&$crate::Config::from_wit(config))
-                }
-                fn fetch_audit(
-                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                    since: $crate::Timestamp,
-                    cursor: ::std::option::Option<::std::string::String>,
-                ) -> ::std::result::Result<$crate::AuditPage, $crate::Error> {
-                    <$connector as $crate::Connector>::fetch_audit(
-                        &$crate::Config::from_wit(config),
-                        since,
-                        cursor,
-                    )
-                }
-                fn fetch_users(
-                    config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                    cursor: ::std::option::Option<::std::string::String>,
-                ) -> ::std::result::Result<$crate::UserPage, $crate::Error> {
-                    <$connector as $crate::Connector>::fetch_users(
-                        &$crate::Config::from_wit(config),
-                        cursor,
-                    )
-                }
+        impl $crate::__private::Guest for WardGuestAdapter {
+            fn auth_url(
+                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                redirect_uri: ::std::string::String,
+                state: ::std::string::String,
+            ) -> ::std::result::Result<::std::string::String, $crate::Error> {
+                <$connector as $crate::Connector>::auth_url(
+                    &$crate::Config::from_wit(config),
+                    &redirect_uri,
+                    &state,
+                )
             }
+            fn exchange(
+                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                grant: $crate::Grant,
+            ) -> ::std::result::Result<$crate::Credentials, $crate::Error> {
+                <$connector as $crate::Connector>::exchange(
+                    &$crate::Config::from_wit(config),
+                    grant,
+                )
+            }
+            fn test(
+                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+            ) -> ::std::result::Result<$crate::TestReport, $crate::Error> {
+                <$connector as $crate::Connector>::test(&$crate::Config::from_wit(config))
+            }
+            fn fetch_audit(
+                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                since: $crate::Timestamp,
+                cursor: ::std::option::Option<::std::string::String>,
+            ) -> ::std::result::Result<$crate::AuditPage, $crate::Error> {
+                <$connector as $crate::Connector>::fetch_audit(
+                    &$crate::Config::from_wit(config),
+                    since,
+                    cursor,
+                )
+            }
+            fn fetch_users(
+                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                cursor: ::std::option::Option<::std::string::String>,
+            ) -> ::std::result::Result<$crate::UserPage, $crate::Error> {
+                <$connector as $crate::Connector>::fetch_users(
+                    &$crate::Config::from_wit(config),
+                    cursor,
+                )
+            }
+        }
 
-            // Exports exist only in the component: a native build of the
-            // crate (for its unit tests) must not carry WIT-named symbols.
-            #[cfg(target_arch = "wasm32")]
-    $crate::bindings::__export_wit!(WardGuestAdapter with_types_in $crate::bindings);
+        // Exports exist only in the component: a native build of the
+        // crate (for its unit tests) must not carry WIT-named symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_wit!(WardGuestAdapter with_types_in $crate::bindings);
 
-            // The manifest rides in the component itself so that inspection
-            // never needs a second file that could drift from the code.
-            #[cfg(target_arch = "wasm32")]
-            #[allow(unsafe_code)]
-            #[unsafe(link_section = "ward-manifest")]
-            #[used]
-            static WARD_MANIFEST: [u8; include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/ward.toml"
-            ))
-            .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml"));
-        };
+        // The manifest rides in the component itself so that inspection
+        // never needs a second file that could drift from the code.
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        #[unsafe(link_section = "ward-manifest")]
+        #[used]
+        static WARD_MANIFEST: [u8; include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ward.toml"
+        ))
+        .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml"));
     };
 }

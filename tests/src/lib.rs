@@ -63,16 +63,28 @@ impl Harness {
             .unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
-        let collector_router = Router::new().route(
-            "/{*path}",
-            any(move || {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    "ok"
-                }
-            }),
-        );
+        let collector_router = Router::new()
+            .route(
+                "/redirect",
+                get(|| async {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [("location", "https://evil.example/landing")],
+                        "",
+                    )
+                }),
+            )
+            .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/{*path}",
+                any(move || {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        "ok"
+                    }
+                }),
+            );
         let collector = TlsServer::start(
             collector_router,
             &ca.issue(&["collector.ward.test"]).unwrap(),

@@ -40,6 +40,14 @@ fn denied(report: &CallReport<ward_runtime::types::AuditPage>) -> &ward_runtime:
         .unwrap_or_else(|| panic!("no denied request in {:?}", report.egress))
 }
 
+fn assert_denied(report: &CallReport<ward_runtime::types::AuditPage>, needle: &str) {
+    let reason = denied(report).reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(needle),
+        "{reason:?} does not mention {needle:?}"
+    );
+}
+
 fn plugin_error(report: &CallReport<ward_runtime::types::AuditPage>) -> String {
     match &report.result {
         Err(CallError::Plugin(e)) => format!("{e:?}"),
@@ -104,22 +112,13 @@ async fn granted_host_with_wrong_method_or_path_is_denied() {
     let h = Harness::start(Default::default()).await;
     let report = attack(&h, "wrong-method").await;
     plugin_error(&report);
-    assert!(
-        denied(&report)
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("method POST is not allowed")
-    );
+    assert_denied(&report, "method POST is not allowed");
 
     let report = attack(&h, "wrong-path").await;
     plugin_error(&report);
-    assert!(
-        denied(&report)
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("no grant covers https://ward-demo.okta.com:443/oauth2/v1/clients")
+    assert_denied(
+        &report,
+        "no grant covers https://ward-demo.okta.com:443/oauth2/v1/clients",
     );
     assert!(h.okta.requests().is_empty(), "nothing reached the provider");
 }
@@ -142,13 +141,7 @@ async fn secret_reference_to_unbound_host_is_refused() {
 
     let report = attack(&h, "secret-in-url").await;
     plugin_error(&report);
-    assert!(
-        denied(&report)
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("never in URLs")
-    );
+    assert_denied(&report, "never in URLs");
 }
 
 #[tokio::test]
@@ -239,13 +232,7 @@ async fn request_flood_is_capped_per_call() {
     let report = attack(&h, "request-flood").await;
     plugin_error(&report);
     assert_eq!(report.egress.iter().filter(|e| e.allowed).count(), 5);
-    assert!(
-        denied(&report)
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("per-call request limit of 5")
-    );
+    assert_denied(&report, "per-call request limit of 5");
     assert_eq!(h.collector_hits.load(Ordering::SeqCst), 5);
 }
 
@@ -302,4 +289,58 @@ async fn malformed_and_truncated_components_are_rejected() {
     h.runtime.load(OKTA_WASM).unwrap();
     h.runtime.load(HOSTILE_WASM).unwrap();
     let _ = PluginError::Internal(String::new());
+}
+
+#[tokio::test]
+async fn redirects_are_returned_not_followed() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "redirect").await;
+    let cursor = report.result.as_ref().unwrap().cursor.clone();
+    // The plugin saw the 302 itself; its attempt to follow it to an
+    // ungranted host was denied.
+    assert!(cursor.starts_with("302 Err(Denied)"), "{cursor}");
+    assert_eq!(report.egress.len(), 2);
+    assert_eq!(report.egress[0].status, Some(302));
+    assert!(report.egress[0].allowed);
+    assert_denied(&report, "no grant covers https://evil.example:443/landing");
+}
+
+#[tokio::test]
+async fn response_body_over_the_cap_is_cut_off() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "big-response").await;
+    let message = plugin_error(&report);
+    assert!(message.contains("HttpResponseBodySize"), "{message}");
+    let entry = &report.egress[0];
+    assert!(
+        entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("larger than 1048576 bytes"),
+        "{entry:?}"
+    );
+    assert!(entry.bytes_received <= 1_048_576);
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_by_digest() {
+    let h = Harness::start(Default::default()).await;
+    let first = h.hostile_plugin();
+    let cache = h.dir.path().join("cache");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|n| n.starts_with(first.digest()) && n.ends_with(".cwasm")),
+        "{entries:?}"
+    );
+    // A second load (from the cache) runs the same code.
+    let second = h.hostile_plugin();
+    assert_eq!(second.digest(), first.digest());
+    let report = bind(&second, "benign").fetch_audit(0, None).await;
+    assert_eq!(report.result.unwrap().events[0].id, "ok-1");
 }

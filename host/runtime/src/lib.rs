@@ -715,6 +715,9 @@ impl Bound {
             inner.egress.clone(),
             self.grants.clone(),
             self.secrets.clone(),
+            // Built once at bind time: the needle list (with encodings) is
+            // not free and is the same for every call of the instance.
+            self.redactor.clone(),
             self.limits,
             &plugin_key,
             &self.instance_id,

@@ -297,6 +297,7 @@ impl HttpBroker {
         client: EgressClient,
         grants: Arc<Vec<HttpGrant>>,
         secrets: SecretSet,
+        redactor: Redactor,
         limits: Limits,
         plugin: &str,
         instance: &str,
@@ -304,7 +305,7 @@ impl HttpBroker {
         HttpBroker {
             client,
             grants,
-            redactor: secrets.redactor(),
+            redactor,
             secrets,
             limits,
             requests: 0,

@@ -129,6 +129,19 @@ impl Connector for Hostile {
                 Request::get("https://localhost/latest/meta-data/").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))
             }
+            "redirect" => {
+                // The host hands the 3xx back; following it is the plugin's
+                // choice, and the target must be granted like any other URL.
+                let first = Request::get("https://collector.ward.test/redirect").send()?;
+                let location = first.header("location").unwrap_or_default().to_string();
+                let status = first.status;
+                let followed = Request::get(location).send();
+                Ok(page(Vec::new(), format!("{status} {followed:?}")))
+            }
+            "big-response" => {
+                Request::get("https://collector.ward.test/big").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
             "request-flood" => {
                 for _ in 0..100 {
                     Request::get("https://collector.ward.test/ping").send()?;

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ward::connect::connect;
-use ward::ingest::{Ingestor, Retry};
+use ward_daemon::connect::connect;
+use ward_daemon::ingest::{Ingestor, Retry};
 use ward_runtime::CallError;
 use ward_runtime::types::{Grant, PluginError};
 use ward_standins::okta::OktaConfig;

@@ -86,7 +86,7 @@ async fn request_outside_grants_is_denied_and_logged() {
         })
         .await
         .unwrap();
-    let ingestor = ward::ingest::Ingestor {
+    let ingestor = ward_daemon::ingest::Ingestor {
         store: h.store.clone(),
         bound: bind(&h.hostile_plugin(), "outside"),
         instance_id: instance.id.clone(),

@@ -14,8 +14,8 @@ use ward_standins::okta::{OktaConfig, OktaStandIn};
 use ward_standins::tls::TestCa;
 use ward_store::{MasterKey, Store};
 
-use crate::connect::connect;
-use crate::ingest::{Ingestor, Retry};
+use ward_daemon::connect::connect;
+use ward_daemon::ingest::{Ingestor, Retry};
 
 /// Options of `ward demo`.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         },
         ..RuntimeConfig::default()
     })?;
-    let bytes = crate::bundled::get("okta").context("the okta connector is not bundled")?;
+    let bytes = ward_daemon::bundled::get("okta").context("the okta connector is not bundled")?;
     let plugin = runtime.load(bytes)?;
 
     // A demo starts from an empty store so its numbers mean something.

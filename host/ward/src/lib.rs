@@ -1,11 +1,6 @@
-//! Ward: the daemon and CLI around the plugin runtime.
+//! Ward's command-line front end: the `ward` binary's subcommands that are
+//! more than a call into [`ward_daemon`] or [`ward_api`].
 //!
-//! - [`bundled`]: the connectors compiled into this binary.
-//! - [`ingest`]: pulling pages from a bound plugin into the store, with
-//!   exactly-once commits, rate-limit waits and transient-error backoff.
 //! - [`demo`]: `ward demo`, the bundled connectors against local stand-ins.
 
-pub mod bundled;
-pub mod connect;
 pub mod demo;
-pub mod ingest;

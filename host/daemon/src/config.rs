@@ -1,0 +1,212 @@
+//! The daemon's configuration file (`ward serve --config ward.toml`).
+//!
+//! Every key has a default, so an empty file (or none) runs a daemon on the
+//! embedded SQLite store under `./ward-data`. Keys are documented in the
+//! README's Configuration section; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("configuration {path} is invalid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (toml names the key and line).
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database, master key, compile cache and
+    /// generated API secrets.
+    pub data_dir: PathBuf,
+    /// REST API settings.
+    pub api: ApiConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Outbound HTTP settings for every plugin.
+    pub egress: EgressSettings,
+    /// Plugin installation and trust.
+    pub plugins: PluginsConfig,
+    /// Operator policy per plugin key: narrows what the manifest asks.
+    pub policy: BTreeMap<String, toml::Value>,
+    /// Scheduler settings.
+    pub scheduler: SchedulerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("ward-data"),
+            api: ApiConfig::default(),
+            store: StoreConfig::default(),
+            egress: EgressSettings::default(),
+            plugins: PluginsConfig::default(),
+            policy: BTreeMap::new(),
+            scheduler: SchedulerConfig::default(),
+        }
+    }
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the API and console listen on.
+    pub listen: SocketAddr,
+    /// The URL operators and providers reach the daemon at; OAuth callbacks
+    /// default to `<public_url>/oauth/callback`.
+    pub public_url: Option<String>,
+    /// SHA-256 (hex) of the `User` secret. When absent, the daemon
+    /// generates both secrets on first start, writes them to
+    /// `<data_dir>/api-secrets.toml` (mode 0600) and keeps only the hashes.
+    pub user_secret_sha256: Option<String>,
+    /// SHA-256 (hex) of the `Organization` secret.
+    pub organization_secret_sha256: Option<String>,
+    /// How long an OAuth `state` stays valid, in seconds.
+    pub oauth_state_ttl_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8420)),
+            public_url: None,
+            user_secret_sha256: None,
+            organization_secret_sha256: None,
+            oauth_state_ttl_secs: 600,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://…`; default `<data_dir>/ward.db`.
+    pub url: Option<String>,
+    /// File holding the 32-byte master key (base64); default
+    /// `<data_dir>/master.key`, created on first start.
+    pub key_file: Option<PathBuf>,
+    /// Environment variable holding the master key instead of a file.
+    pub key_env: Option<String>,
+}
+
+/// `[egress]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSettings {
+    /// Host name → `ip:port` overrides.
+    pub resolve: BTreeMap<String, SocketAddr>,
+    /// PEM files of extra CA roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Restricted address ranges (CIDR) plugins may reach anyway.
+    pub allow_private: Vec<String>,
+    /// Connect timeout in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for EgressSettings {
+    fn default() -> Self {
+        EgressSettings {
+            resolve: BTreeMap::new(),
+            ca_files: Vec::new(),
+            allow_private: Vec::new(),
+            connect_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[plugins]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Load the connectors bundled in the binary.
+    pub bundled: bool,
+    /// Directories scanned for `*.wasm` plugins (with `*.wasm.minisig`).
+    pub dirs: Vec<PathBuf>,
+    /// Public keys (minisign format, the base64 line) whose signatures are
+    /// trusted.
+    pub trusted_keys: Vec<String>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            bundled: true,
+            dirs: Vec::new(),
+            trusted_keys: Vec::new(),
+        }
+    }
+}
+
+/// `[scheduler]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Plugin calls running at once across all instances.
+    pub max_concurrent_calls: usize,
+    /// Attempts per page on transient errors before the instance waits
+    /// for its next poll.
+    pub retry_attempts: u32,
+    /// First backoff delay in milliseconds (doubles, with jitter).
+    pub backoff_base_ms: u64,
+    /// Longest backoff delay in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Override of every plugin's poll interval, in seconds (0: use the
+    /// plugin's).
+    pub poll_interval_secs: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrent_calls: 16,
+            retry_attempts: 8,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            poll_interval_secs: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}

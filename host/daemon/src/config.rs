@@ -178,6 +178,10 @@ pub struct SchedulerConfig {
     /// Override of every plugin's poll interval, in seconds (0: use the
     /// plugin's).
     pub poll_interval_secs: u64,
+    /// Seconds between reads of each instance's user directory.
+    pub users_interval_secs: u64,
+    /// Seconds a shutdown waits for in-flight pages to commit.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -188,6 +192,8 @@ impl Default for SchedulerConfig {
             backoff_base_ms: 500,
             backoff_max_ms: 60_000,
             poll_interval_secs: 0,
+            users_interval_secs: 3600,
+            shutdown_grace_secs: 20,
         }
     }
 }

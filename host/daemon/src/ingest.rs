@@ -5,12 +5,16 @@
 //! provider event id), so a crash between any two steps loses nothing and
 //! duplicates nothing: the next run resumes from the last committed cursor.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, User};
 use ward_runtime::{Bound, CallError, CallReport, EgressEntry};
 use ward_store::{EgressRecord, NewEvent, NewUser, Store, StoreError};
+
+use crate::budget::RateBudget;
 
 /// Cursor stream names in the store.
 pub const AUDIT: &str = "audit";
@@ -41,6 +45,13 @@ pub enum IngestError {
         attempts: u32,
         /// The last error.
         last: CallError,
+    },
+    /// The sync was asked to stop (shutdown, instance disabled or
+    /// deleted) between two pages; everything committed so far stays.
+    #[error("instance {instance}: stopped")]
+    Cancelled {
+        /// Instance id.
+        instance: String,
     },
     /// The store failed.
     #[error("instance {instance}: store error: {source}")]
@@ -115,6 +126,86 @@ pub struct Progress {
     pub stats: SyncStats,
     /// Time of the newest event of the page, if any.
     pub newest_ms: Option<i64>,
+}
+
+/// Why a sync is waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// The provider said to slow down (`Retry-After`, reset headers).
+    RateLimited,
+    /// A transient failure; exponential backoff with jitter.
+    Backoff,
+}
+
+/// Called when a sync starts waiting, with the reason and the delay.
+pub type WaitHook = Arc<dyn Fn(WaitReason, Duration) + Send + Sync>;
+
+/// How a sync shares its tenant's rate budget and learns that it must stop.
+/// The default paces nothing and never stops (tests, one-shot tools).
+#[derive(Clone, Default)]
+pub struct Pace {
+    /// The (provider, tenant) budget every call draws from.
+    pub budget: Option<Arc<RateBudget>>,
+    /// Cancelled on shutdown or when the instance is stopped: the sync ends
+    /// before the next call; a page already fetched is still committed.
+    pub cancel: Option<CancellationToken>,
+    /// Told about every wait (for status and progress).
+    pub on_wait: Option<WaitHook>,
+}
+
+impl std::fmt::Debug for Pace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pace")
+            .field("budget", &self.budget)
+            .field("cancellable", &self.cancel.is_some())
+            .finish()
+    }
+}
+
+impl Pace {
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
+
+    /// Sleeps `d` unless cancelled first; `false` when cancelled.
+    async fn sleep(&self, d: Duration) -> bool {
+        match &self.cancel {
+            Some(cancel) => tokio::select! {
+                _ = cancel.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            },
+            None => {
+                tokio::time::sleep(d).await;
+                true
+            }
+        }
+    }
+
+    /// Waits for the budget; `false` when cancelled first.
+    async fn ready(&self) -> bool {
+        if self.cancelled() {
+            return false;
+        }
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        let hint = budget.wait_hint();
+        if hint > Duration::from_millis(50)
+            && let Some(hook) = &self.on_wait
+        {
+            hook(WaitReason::RateLimited, hint);
+        }
+        match &self.cancel {
+            Some(cancel) => tokio::select! {
+                _ = cancel.cancelled() => false,
+                _ = budget.acquire() => true,
+            },
+            None => {
+                budget.acquire().await;
+                true
+            }
+        }
+    }
 }
 
 /// One instance's plugin and store handle.
@@ -242,9 +333,16 @@ impl Ingestor {
         }
     }
 
+    fn cancelled(&self) -> IngestError {
+        IngestError::Cancelled {
+            instance: self.instance_id.clone(),
+        }
+    }
+
     async fn with_retries<T, F, Fut>(
         &self,
         call: &str,
+        pace: &Pace,
         stats: &mut SyncStats,
         mut f: F,
     ) -> Result<T, IngestError>
@@ -254,7 +352,13 @@ impl Ingestor {
     {
         let mut attempt = 0;
         loop {
+            if !pace.ready().await {
+                return Err(self.cancelled());
+            }
             let report = f().await;
+            if let Some(budget) = &pace.budget {
+                budget.charge(report.egress.len().saturating_sub(1));
+            }
             self.record_egress(call, &report.egress).await?;
             match report.result {
                 Ok(v) => return Ok(v),
@@ -264,7 +368,26 @@ impl Ingestor {
                         Some(delay) if attempt < self.retry.attempts => {
                             tracing::info!(instance = %self.instance_id, %error, delay_ms = delay.as_millis() as u64, "retrying");
                             stats.retries += 1;
-                            tokio::time::sleep(delay).await;
+                            let reason = if matches!(
+                                error,
+                                CallError::Plugin(PluginError::RateLimited(_))
+                            ) {
+                                WaitReason::RateLimited
+                            } else {
+                                WaitReason::Backoff
+                            };
+                            if let Some(hook) = &pace.on_wait {
+                                hook(reason, delay);
+                            }
+                            match (&pace.budget, reason) {
+                                // The whole tenant waits, not just this instance.
+                                (Some(budget), WaitReason::RateLimited) => budget.block_for(delay),
+                                _ => {
+                                    if !pace.sleep(delay).await {
+                                        return Err(self.cancelled());
+                                    }
+                                }
+                            }
                         }
                         Some(_) => {
                             return Err(IngestError::GaveUp {
@@ -291,6 +414,18 @@ impl Ingestor {
     pub async fn sync_audit(
         &self,
         since_ms: i64,
+        progress: impl FnMut(Progress),
+    ) -> Result<SyncStats, IngestError> {
+        self.sync_audit_with(since_ms, &Pace::default(), progress)
+            .await
+    }
+
+    /// [`Ingestor::sync_audit`] drawing on a rate budget and stoppable
+    /// between pages.
+    pub async fn sync_audit_with(
+        &self,
+        since_ms: i64,
+        pace: &Pace,
         mut progress: impl FnMut(Progress),
     ) -> Result<SyncStats, IngestError> {
         let mut stats = SyncStats::default();
@@ -301,7 +436,7 @@ impl Ingestor {
                 .await
                 .map_err(|e| self.store_err(e))?;
             let page = self
-                .with_retries("fetch-audit", &mut stats, || {
+                .with_retries("fetch-audit", pace, &mut stats, || {
                     self.bound.fetch_audit(since_ms, cursor.as_deref())
                 })
                 .await?;
@@ -326,6 +461,12 @@ impl Ingestor {
     /// Reads the whole user listing, committing page by page; an
     /// interrupted listing resumes from its stored cursor.
     pub async fn sync_users(&self) -> Result<SyncStats, IngestError> {
+        self.sync_users_with(&Pace::default()).await
+    }
+
+    /// [`Ingestor::sync_users`] drawing on a rate budget and stoppable
+    /// between pages.
+    pub async fn sync_users_with(&self, pace: &Pace) -> Result<SyncStats, IngestError> {
         let mut stats = SyncStats::default();
         loop {
             let cursor = self
@@ -334,7 +475,7 @@ impl Ingestor {
                 .await
                 .map_err(|e| self.store_err(e))?;
             let page = self
-                .with_retries("fetch-users", &mut stats, || {
+                .with_retries("fetch-users", pace, &mut stats, || {
                     self.bound.fetch_users(cursor.as_deref())
                 })
                 .await?;

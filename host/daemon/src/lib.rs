@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+pub mod budget;
 pub mod bundled;
 pub mod config;
 pub mod connect;
@@ -43,4 +44,117 @@ impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon").finish_non_exhaustive()
     }
+}
+
+/// Why a daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}; check the `data_dir` setting")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setting cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] ward_store::StoreError),
+    /// The runtime could not be set up.
+    #[error(transparent)]
+    Runtime(#[from] ward_runtime::RuntimeError),
+    /// The plugins could not be loaded.
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+}
+
+impl Daemon {
+    /// Opens the store, sets up the runtime and loads the plugins the
+    /// configuration names. Workers are not started: call
+    /// `daemon.scheduler.resume_all()` when the daemon should begin work.
+    pub async fn open(config: Config) -> Result<Daemon, DaemonError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let key = match &config.store.key_env {
+            Some(var) => ward_store::MasterKey::from_env(var)?,
+            None => ward_store::MasterKey::load_or_create(
+                &config
+                    .store
+                    .key_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("master.key")),
+            )?,
+        };
+        let db = match config.store.url.as_deref() {
+            None => data_dir.join("ward.db"),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) => std::path::PathBuf::from(path),
+                None => {
+                    return Err(DaemonError::Config(format!(
+                        "store.url {url:?} is not supported by this build: use sqlite://PATH (PostgreSQL support is not implemented yet)"
+                    )));
+                }
+            },
+        };
+        let store = ward_store::Store::open_sqlite(&db, key).await?;
+        let runtime = ward_runtime::Runtime::new(runtime_config(&config)?)?;
+        let registry = Arc::new(if config.plugins.bundled {
+            Registry::bundled(&runtime)?
+        } else {
+            Registry::default()
+        });
+        let config = Arc::new(config);
+        let scheduler = Scheduler::new(store.clone(), registry.clone(), config.clone());
+        Ok(Daemon {
+            store,
+            runtime,
+            registry,
+            scheduler,
+            config,
+        })
+    }
+
+    /// Stops every worker (in-flight pages commit or roll back) and closes
+    /// the store.
+    pub async fn shutdown(&self) {
+        let grace = std::time::Duration::from_secs(self.config.scheduler.shutdown_grace_secs);
+        if !self.scheduler.shutdown(grace).await {
+            tracing::warn!(
+                "some workers did not stop within {}s; their uncommitted pages roll back",
+                grace.as_secs()
+            );
+        }
+        self.store.close().await;
+    }
+}
+
+/// The runtime settings a configuration asks for.
+pub fn runtime_config(config: &Config) -> Result<ward_runtime::RuntimeConfig, DaemonError> {
+    let mut roots = Vec::new();
+    for file in &config.egress.ca_files {
+        roots.push(std::fs::read_to_string(file).map_err(|e| {
+            DaemonError::Config(format!(
+                "egress.ca_files: cannot read {}: {e}",
+                file.display()
+            ))
+        })?);
+    }
+    Ok(ward_runtime::RuntimeConfig {
+        cache_dir: Some(config.data_dir.join("cache")),
+        egress: ward_runtime::EgressConfig {
+            resolve: config.egress.resolve.clone(),
+            extra_roots_pem: roots,
+            allow_private: config.egress.allow_private.clone(),
+            connect_timeout: std::time::Duration::from_millis(config.egress.connect_timeout_ms),
+            request_timeout: std::time::Duration::from_millis(config.egress.request_timeout_ms),
+        },
+        ..ward_runtime::RuntimeConfig::default()
+    })
 }

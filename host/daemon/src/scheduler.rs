@@ -1,6 +1,32 @@
-//! One worker per instance. SKELETON: the interface the API codes against.
+//! One worker per instance: backfill on first connect, then poll at the
+//! plugin's interval, reading users now and then; pacing every call through
+//! the tenant's shared rate budget; keeping the instance's status honest.
+//!
+//! A worker stops for good (the instance is *halted*) only when the operator
+//! must act: credentials rejected, role or plan missing, configuration
+//! refused, a plugin that broke the contract or a sandbox limit. Transient
+//! trouble (rate limits, 5xx, timeouts) is retried with backoff and, past
+//! the retry budget, shown as an error while the worker keeps polling, so
+//! the instance recovers by itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use ward_runtime::CallError;
+use ward_runtime::types::PluginError;
+use ward_store::{AUDIT_STREAM, InstanceStatus, Store};
+
+use crate::budget::Budgets;
+use crate::config::Config;
+use crate::connect::{self, ConnectError};
+use crate::ingest::{IngestError, Ingestor, Pace, Retry, WaitReason};
+use crate::registry::Registry;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// What an instance's worker is doing.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -12,9 +38,11 @@ pub enum Phase {
     Idle,
     /// Reading new events.
     Polling,
+    /// Reading the user directory.
+    Users,
     /// Waiting out a rate limit or a backoff.
     Waiting,
-    /// Not running (disabled, error, or not started).
+    /// Not running (disabled, halted, or not started).
     Stopped,
 }
 
@@ -23,38 +51,460 @@ pub enum Phase {
 pub struct WorkerProgress {
     /// Current phase.
     pub phase: Phase,
-    /// Newest event time seen (ms since epoch).
+    /// Newest event time stored (ms since epoch).
     pub newest_event_ms: Option<i64>,
-    /// When the worker last finished reading to the provider's present.
+    /// When the worker last read up to the provider's present.
     pub caught_up_ms: Option<i64>,
-    /// When the next call is due.
+    /// When the next call is due (while idle or waiting).
     pub next_run_ms: Option<i64>,
+    /// Start of the backfill window, while backfilling.
+    pub backfill_since_ms: Option<i64>,
     /// Pages committed since the worker started.
     pub pages: u64,
     /// Events newly stored since the worker started.
     pub new_events: u64,
+    /// Why the worker waits, while waiting.
+    pub waiting_for: Option<String>,
+}
+
+impl WorkerProgress {
+    fn new() -> WorkerProgress {
+        WorkerProgress {
+            phase: Phase::Idle,
+            newest_event_ms: None,
+            caught_up_ms: None,
+            next_run_ms: None,
+            backfill_since_ms: None,
+            pages: 0,
+            new_events: 0,
+            waiting_for: None,
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    registry: Arc<Registry>,
+    config: Arc<Config>,
+    budgets: Budgets,
+    /// Instance id → (worker generation, its stop token).
+    workers: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    generation: std::sync::atomic::AtomicU64,
+    progress: Mutex<HashMap<String, WorkerProgress>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    rounds: tokio::sync::Semaphore,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold plain values updated in single statements.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Handle to the instance workers. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct Scheduler {}
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("workers", &lock(&self.inner.workers).len())
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// What a round tells the worker loop.
+enum Next {
+    /// Run again after this long.
+    After(Duration),
+    /// Stop (halted, disabled, deleted, shut down).
+    Stop,
+}
 
 impl Scheduler {
+    /// A scheduler with no workers yet; call [`Scheduler::resume_all`] to
+    /// start the instances a previous run left running.
+    pub fn new(store: Store, registry: Arc<Registry>, config: Arc<Config>) -> Scheduler {
+        let rounds = config.scheduler.max_concurrent_calls.max(1);
+        Scheduler {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                config,
+                budgets: Budgets::default(),
+                workers: Mutex::new(HashMap::new()),
+                generation: std::sync::atomic::AtomicU64::new(0),
+                progress: Mutex::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                rounds: tokio::sync::Semaphore::new(rounds),
+            }),
+        }
+    }
+
+    /// Starts every instance that is neither disabled nor halted.
+    pub async fn resume_all(&self) -> Result<usize, ward_store::StoreError> {
+        let ids = self.inner.store.resumable_instances().await?;
+        for id in &ids {
+            self.spawn(id);
+        }
+        Ok(ids.len())
+    }
+
     /// (Re)starts the worker of an instance: backfill when it has no audit
-    /// cursor yet, then polling. Returns at once.
+    /// cursor yet, then polling. Clears a halt (the operator acted).
+    /// Returns at once.
     pub fn start(&self, instance_id: &str) {
-        let _ = instance_id;
+        let inner = self.inner.clone();
+        let id = instance_id.to_string();
+        // Clearing the halt must land before the worker reads it, so the
+        // worker's first step does it.
+        self.spawn_with(&id, move |id| async move {
+            if let Err(e) = inner.store.set_halted(&id, false).await {
+                tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
+            }
+        });
     }
 
-    /// Stops the worker of an instance (disable, delete, credentials
-    /// rejected). An in-flight page finishes or rolls back.
+    fn spawn(&self, instance_id: &str) {
+        self.spawn_with(instance_id, |_| async {});
+    }
+
+    fn spawn_with<F, Fut>(&self, instance_id: &str, first: F)
+    where
+        F: FnOnce(String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let cancel = self.inner.shutdown.child_token();
+        let generation = self
+            .inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, old)) =
+            lock(&self.inner.workers).insert(instance_id.to_string(), (generation, cancel.clone()))
+        {
+            old.cancel();
+        }
+        let inner = self.inner.clone();
+        let id = instance_id.to_string();
+        self.inner.tasks.spawn(async move {
+            first(id.clone()).await;
+            run(&inner, &id, &cancel).await;
+            let mut workers = lock(&inner.workers);
+            // A newer worker may have replaced this one meanwhile: leave it.
+            if workers.get(&id).is_some_and(|(g, _)| *g == generation) {
+                workers.remove(&id);
+                drop(workers);
+                if let Some(p) = lock(&inner.progress).get_mut(&id) {
+                    p.phase = Phase::Stopped;
+                    p.next_run_ms = None;
+                }
+            }
+        });
+    }
+
+    /// Stops the worker of an instance (disable, delete). A page already
+    /// fetched is committed; nothing is half-written.
     pub fn stop(&self, instance_id: &str) {
-        let _ = instance_id;
+        if let Some((_, cancel)) = lock(&self.inner.workers).remove(instance_id) {
+            cancel.cancel();
+        }
     }
 
-    /// Live progress of an instance's worker, if one runs.
-    pub fn progress(&self, instance_id: &str) -> Option<WorkerProgress> {
-        let _ = instance_id;
-        None
+    /// Whether a worker runs for the instance.
+    pub fn is_running(&self, instance_id: &str) -> bool {
+        lock(&self.inner.workers).contains_key(instance_id)
     }
+
+    /// Live progress of an instance's worker, if one ran since start-up.
+    pub fn progress(&self, instance_id: &str) -> Option<WorkerProgress> {
+        lock(&self.inner.progress).get(instance_id).cloned()
+    }
+
+    /// Stops every worker and waits up to `grace` for in-flight pages to
+    /// commit or roll back.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_ok()
+    }
+}
+
+fn update(inner: &Inner, id: &str, f: impl FnOnce(&mut WorkerProgress)) {
+    let mut map = lock(&inner.progress);
+    f(map
+        .entry(id.to_string())
+        .or_insert_with(WorkerProgress::new));
+}
+
+async fn run(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) {
+    let newest = inner.store.newest_event_ms(id).await.ok().flatten();
+    update(inner, id, |p| {
+        *p = WorkerProgress::new();
+        p.newest_event_ms = newest;
+    });
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let next = {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = inner.rounds.acquire() => p,
+            };
+            let next = round(inner, id, cancel).await;
+            drop(permit);
+            next
+        };
+        match next {
+            Next::Stop => return,
+            Next::After(wait) => {
+                update(inner, id, |p| {
+                    if p.phase != Phase::Waiting {
+                        p.phase = Phase::Idle;
+                    }
+                    p.next_run_ms = Some(now_ms().saturating_add(ms(wait)));
+                });
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Sets the status, logging (not failing) when the store refuses.
+async fn set_status(inner: &Inner, id: &str, status: InstanceStatus, message: Option<&str>) {
+    if let Err(e) = inner.store.set_status(id, status, message).await {
+        tracing::warn!(instance = %id, error = %e, "could not update the instance status");
+    }
+}
+
+/// Puts the instance in Error with `message` and stops it until the
+/// operator acts.
+async fn halt(inner: &Inner, id: &str, message: &str) -> Next {
+    tracing::warn!(instance = %id, %message, "instance stopped: operator action needed");
+    set_status(inner, id, InstanceStatus::Error, Some(message)).await;
+    if let Err(e) = inner.store.set_halted(id, true).await {
+        tracing::warn!(instance = %id, error = %e, "could not record the halt");
+    }
+    Next::Stop
+}
+
+/// The operator-facing message for a sync that failed.
+pub fn describe(error: &IngestError, plugin: &str) -> String {
+    match error {
+        IngestError::Call {
+            source: CallError::Plugin(PluginError::Unauthorized(m)),
+            ..
+        } => format!("credentials rejected: reconnect ({plugin}: {m})"),
+        IngestError::Call {
+            source: CallError::Plugin(PluginError::Forbidden(m)),
+            ..
+        } => format!("permission missing at the provider ({plugin}: {m})"),
+        IngestError::Call {
+            source: CallError::Plugin(PluginError::InvalidConfig(m)),
+            ..
+        } => format!("configuration rejected: fix it with PATCH /instances/{{id}} ({plugin}: {m})"),
+        IngestError::Call { source, .. } => format!(
+            "plugin {plugin} failed: {source}; the instance is stopped until the plugin is fixed or upgraded, then re-enable it"
+        ),
+        IngestError::GaveUp { attempts, last, .. } => format!(
+            "provider unavailable after {attempts} attempts ({last}); retrying at the next poll"
+        ),
+        IngestError::Cancelled { .. } => "stopped".to_string(),
+        IngestError::Store { source, .. } => format!("store error: {source}; retrying"),
+    }
+}
+
+async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next {
+    let store = &inner.store;
+    let retry_later = Duration::from_secs(30);
+    let instance = match store.instance(id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return Next::Stop,
+        Err(e) => {
+            tracing::warn!(instance = %id, error = %e, "cannot read the instance; retrying");
+            return Next::After(retry_later);
+        }
+    };
+    if instance.status == InstanceStatus::Disabled {
+        return Next::Stop;
+    }
+    let key = instance.plugin_key.clone();
+    let Some(loaded) = inner.registry.get(&key) else {
+        return halt(
+            inner,
+            id,
+            &format!(
+                "plugin `{key}` is not loaded (not installed, unsigned, or an upgrade is held for approval: see GET /elements); install or approve it, then re-enable the instance"
+            ),
+        )
+        .await;
+    };
+    let manifest = loaded.plugin.manifest().clone();
+    let bound = match connect::bind(store, &loaded.plugin, &instance).await {
+        Ok(b) => b,
+        Err(ConnectError::NoCredentials(_)) => {
+            return halt(
+                inner,
+                id,
+                "no stored credentials: reconnect with PUT /instances/{id}/credentials",
+            )
+            .await;
+        }
+        Err(e) => return halt(inner, id, &e.to_string()).await,
+    };
+    let tenant = bound
+        .grants()
+        .first()
+        .map(|g| g.host.clone())
+        .unwrap_or_else(|| id.to_string());
+    let per_minute = manifest.schedule.requests_per_minute;
+    let budget = inner.budgets.get(&key, &tenant, per_minute);
+    let hook_inner = inner.clone();
+    let hook_id = id.to_string();
+    let pace = Pace {
+        budget: Some(budget),
+        cancel: Some(cancel.clone()),
+        on_wait: Some(Arc::new(move |reason, delay| {
+            update(&hook_inner, &hook_id, |p| {
+                p.phase = Phase::Waiting;
+                p.next_run_ms = Some(now_ms().saturating_add(ms(delay)));
+                p.waiting_for = Some(match reason {
+                    WaitReason::RateLimited => "rate limit".to_string(),
+                    WaitReason::Backoff => "backoff after a transient error".to_string(),
+                });
+            });
+        })),
+    };
+    let sched = &inner.config.scheduler;
+    let ingestor = Ingestor {
+        store: store.clone(),
+        bound,
+        instance_id: id.to_string(),
+        retry: Retry {
+            attempts: sched.retry_attempts.max(1),
+            base: Duration::from_millis(sched.backoff_base_ms.max(1)),
+            max: Duration::from_millis(sched.backoff_max_ms.max(sched.backoff_base_ms)),
+            ..Retry::default()
+        },
+    };
+    let poll = if sched.poll_interval_secs > 0 {
+        Duration::from_secs(sched.poll_interval_secs)
+    } else {
+        Duration::from_secs(u64::from(manifest.schedule.poll_interval_secs.max(1)))
+    };
+
+    let backfilling = matches!(store.cursor(id, AUDIT_STREAM).await, Ok(None));
+    let since = now_ms() - i64::from(manifest.schedule.backfill_days) * DAY_MS;
+    update(inner, id, |p| {
+        p.phase = if backfilling {
+            Phase::Backfill
+        } else {
+            Phase::Polling
+        };
+        p.backfill_since_ms = backfilling.then_some(since);
+        p.next_run_ms = None;
+        p.waiting_for = None;
+    });
+    let progress_inner = inner.clone();
+    let mut counted = 0;
+    let result = ingestor
+        .sync_audit_with(since, &pace, |prog| {
+            update(&progress_inner, id, |p| {
+                if p.phase == Phase::Waiting {
+                    p.phase = if backfilling {
+                        Phase::Backfill
+                    } else {
+                        Phase::Polling
+                    };
+                    p.waiting_for = None;
+                }
+                p.pages += 1;
+                p.new_events += prog.stats.new.saturating_sub(counted);
+                counted = prog.stats.new;
+                if let Some(n) = prog.newest_ms {
+                    p.newest_event_ms = Some(p.newest_event_ms.map_or(n, |o| o.max(n)));
+                }
+            });
+        })
+        .await;
+    let result = match result {
+        Ok(_) => {
+            update(inner, id, |p| {
+                p.caught_up_ms = Some(now_ms());
+                p.backfill_since_ms = None;
+            });
+            sync_users_if_due(inner, id, &ingestor, &pace).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            let now = now_ms();
+            if let Err(e) = store.record_success(id, now).await {
+                tracing::warn!(instance = %id, error = %e, "could not record success");
+            }
+            // Re-read: the operator may have disabled it meanwhile.
+            if let Ok(Some(current)) = store.instance(id).await
+                && current.status != InstanceStatus::Disabled
+                && (current.status != InstanceStatus::Connected || current.status_message.is_some())
+            {
+                set_status(inner, id, InstanceStatus::Connected, None).await;
+            }
+            Next::After(poll)
+        }
+        Err(IngestError::Cancelled { .. }) => Next::Stop,
+        Err(e) if e.needs_operator() => halt(inner, id, &describe(&e, &key)).await,
+        Err(e @ IngestError::GaveUp { .. }) => {
+            let message = describe(&e, &key);
+            tracing::warn!(instance = %id, %message, "transient failures past the retry budget");
+            set_status(inner, id, InstanceStatus::Error, Some(&message)).await;
+            Next::After(poll)
+        }
+        Err(e @ IngestError::Store { .. }) => {
+            tracing::error!(instance = %id, error = %e, "store error during sync");
+            Next::After(retry_later)
+        }
+        Err(e @ IngestError::Call { .. }) => halt(inner, id, &describe(&e, &key)).await,
+    }
+}
+
+async fn sync_users_if_due(
+    inner: &Inner,
+    id: &str,
+    ingestor: &Ingestor,
+    pace: &Pace,
+) -> Result<(), IngestError> {
+    let every = i64::try_from(inner.config.scheduler.users_interval_secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000);
+    let last = inner.store.users_synced_ms(id).await.ok().flatten();
+    if last.is_some_and(|t| now_ms().saturating_sub(t) < every) {
+        return Ok(());
+    }
+    update(inner, id, |p| p.phase = Phase::Users);
+    ingestor.sync_users_with(pace).await?;
+    if let Err(e) = inner.store.set_users_synced(id, now_ms()).await {
+        tracing::warn!(instance = %id, error = %e, "could not record the user sync");
+    }
+    Ok(())
 }

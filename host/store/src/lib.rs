@@ -20,6 +20,7 @@ mod ingest;
 mod instances;
 mod key;
 mod model;
+mod schedule;
 
 use std::fmt;
 use std::path::Path;

@@ -1,6 +1,7 @@
-//! `ward demo`: the bundled Okta connector against a local Okta stand-in
-//! (real HTTPS on loopback, reached under its real host name), on the
-//! embedded SQLite store.
+//! `ward demo`: the real daemon (store, scheduler, REST API) with the bundled
+//! connectors, pointed at local provider stand-ins (real HTTPS on loopback,
+//! reached under the providers' real host names through resolve overrides
+//! and a CA generated for the run), on the embedded SQLite store.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,14 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use ward_daemon::Daemon;
+use ward_daemon::config::Config;
+use ward_daemon::connect::connect;
+use ward_daemon::scheduler::Phase;
 use ward_runtime::types::Grant;
-use ward_runtime::{EgressConfig, Runtime, RuntimeConfig};
 use ward_standins::okta::{OktaConfig, OktaStandIn};
 use ward_standins::tls::TestCa;
-use ward_store::{MasterKey, Store};
-
-use ward_daemon::connect::connect;
-use ward_daemon::ingest::{Ingestor, Retry};
 
 /// Options of `ward demo`.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     /// Seconds between polls after the backfill.
     pub poll_secs: u64,
+    /// Where the API listens (an ephemeral port is used if it is taken).
+    pub listen: std::net::SocketAddr,
 }
 
 /// What the demo stored.
@@ -64,32 +66,41 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         opts.users
     );
 
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(opts.data_dir.join("cache")),
-        egress: EgressConfig {
-            resolve: BTreeMap::from([(okta.host(), okta.addr())]),
-            extra_roots_pem: vec![ca.ca_pem().to_string()],
-            ..EgressConfig::default()
-        },
-        ..RuntimeConfig::default()
-    })?;
-    let bytes = ward_daemon::bundled::get("okta").context("the okta connector is not bundled")?;
-    let plugin = runtime.load(bytes)?;
-
     // A demo starts from an empty store so its numbers mean something.
     let db = opts.data_dir.join("ward-demo.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let key = MasterKey::load_or_create(&opts.data_dir.join("master.key"))?;
-    let store = Store::open_sqlite(&db, key).await?;
+    let ca_file = opts.data_dir.join("demo-ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem())
+        .with_context(|| format!("writing {}", ca_file.display()))?;
+    let mut config = Config {
+        data_dir: opts.data_dir.clone(),
+        ..Config::default()
+    };
+    config.store.url = Some(format!("sqlite://{}", db.display()));
+    config.api.listen = opts.listen;
+    config.egress.resolve = BTreeMap::from([(okta.host(), okta.addr())]);
+    config.egress.ca_files = vec![ca_file];
+    // The stand-ins live on loopback; the operator (this demo) allows
+    // exactly their address, nothing else in the restricted ranges.
+    config.egress.allow_private = vec![format!("{}/32", okta.addr().ip())];
+    config.scheduler.poll_interval_secs = opts.poll_secs;
 
-    let config = BTreeMap::from([("domain".to_string(), "ward-demo".to_string())]);
-    let (instance, bound, report) = connect(
-        &store,
-        &plugin,
+    let daemon = Daemon::open(config).await?;
+    let listener = crate::serve::bind(&daemon.config, true).await?;
+    println!("Ward API: http://{}", listener.local_addr()?);
+
+    let okta_plugin = daemon
+        .registry
+        .get("okta")
+        .context("the okta connector is not bundled")?
+        .plugin;
+    let (instance, _bound, report) = connect(
+        &daemon.store,
+        &okta_plugin,
         "Okta (demo)",
-        config,
+        BTreeMap::from([("domain".to_string(), "ward-demo".to_string())]),
         Grant::ApiToken(OktaConfig::default().api_token),
     )
     .await?;
@@ -107,78 +118,123 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
             check.message
         );
     }
+    daemon.scheduler.start(&instance.id);
 
-    let ingestor = Ingestor {
-        store: store.clone(),
-        bound,
-        instance_id: instance.id.clone(),
-        retry: Retry::default(),
-    };
-    let now = now_ms();
-    let since = now - i64::from(plugin.manifest().schedule.backfill_days) * 86_400_000;
-    let bar = ProgressBar::new(((now - since) / 1000) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("backfill [{bar:40}] {percent:>3}% {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let stats = ingestor
-        .sync_audit(since, |p| {
-            if let Some(newest) = p.newest_ms {
-                bar.set_position(((newest - since).max(0) / 1000) as u64);
-            }
-            bar.set_message(format!("{} events, {} pages", p.stats.new, p.stats.pages));
-        })
-        .await?;
-    bar.finish_and_clear();
-    let users = ingestor.sync_users().await?;
-    store.record_success(&instance.id, now_ms()).await?;
-    println!(
-        "Backfill: {} pages, {} new events; users: {} listed",
-        stats.pages, stats.new, users.seen
-    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::serve::serve_until(
+        daemon.clone(),
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
-    let summary = DemoSummary {
-        events: store.event_count(&instance.id).await?,
-        users: store.user_count(&instance.id).await?,
-    };
+    backfill_progress(&daemon, &instance.id).await?;
+    let summary = summary(&daemon, &instance.id).await?;
     println!(
-        "Data: {} (SQLite; table events, users, egress)",
+        "Data: {} (SQLite; tables events, users, egress, instances, credentials, cursors)",
         db.display()
     );
     println!("events: {}, users: {}", summary.events, summary.users);
     if opts.once {
+        let _ = stop_tx.send(());
+        server.await.context("daemon task")??;
         okta.shutdown().await;
         return Ok(summary);
     }
 
     println!(
-        "Polling every {} s; new stand-in events arrive each round. Ctrl-C to stop.",
+        "Polling every {} s; the stand-in publishes new events each round. Ctrl-C to stop.",
         opts.poll_secs
     );
     let mut round = 0u64;
+    let mut last = summary.events;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = crate::serve::shutdown_signal() => break,
             _ = tokio::time::sleep(Duration::from_secs(opts.poll_secs)) => {}
         }
         round += 1;
         okta.append_events(5 + (round as usize * 7) % 40);
-        match ingestor.sync_audit(since, |_| {}).await {
-            Ok(stats) => {
-                let total = store.event_count(&instance.id).await?;
-                println!("poll {round}: +{} events (total {total})", stats.new);
+        let total = daemon.store.event_count(&instance.id).await?;
+        let status = daemon
+            .store
+            .instance(&instance.id)
+            .await?
+            .map(|i| i.status.as_str().to_string())
+            .unwrap_or_default();
+        println!(
+            "poll {round}: +{} events (total {total}, {status})",
+            total - last
+        );
+        last = total;
+    }
+    let _ = stop_tx.send(());
+    server.await.context("daemon task")??;
+    okta.shutdown().await;
+    Ok(summary)
+}
+
+/// Shows the backfill as a progress bar over the backfill window, until the
+/// worker has caught up and read the users once.
+async fn backfill_progress(daemon: &Daemon, id: &str) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("backfill [{bar:40}] {percent:>3}% {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut since = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let progress = daemon.scheduler.progress(id);
+        if let Some(p) = &progress {
+            since = since.or(p.backfill_since_ms);
+            if let (Some(since), Some(newest)) = (since, p.newest_event_ms) {
+                let now = now_ms();
+                let done = (newest - since).max(0) as f64 / (now - since).max(1) as f64;
+                bar.set_position((done.min(1.0) * 1000.0) as u64);
             }
-            Err(e) => println!("poll {round}: {e}"),
+            bar.set_message(format!("{} events, {} pages", p.new_events, p.pages));
+            let users_read = daemon.store.users_synced_ms(id).await?.is_some();
+            if p.caught_up_ms.is_some() && users_read {
+                break;
+            }
+            if p.phase == Phase::Stopped {
+                break;
+            }
         }
     }
-    okta.shutdown().await;
-    let summary = DemoSummary {
-        events: store.event_count(&instance.id).await?,
-        users: store.user_count(&instance.id).await?,
-    };
-    println!("events: {}, users: {}", summary.events, summary.users);
-    Ok(summary)
+    bar.finish_and_clear();
+    let instance = daemon
+        .store
+        .instance(id)
+        .await?
+        .context("instance vanished")?;
+    if let Some(p) = daemon.scheduler.progress(id) {
+        println!(
+            "Backfill: {} pages, {} new events; status {}{}",
+            p.pages,
+            p.new_events,
+            instance.status.as_str(),
+            instance
+                .status_message
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
+    }
+    anyhow::ensure!(
+        instance.status == ward_store::InstanceStatus::Connected,
+        "the demo instance is not connected"
+    );
+    Ok(())
+}
+
+async fn summary(daemon: &Daemon, id: &str) -> anyhow::Result<DemoSummary> {
+    Ok(DemoSummary {
+        events: daemon.store.event_count(id).await?,
+        users: daemon.store.user_count(id).await?,
+    })
 }
 
 fn now_ms() -> i64 {

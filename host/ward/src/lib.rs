@@ -1,6 +1,9 @@
 //! Ward's command-line front end: the `ward` binary's subcommands that are
 //! more than a call into [`ward_daemon`] or [`ward_api`].
 //!
-//! - [`demo`]: `ward demo`, the bundled connectors against local stand-ins.
+//! - [`serve`]: `ward serve`, the daemon with its REST API.
+//! - [`demo`]: `ward demo`, the daemon with the bundled connectors against
+//!   local provider stand-ins.
 
 pub mod demo;
+pub mod serve;

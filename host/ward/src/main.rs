@@ -14,6 +14,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: REST API, scheduler, store.
+    Serve {
+        /// Configuration file (TOML); without it every default applies.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run the bundled connectors against local provider stand-ins on the
     /// embedded store: connect, test, backfill, then poll.
     Demo {
@@ -32,6 +38,9 @@ enum Command {
         /// Seconds between polls.
         #[arg(long, default_value_t = 5)]
         poll_secs: u64,
+        /// Address of the demo daemon's API.
+        #[arg(long, default_value = "127.0.0.1:8420")]
+        listen: std::net::SocketAddr,
     },
     /// Inspect a plugin file: manifest, digest, imports.
     Inspect {
@@ -50,12 +59,20 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => ward_daemon::Config::load(&path)?,
+                None => ward_daemon::Config::default(),
+            };
+            ward::serve::run(config).await?;
+        }
         Command::Demo {
             once,
             events,
             users,
             data_dir,
             poll_secs,
+            listen,
         } => {
             ward::demo::run(ward::demo::DemoOptions {
                 once,
@@ -63,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
                 users,
                 data_dir,
                 poll_secs,
+                listen,
             })
             .await?;
         }

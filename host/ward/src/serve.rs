@@ -1,0 +1,102 @@
+//! `ward serve`: the daemon. Opens the store, loads the plugins, resumes
+//! every instance's worker and serves the REST API until SIGINT/SIGTERM,
+//! then stops accepting requests, lets in-flight pages commit or roll back
+//! and closes the store.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use ward_daemon::{Config, Daemon};
+
+/// Binds the API address, falling back to an ephemeral port when `fallback`
+/// is set and the address is taken (the demo; a daemon must fail instead).
+pub async fn bind(config: &Config, fallback: bool) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(config.api.listen).await {
+        Ok(l) => Ok(l),
+        Err(e) if fallback && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut any = config.api.listen;
+            any.set_port(0);
+            TcpListener::bind(any)
+                .await
+                .with_context(|| format!("binding the API to {any}"))
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "binding the API to {} (set [api] listen in the configuration)",
+                config.api.listen
+            )
+        }),
+    }
+}
+
+/// Serves the API of an opened daemon on `listener` until `stop`
+/// completes, then shuts the daemon down.
+pub async fn serve_until(
+    daemon: Daemon,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = ward_api::router(daemon.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
+    daemon.shutdown().await;
+    served.context("serving the API")
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight pages");
+}
+
+/// `ward serve --config FILE`.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let daemon = Daemon::open(config).await?;
+    let listener = bind(&daemon.config, false).await?;
+    let addr = listener.local_addr()?;
+    let resumed = daemon.scheduler.resume_all().await?;
+    let loaded: Vec<String> = daemon
+        .registry
+        .list()
+        .iter()
+        .map(|p| {
+            let m = p.plugin.manifest();
+            format!("{} {}", m.key, m.version)
+        })
+        .collect();
+    println!(
+        "ward: serving http://{addr} (data in {}); plugins: {}; {resumed} instance(s) resumed",
+        daemon.config.data_dir.display(),
+        if loaded.is_empty() {
+            "none".to_string()
+        } else {
+            loaded.join(", ")
+        }
+    );
+    serve_until(daemon, listener, shutdown_signal()).await
+}

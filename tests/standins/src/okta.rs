@@ -315,6 +315,11 @@ impl OktaStandIn {
             .push(Fault::RateLimited { reset_in_secs }, n);
     }
 
+    /// The next `n` requests get 429 `E0000047` with `Retry-After: secs`.
+    pub fn retry_after_next(&self, n: usize, secs: u64) {
+        self.state.faults.push(Fault::RetryAfter { secs }, n);
+    }
+
     /// The next `n` requests get `status` (meant for 5xx) with an Okta error
     /// body (`E0000009`, as Okta sends for internal errors and timeouts).
     /// Faults scheduled by this and [`OktaStandIn::rate_limit_next`] apply in

@@ -172,6 +172,13 @@ pub enum Fault {
         /// Seconds until the advertised reset.
         reset_in_secs: u64,
     },
+    /// HTTP 429 as [`Fault::RateLimited`], also carrying
+    /// `Retry-After: <secs>` (what a proxy or gateway in front of the
+    /// provider sends; Zendesk sends it itself).
+    RetryAfter {
+        /// The `Retry-After` value in seconds; the reset header agrees.
+        secs: u64,
+    },
     /// The given HTTP status with the provider's server-error body.
     Status(u16),
 }

@@ -60,7 +60,12 @@ pub(super) async fn dispatch(
     let query = uri.query().unwrap_or("");
     let bucket = bucket(path);
     let n = st.responses.fetch_add(1, Ordering::Relaxed);
-    let reply = if let Some(fault) = st.faults.take() {
+    let fault = st.faults.take();
+    let retry_after = match fault {
+        Some(Fault::RetryAfter { secs }) => Some(secs),
+        _ => None,
+    };
+    let reply = if let Some(fault) = fault {
         fault_reply(&st, fault, now, bucket, n)
     } else if !authorized(&st, &headers) {
         error(
@@ -74,7 +79,13 @@ pub(super) async fn dispatch(
     } else {
         route(&st, &method, path, query, now, n)
     };
-    finish(&st, bucket, now, n, reply)
+    let mut response = finish(&st, bucket, now, n, reply);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 /// Okta counts rate limits per endpoint family.
@@ -94,7 +105,10 @@ fn bucket(path: &str) -> &'static str {
 
 fn fault_reply(st: &OktaState, fault: Fault, now: i64, bucket: &'static str, n: u64) -> Reply {
     match fault {
-        Fault::RateLimited { reset_in_secs } => {
+        Fault::RateLimited { reset_in_secs }
+        | Fault::RetryAfter {
+            secs: reset_in_secs,
+        } => {
             let reset = now / 1000 + i64::try_from(reset_in_secs).unwrap_or(i64::MAX / 4);
             let mut r = error(
                 st,

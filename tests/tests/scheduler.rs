@@ -1,0 +1,207 @@
+//! The scheduler against a real Okta stand-in: rate limits, transient
+//! failures, rejected credentials, and stopping mid-backfill.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ward_standins::okta::OktaConfig;
+use ward_store::{EgressRecord, InstanceStatus};
+use ward_tests::daemon::DaemonHarness;
+
+fn okta(events: usize) -> OktaConfig {
+    OktaConfig {
+        events,
+        users: 30,
+        ..OktaConfig::default()
+    }
+}
+
+/// Egress of one call kind, oldest first.
+async fn egress(h: &DaemonHarness, id: &str, call: &str) -> Vec<EgressRecord> {
+    let mut rows = h.daemon.store.egress(id, 1000).await.unwrap();
+    rows.retain(|r| r.call == call);
+    rows.reverse();
+    rows
+}
+
+async fn assert_exactly_the_stand_ins_events(h: &DaemonHarness, id: &str) {
+    let mut stored = Vec::new();
+    let mut after = None;
+    loop {
+        let page = h
+            .daemon
+            .store
+            .events(
+                id,
+                &ward_store::EventQuery {
+                    limit: 1000,
+                    after: after.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.time_ms, last.event_id.clone()));
+        stored.extend(page.into_iter().map(|e| e.event_id));
+    }
+    let unique: HashSet<String> = stored.iter().cloned().collect();
+    assert_eq!(unique.len(), stored.len(), "an event was stored twice");
+    let expected: HashSet<String> = h.okta.event_ids().into_iter().collect();
+    assert_eq!(unique, expected, "stored events differ from the provider's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_delays_the_next_call_and_loses_nothing() {
+    let h = DaemonHarness::start(okta(3_000), |_| {}).await;
+    let instance = h.connect_okta().await;
+    h.okta.retry_after_next(1, 2);
+    h.daemon.scheduler.start(&instance.id);
+    let done = h.wait_caught_up(&instance.id, 3_000).await;
+    assert_eq!(done.status, InstanceStatus::Connected);
+    assert_exactly_the_stand_ins_events(&h, &instance.id).await;
+
+    let calls = egress(&h, &instance.id, "fetch-audit").await;
+    let limited = calls
+        .iter()
+        .position(|r| r.status == Some(429))
+        .expect("the 429 is in the egress log");
+    let next = &calls[limited + 1];
+    let waited = next.at_ms - calls[limited].at_ms;
+    assert!(
+        waited >= 2_000,
+        "next request {waited} ms after a 429 with Retry-After: 2"
+    );
+    assert_eq!(next.status, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_503s_back_off_then_the_instance_recovers() {
+    // Three attempts per round: the first round gives up after three 503s
+    // (status error, worker keeps polling), the next poll meets two more
+    // and then succeeds.
+    let h = DaemonHarness::start(okta(2_500), |c| c.scheduler.retry_attempts = 3).await;
+    let instance = h.connect_okta().await;
+    h.okta.fail_next(5, 503);
+    h.daemon.scheduler.start(&instance.id);
+    let errored = h
+        .wait_for(&instance.id, Duration::from_secs(30), |i, _| {
+            i.status == InstanceStatus::Error
+        })
+        .await;
+    let message = errored.status_message.unwrap();
+    assert!(
+        message.contains("provider unavailable after 3 attempts") && message.contains("retrying"),
+        "{message}"
+    );
+    assert!(!h.daemon.store.is_halted(&instance.id).await.unwrap());
+    let done = h.wait_caught_up(&instance.id, 2_500).await;
+    let done = h
+        .wait_for(&done.id, Duration::from_secs(10), |i, _| {
+            i.status == InstanceStatus::Connected
+        })
+        .await;
+    assert_eq!(done.status_message, None);
+    assert_exactly_the_stand_ins_events(&h, &instance.id).await;
+
+    // Backoff grows: within a round each wait is drawn from [d/2, d] with d
+    // doubling, so consecutive gaps never shrink.
+    let calls = egress(&h, &instance.id, "fetch-audit").await;
+    let failed: Vec<&EgressRecord> = calls.iter().filter(|r| r.status == Some(503)).collect();
+    assert_eq!(failed.len(), 5);
+    let first_round: Vec<i64> = failed[..3]
+        .windows(2)
+        .map(|w| w[1].at_ms - w[0].at_ms)
+        .collect();
+    assert!(first_round[1] >= first_round[0], "{first_round:?}");
+    assert!(first_round[0] >= 100, "{first_round:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_halt_the_instance_until_it_is_restarted() {
+    let h = DaemonHarness::start(okta(1_500), |_| {}).await;
+    let instance = h.connect_okta().await;
+    h.daemon.scheduler.start(&instance.id);
+    h.wait_caught_up(&instance.id, 1_500).await;
+
+    h.okta.revoke_token();
+    let errored = h
+        .wait_for(&instance.id, Duration::from_secs(20), |i, _| {
+            i.status == InstanceStatus::Error
+        })
+        .await;
+    let message = errored.status_message.unwrap();
+    assert!(
+        message.starts_with("credentials rejected: reconnect"),
+        "{message}"
+    );
+    assert!(message.contains("E0000011"), "{message}");
+    assert!(h.daemon.store.is_halted(&instance.id).await.unwrap());
+    assert!(
+        !h.daemon
+            .store
+            .resumable_instances()
+            .await
+            .unwrap()
+            .contains(&instance.id)
+    );
+
+    // Halted means no more calls with credentials known to be bad.
+    let before = h.okta.requests().len();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        h.okta.requests().len(),
+        before,
+        "a halted instance kept calling"
+    );
+
+    // The operator reconnects (here: the token works again) and restarts it.
+    h.okta.restore_token();
+    h.okta.append_events(17);
+    h.daemon.scheduler.start(&instance.id);
+    let back = h
+        .wait_for(&instance.id, Duration::from_secs(20), |i, _| {
+            i.status == InstanceStatus::Connected
+        })
+        .await;
+    assert_eq!(back.status_message, None);
+    h.wait_caught_up(&instance.id, 1_517).await;
+    assert!(!h.daemon.store.is_halted(&instance.id).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_backfill_then_resume_stores_everything_once() {
+    let h = DaemonHarness::start(okta(20_000), |_| {}).await;
+    let instance = h.connect_okta().await;
+    h.daemon.scheduler.start(&instance.id);
+    h.wait_for(&instance.id, Duration::from_secs(30), |_, p| {
+        p.is_some_and(|p| p.pages >= 3)
+    })
+    .await;
+    let config = (*h.daemon.config).clone();
+    h.daemon.shutdown().await;
+
+    // Whatever committed is consistent: a new daemon on the same data
+    // resumes from the stored cursor.
+    let daemon = ward_daemon::Daemon::open(config).await.unwrap();
+    let partial = daemon.store.event_count(&instance.id).await.unwrap();
+    assert!(partial > 0 && partial < 20_000, "{partial}");
+    assert_eq!(
+        daemon.store.resumable_instances().await.unwrap(),
+        vec![instance.id.clone()]
+    );
+    daemon.scheduler.resume_all().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while daemon.store.event_count(&instance.id).await.unwrap() < 20_000 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        daemon.store.event_count(&instance.id).await.unwrap(),
+        20_000
+    );
+    daemon.shutdown().await;
+}

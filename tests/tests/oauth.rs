@@ -19,6 +19,14 @@ use ward_tests::Harness;
 const REDIRECT: &str = "https://ward.example/oauth/callback";
 const STATE: &str = "st-4f1c2a9b";
 
+fn sixty_days_ago() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now - 60 * 86_400_000
+}
+
 fn config(client_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("domain".to_string(), "ward-demo".to_string()),
@@ -44,7 +52,10 @@ async fn consent(h: &Harness, plugin: &Arc<Plugin>, client_id: &str) -> BTreeMap
         .bind("connecting", &config(client_id), SecretSet::default(), None)
         .unwrap();
     let url = unbound.auth_url(REDIRECT, STATE).await.result.unwrap();
-    assert!(url.starts_with("https://ward-demo.okta.com/oauth2/v1/authorize?"), "{url}");
+    assert!(
+        url.starts_with("https://ward-demo.okta.com/oauth2/v1/authorize?"),
+        "{url}"
+    );
     let response = browser(h).get(&url).send().await.unwrap();
     assert_eq!(response.status(), 302);
     let location = response.headers()["location"].to_str().unwrap().to_string();
@@ -116,10 +127,19 @@ async fn connected(h: &Harness, plugin: &Arc<Plugin>) -> (Instance, Credentials)
     (instance, creds)
 }
 
-async fn bind_stored(h: &Harness, plugin: &Arc<Plugin>, instance: &Instance) -> ward_runtime::Bound {
+async fn bind_stored(
+    h: &Harness,
+    plugin: &Arc<Plugin>,
+    instance: &Instance,
+) -> ward_runtime::Bound {
     let creds = h.store.credentials(&instance.id).await.unwrap().unwrap();
     plugin
-        .bind(&instance.id, &instance.config, SecretSet::new(creds.secrets), None)
+        .bind(
+            &instance.id,
+            &instance.config,
+            SecretSet::new(creds.secrets),
+            None,
+        )
         .unwrap()
 }
 
@@ -148,7 +168,7 @@ async fn authorization_code_flow_then_bearer_calls() {
     assert!(report.principal.is_some());
 
     let page = bound
-        .fetch_audit(0, None)
+        .fetch_audit(sixty_days_ago(), None)
         .await
         .result
         .unwrap();
@@ -162,13 +182,27 @@ async fn authorization_code_flow_then_bearer_calls() {
         .collect();
     assert!(!api.is_empty());
     for r in &api {
-        assert_eq!(r.auth_scheme.as_deref(), Some("Bearer"), "{}", r.path_and_query);
+        assert_eq!(
+            r.auth_scheme.as_deref(),
+            Some("Bearer"),
+            "{}",
+            r.path_and_query
+        );
         assert_eq!(r.status, 200, "{}", r.path_and_query);
     }
 
     // The code is single-use.
-    let again = exchange(&plugin, &h.okta.oauth_client().0, &h.okta.oauth_client().1, "used-or-made-up").await;
-    assert!(matches!(again, Err(CallError::Plugin(PluginError::Unauthorized(_)))), "{again:?}");
+    let again = exchange(
+        &plugin,
+        &h.okta.oauth_client().0,
+        &h.okta.oauth_client().1,
+        "used-or-made-up",
+    )
+    .await;
+    assert!(
+        matches!(again, Err(CallError::Plugin(PluginError::Unauthorized(_)))),
+        "{again:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +236,9 @@ async fn declined_consent_and_bad_client() {
 
     // Without a client id the connector says what to set.
     let no_id = BTreeMap::from([("domain".to_string(), "ward-demo".to_string())]);
-    let unbound = plugin.bind("x", &no_id, SecretSet::default(), None).unwrap();
+    let unbound = plugin
+        .bind("x", &no_id, SecretSet::default(), None)
+        .unwrap();
     match unbound.auth_url(REDIRECT, STATE).await.result {
         Err(CallError::Plugin(PluginError::InvalidConfig(m))) => assert!(m.contains("client_id")),
         other => panic!("{other:?}"),
@@ -224,11 +260,19 @@ async fn missing_scope_fails_scope_present() {
     let (instance, _) = connected(&h, &plugin).await;
     let bound = bind_stored(&h, &plugin, &instance).await;
     let report = bound.test().await.result.unwrap();
-    let scope = report.checks.iter().find(|c| c.name == "scope-present").unwrap();
+    let scope = report
+        .checks
+        .iter()
+        .find(|c| c.name == "scope-present")
+        .unwrap();
     assert!(!scope.ok);
-    assert!(scope.message.contains("okta.logs.read"), "{}", scope.message);
+    assert!(
+        scope.message.contains("okta.logs.read"),
+        "{}",
+        scope.message
+    );
     assert!(matches!(
-        bound.fetch_audit(0, None).await.result,
+        bound.fetch_audit(sixty_days_ago(), None).await.result,
         Err(CallError::Plugin(PluginError::Forbidden(_)))
     ));
 }
@@ -257,8 +301,12 @@ async fn host_refreshes_once_under_concurrency() {
     let refresher = Arc::new(Refresher::default());
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (r, store, plugin, instance) =
-            (refresher.clone(), h.store.clone(), plugin.clone(), instance.clone());
+        let (r, store, plugin, instance) = (
+            refresher.clone(),
+            h.store.clone(),
+            plugin.clone(),
+            instance.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             r.ensure_fresh(&store, &plugin, &instance).await
         }));
@@ -272,16 +320,33 @@ async fn host_refreshes_once_under_concurrency() {
     assert_eq!(refreshed, 1);
     assert_eq!(h.okta.oauth_refreshes(), 1);
     // Fresh now: nothing to do.
-    assert!(!refresher.ensure_fresh(&h.store, &plugin, &instance).await.unwrap());
+    assert!(
+        !refresher
+            .ensure_fresh(&h.store, &plugin, &instance)
+            .await
+            .unwrap()
+    );
 
     let stored = h.store.credentials(&instance.id).await.unwrap().unwrap();
     assert_ne!(stored.secrets["refresh_token"], old_refresh, "rotated");
     assert_eq!(stored.secrets["client_secret"], client_secret);
     let bound = bind_stored(&h, &plugin, &instance).await;
-    assert_eq!(bound.fetch_audit(0, None).await.result.unwrap().events.len(), 50);
+    assert_eq!(
+        bound
+            .fetch_audit(sixty_days_ago(), None)
+            .await
+            .result
+            .unwrap()
+            .events
+            .len(),
+        50
+    );
 
     let egress = h.store.egress(&instance.id, 50).await.unwrap();
-    let refresh: Vec<_> = egress.iter().filter(|e| e.call == "oauth-refresh").collect();
+    let refresh: Vec<_> = egress
+        .iter()
+        .filter(|e| e.call == "oauth-refresh")
+        .collect();
     assert_eq!(refresh.len(), 1);
     assert!(refresh[0].allowed);
     assert_eq!(refresh[0].status, Some(200));
@@ -289,7 +354,12 @@ async fn host_refreshes_once_under_concurrency() {
     for e in &egress {
         for secret in stored.secrets.values() {
             assert!(!e.url.contains(secret.as_str()));
-            assert!(!e.reason.clone().unwrap_or_default().contains(secret.as_str()));
+            assert!(
+                !e.reason
+                    .clone()
+                    .unwrap_or_default()
+                    .contains(secret.as_str())
+            );
         }
     }
 
@@ -298,7 +368,13 @@ async fn host_refreshes_once_under_concurrency() {
     let mut creds = stored.clone();
     creds.expires_at_ms = Some(0);
     h.store.put_credentials(&instance.id, &creds).await.unwrap();
-    let err = refresher.ensure_fresh(&h.store, &plugin, &instance).await.unwrap_err();
+    let err = refresher
+        .ensure_fresh(&h.store, &plugin, &instance)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::Rejected { .. }));
-    assert!(err.to_string().contains("credentials rejected: reconnect"), "{err}");
+    assert!(
+        err.to_string().contains("credentials rejected: reconnect"),
+        "{err}"
+    );
 }

@@ -401,9 +401,7 @@ impl Manifest {
                 if secrets.contains(name) {
                     Ok(())
                 } else {
-                    Err(self.invalid(format!(
-                        "{why}: declare secret `{name}` under [[secrets]]"
-                    )))
+                    Err(self.invalid(format!("{why}: declare secret `{name}` under [[secrets]]")))
                 }
             };
             match auth {
@@ -462,9 +460,10 @@ impl Manifest {
         }
         // Both are templates filled from the same validated config, so a
         // textual prefix match here is a prefix match after filling.
-        let covering = self.http.iter().find(|g| {
-            token_url.starts_with(&g.url) && g.methods.iter().any(|m| m == "POST")
-        });
+        let covering = self
+            .http
+            .iter()
+            .find(|g| token_url.starts_with(&g.url) && g.methods.iter().any(|m| m == "POST"));
         let Some(grant) = covering else {
             return Err(self.invalid(format!(
                 "token_url {token_url} is not covered by any [[http]] grant allowing POST; add one"
@@ -925,17 +924,17 @@ secrets_in_body = true
         );
         let e = Manifest::parse(&no_url).unwrap_err().to_string();
         assert!(e.contains("token_url"), "{e}");
-        let bad_placeholder = OKTA_OAUTH.replace("{domain}.okta.com/oauth2/v1/token", "{org}.okta.com/oauth2/v1/token");
+        let bad_placeholder = OKTA_OAUTH.replace(
+            "{domain}.okta.com/oauth2/v1/token",
+            "{org}.okta.com/oauth2/v1/token",
+        );
         assert!(Manifest::parse(&bad_placeholder).is_err());
         let trailing = OKTA_OAUTH.replace("/oauth2/v1/token", "/oauth2/v1/token/");
         assert!(Manifest::parse(&trailing).is_err());
         let no_client_id = OKTA_OAUTH.replace("name = \"client_id\"", "name = \"app_id\"");
         let e = Manifest::parse(&no_client_id).unwrap_err().to_string();
         assert!(e.contains("client_id"), "{e}");
-        let no_secret = OKTA_OAUTH.replace(
-            "[[secrets]]\nname = \"client_secret\"",
-            "",
-        );
+        let no_secret = OKTA_OAUTH.replace("[[secrets]]\nname = \"client_secret\"", "");
         let no_secret = no_secret.replace("\"client_secret\", ", "");
         let e = Manifest::parse(&no_secret).unwrap_err().to_string();
         assert!(e.contains("client_secret"), "{e}");

@@ -15,7 +15,7 @@ use ward_sdk::http::{Request, Response, with_query};
 use ward_sdk::oauth;
 use ward_sdk::time::{format_rfc3339, now, parse_rfc3339};
 use ward_sdk::{
-    Actor, ActorKind, AuthKind, AuditPage, Check, Config, Connector, Credentials, Error, Event,
+    Actor, ActorKind, AuditPage, AuthKind, Check, Config, Connector, Credentials, Error, Event,
     Grant, Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
 };
 
@@ -422,7 +422,10 @@ impl Connector for Okta {
             ));
         }
 
-        let logs = get(config, &with_query(&format!("{base}/logs"), &[("limit", "1")])?)?;
+        let logs = get(
+            config,
+            &with_query(&format!("{base}/logs"), &[("limit", "1")])?,
+        )?;
         match logs.status {
             200..=299 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
             429 => checks.push(Check::pass(
@@ -567,8 +570,14 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         return Err(error_for(config, &me, "reading the consenting user"));
     }
 
-    let logs = get(config, &with_query(&format!("{base}/logs"), &[("limit", "1")])?)?;
-    let users = get(config, &with_query(&format!("{base}/users"), &[("limit", "1")])?)?;
+    let logs = get(
+        config,
+        &with_query(&format!("{base}/logs"), &[("limit", "1")])?,
+    )?;
+    let users = get(
+        config,
+        &with_query(&format!("{base}/users"), &[("limit", "1")])?,
+    )?;
     let mut missing = Vec::new();
     if missing_scope(&logs) {
         missing.push("okta.logs.read");

@@ -235,7 +235,11 @@ fn authorized(st: &OktaState, headers: &HeaderMap, path: &str, now: i64) -> Auth
         && value
             .strip_prefix("SSWS ")
             .is_some_and(|t| t.trim() == st.token);
-    if ssws_ok { Auth::Ok } else { Auth::Denied(None) }
+    if ssws_ok {
+        Auth::Ok
+    } else {
+        Auth::Denied(None)
+    }
 }
 
 fn permitted(st: &OktaState, n: u64, allowed: bool, f: impl FnOnce() -> Reply) -> Reply {

@@ -237,19 +237,21 @@ impl OAuthState {
         }
         let scopes: Vec<String> = get("scope").split_whitespace().map(str::to_owned).collect();
         if scopes.is_empty() {
-            return fail("invalid_scope", "The authorization request must include scopes.");
+            return fail(
+                "invalid_scope",
+                "The authorization request must include scopes.",
+            );
         }
         if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
             return fail(
                 "invalid_scope",
-                &format!("One or more scopes are not configured for the authorization server resource. ({bad})"),
+                &format!(
+                    "One or more scopes are not configured for the authorization server resource. ({bad})"
+                ),
             );
         }
         if self.decline.load(Ordering::SeqCst) {
-            return fail(
-                "access_denied",
-                "User denied access to the application.",
-            );
+            return fail("access_denied", "User denied access to the application.");
         }
         let granted: Vec<String> = match &inner.granted {
             Some(g) => scopes.into_iter().filter(|s| g.contains(s)).collect(),
@@ -280,12 +282,13 @@ impl OAuthState {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            });
+            .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
         let (id, secret) = match basic {
             Some(pair) => pair,
             None => (get("client_id").to_owned(), get("client_secret").to_owned()),
@@ -414,7 +417,9 @@ pub(super) fn has_scope(scopes: &[String], needed: &str, path: &str) -> bool {
 
 /// The `WWW-Authenticate` value Okta sends with Bearer failures.
 pub(super) fn challenge(host: &str, error: &str, description: &str, scope: Option<&str>) -> String {
-    let scope = scope.map(|s| format!(", scope=\"{s}\"")).unwrap_or_default();
+    let scope = scope
+        .map(|s| format!(", scope=\"{s}\""))
+        .unwrap_or_default();
     format!(
         "Bearer authorization_uri=\"https://{host}/oauth2/v1/authorize\", realm=\"https://{host}\"{scope}, error=\"{error}\", error_description=\"{description}\""
     )

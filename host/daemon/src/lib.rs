@@ -8,6 +8,7 @@
 //!   exactly-once commits, rate-limit waits and transient-error backoff.
 //! - [`scheduler`]: one worker per instance: backfill, then poll; shared
 //!   rate budgets; status.
+//! - [`refresh`]: host-side OAuth2 refresh, one at a time per instance.
 //! - [`bundled`]: the connectors compiled into the binary.
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub mod bundled;
 pub mod config;
 pub mod connect;
 pub mod ingest;
+pub mod refresh;
 pub mod registry;
 pub mod scheduler;
 

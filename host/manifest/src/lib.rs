@@ -53,6 +53,13 @@ pub enum Auth {
         /// Whether access tokens expire and need the host's refresh.
         #[serde(default)]
         refresh: bool,
+        /// The provider's token endpoint as a URL template (for example
+        /// `https://{domain}.okta.com/oauth2/v1/token`), used by the host
+        /// for refresh. Required when `refresh` is true; a POST grant must
+        /// cover it and bind `refresh_token` and `client_secret` with
+        /// `secrets_in_body`.
+        #[serde(default)]
+        token_url: Option<String>,
     },
     /// An API token pasted by the operator.
     ApiToken {
@@ -183,6 +190,66 @@ fn yes() -> bool {
     true
 }
 
+/// Secret an OAuth2 connector stores the access token under.
+pub const ACCESS_TOKEN: &str = "access_token";
+/// Secret an OAuth2 connector stores the refresh token under.
+pub const REFRESH_TOKEN: &str = "refresh_token";
+/// Secret holding the OAuth2 client secret (the host keeps it for refresh).
+pub const CLIENT_SECRET: &str = "client_secret";
+/// Config field holding the OAuth2 client id.
+pub const CLIENT_ID: &str = "client_id";
+
+impl Auth {
+    /// The kind as written in the manifest and passed to plugins in the
+    /// reserved `ward.auth` config entry: `oauth2`, `api-token` or `basic`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::Oauth2 { .. } => "oauth2",
+            Auth::ApiToken { .. } => "api-token",
+            Auth::Basic { .. } => "basic",
+        }
+    }
+
+    /// The secret whose presence shows an instance uses this auth.
+    pub fn marker_secret(&self) -> &str {
+        match self {
+            Auth::Oauth2 { .. } => ACCESS_TOKEN,
+            Auth::ApiToken { secret } | Auth::Basic { secret } => secret,
+        }
+    }
+}
+
+/// Accepts `auth = { kind = ... }` (every manifest written before several
+/// auth kinds existed) as well as `[[auth]]` tables.
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<Auth>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<Auth>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an auth table `{ kind = ... }` or a list of them (`[[auth]]`)")
+        }
+
+        fn visit_map<A>(self, map: A) -> Result<Vec<Auth>, A::Error>
+        where
+            A: serde::de::MapAccess<'de>,
+        {
+            Auth::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(|a| vec![a])
+        }
+
+        fn visit_seq<A>(self, seq: A) -> Result<Vec<Auth>, A::Error>
+        where
+            A: serde::de::SeqAccess<'de>,
+        {
+            Vec::<Auth>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,8 +265,10 @@ pub struct Manifest {
     /// One-line description.
     #[serde(default)]
     pub description: String,
-    /// How it authenticates.
-    pub auth: Auth,
+    /// How it authenticates: one or more ways, at most one per kind. In
+    /// TOML either `auth = { kind = ... }` or several `[[auth]]` tables.
+    #[serde(deserialize_with = "one_or_many")]
+    pub auth: Vec<Auth>,
     /// Configuration fields.
     #[serde(default)]
     pub config: Vec<ConfigField>,
@@ -269,16 +338,7 @@ impl Manifest {
             }
         }
         let secrets: BTreeSet<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
-        match &self.auth {
-            Auth::ApiToken { secret } | Auth::Basic { secret } => {
-                if !secrets.contains(secret.as_str()) {
-                    return Err(self.invalid(format!(
-                        "auth secret `{secret}` is not declared under [[secrets]]"
-                    )));
-                }
-            }
-            Auth::Oauth2 { .. } => {}
-        }
+        self.validate_auth(&secrets, &fields)?;
         for grant in &self.http {
             let template = UrlTemplate::parse(&grant.url).map_err(|e| self.invalid(e))?;
             for placeholder in template.placeholders() {
@@ -315,7 +375,134 @@ impl Manifest {
         if self.limits.memory_mib == 0 || self.limits.cpu_ms == 0 || self.limits.wall_ms == 0 {
             return Err(self.invalid("limits must be positive"));
         }
+        self.validate_token_url()?;
         Ok(())
+    }
+
+    fn validate_auth(
+        &self,
+        secrets: &BTreeSet<&str>,
+        fields: &BTreeSet<&str>,
+    ) -> Result<(), ManifestError> {
+        if self.auth.is_empty() {
+            return Err(self.invalid("declare at least one `auth` method"));
+        }
+        let mut kinds = BTreeSet::new();
+        for auth in &self.auth {
+            // The runtime tells a plugin which auth an instance uses from the
+            // bound secrets, so two entries of one kind would be ambiguous.
+            if !kinds.insert(auth.kind()) {
+                return Err(self.invalid(format!(
+                    "auth kind `{}` is declared twice; declare each kind once",
+                    auth.kind()
+                )));
+            }
+            let needs_secret = |name: &str, why: &str| {
+                if secrets.contains(name) {
+                    Ok(())
+                } else {
+                    Err(self.invalid(format!("{why}: declare secret `{name}` under [[secrets]]")))
+                }
+            };
+            match auth {
+                Auth::ApiToken { secret } | Auth::Basic { secret } => {
+                    needs_secret(secret, &format!("{} auth stores `{secret}`", auth.kind()))?;
+                }
+                Auth::Oauth2 {
+                    refresh, token_url, ..
+                } => {
+                    needs_secret(ACCESS_TOKEN, "oauth2 auth stores the access token")?;
+                    needs_secret(
+                        CLIENT_SECRET,
+                        "oauth2 auth sends the client secret by reference",
+                    )?;
+                    if !fields.contains(CLIENT_ID) {
+                        return Err(self.invalid(
+                            "oauth2 auth needs a config field `client_id` (the OAuth client id)",
+                        ));
+                    }
+                    if *refresh {
+                        needs_secret(REFRESH_TOKEN, "oauth2 auth with refresh = true")?;
+                        if token_url.is_none() {
+                            return Err(self.invalid(
+                                "oauth2 auth with refresh = true needs `token_url` (the provider's token endpoint) so the host can refresh",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The oauth2 auth entry, if the plugin offers OAuth2.
+    pub fn oauth2(&self) -> Option<&Auth> {
+        self.auth.iter().find(|a| matches!(a, Auth::Oauth2 { .. }))
+    }
+
+    fn validate_token_url(&self) -> Result<(), ManifestError> {
+        let Some(Auth::Oauth2 {
+            token_url: Some(token_url),
+            refresh,
+            ..
+        }) = self.oauth2()
+        else {
+            return Ok(());
+        };
+        let template = token_template(token_url).map_err(|e| self.invalid(e))?;
+        let fields: BTreeSet<&str> = self.config.iter().map(|f| f.name.as_str()).collect();
+        for placeholder in template.placeholders() {
+            if !fields.contains(placeholder.as_str()) {
+                return Err(self.invalid(format!(
+                    "token_url {token_url} uses {{{placeholder}}} but no config field of that name is declared"
+                )));
+            }
+        }
+        // Both are templates filled from the same validated config, so a
+        // textual prefix match here is a prefix match after filling.
+        let covering = self
+            .http
+            .iter()
+            .find(|g| token_url.starts_with(&g.url) && g.methods.iter().any(|m| m == "POST"));
+        let Some(grant) = covering else {
+            return Err(self.invalid(format!(
+                "token_url {token_url} is not covered by any [[http]] grant allowing POST; add one"
+            )));
+        };
+        if *refresh {
+            for name in [REFRESH_TOKEN, CLIENT_SECRET] {
+                if !grant.secrets.iter().any(|s| s == name) || !grant.secrets_in_body {
+                    return Err(self.invalid(format!(
+                        "grant {} covers token_url but does not bind `{name}` with secrets_in_body = true, so the host could not refresh",
+                        grant.url
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The token endpoint filled from a configuration that has passed
+    /// [`Manifest::validate_config`]; `None` when the plugin declares none.
+    pub fn token_url_for(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, ManifestError> {
+        let Some(Auth::Oauth2 {
+            token_url: Some(token_url),
+            ..
+        }) = self.oauth2()
+        else {
+            return Ok(None);
+        };
+        let template = token_template(token_url).map_err(|e| self.invalid(e))?;
+        template
+            .fill(config)
+            .map(Some)
+            .map_err(|message| ManifestError::Config {
+                key: self.key.clone(),
+                message,
+            })
     }
 
     /// Checks an instance configuration against the declared fields and
@@ -388,6 +575,17 @@ impl Manifest {
             })
             .collect()
     }
+}
+
+/// A token URL is an endpoint, not a prefix: it is checked as a grant
+/// template would be, except that it must not end with `/`.
+fn token_template(url: &str) -> Result<UrlTemplate, String> {
+    if url.ends_with('/') {
+        return Err(format!(
+            "token_url {url} must name the endpoint itself, not end with `/`"
+        ));
+    }
+    UrlTemplate::parse(&format!("{url}/")).map(|_| UrlTemplate { text: url.into() })
 }
 
 fn anchored(pattern: &str) -> Result<Regex, regex::Error> {
@@ -636,5 +834,123 @@ secrets = ["api_token"]
         assert!(Manifest::parse(&bad).is_err());
         let bad = OKTA.replace("/api/v1/\"", "/api/v1\"");
         assert!(Manifest::parse(&bad).is_err());
+    }
+
+    const OKTA_OAUTH: &str = r#"
+key = "okta"
+name = "Okta"
+version = "0.2.0"
+vendor = "Ward"
+
+[[auth]]
+kind = "api-token"
+secret = "api_token"
+
+[[auth]]
+kind = "oauth2"
+scopes = ["okta.logs.read", "okta.users.read", "offline_access"]
+refresh = true
+token_url = "https://{domain}.okta.com/oauth2/v1/token"
+
+[[config]]
+name = "domain"
+pattern = "[a-z0-9][a-z0-9-]{0,62}"
+
+[[config]]
+name = "client_id"
+pattern = "[A-Za-z0-9_-]{1,64}"
+required = false
+
+[[secrets]]
+name = "api_token"
+[[secrets]]
+name = "access_token"
+[[secrets]]
+name = "refresh_token"
+[[secrets]]
+name = "client_secret"
+
+[[http]]
+url = "https://{domain}.okta.com/api/v1/"
+methods = ["GET"]
+secrets = ["api_token", "access_token"]
+
+[[http]]
+url = "https://{domain}.okta.com/oauth2/v1/"
+methods = ["POST"]
+secrets = ["client_secret", "refresh_token"]
+secrets_in_body = true
+"#;
+
+    #[test]
+    fn single_auth_table_still_parses() {
+        let m = Manifest::parse(OKTA).unwrap();
+        assert_eq!(
+            m.auth,
+            vec![Auth::ApiToken {
+                secret: "api_token".into()
+            }]
+        );
+        assert_eq!(m.token_url_for(&cfg("acme")).unwrap(), None);
+    }
+
+    #[test]
+    fn auth_list_with_oauth2_and_token_url() {
+        let m = Manifest::parse(OKTA_OAUTH).unwrap();
+        assert_eq!(m.auth.len(), 2);
+        assert_eq!(m.auth[1].kind(), "oauth2");
+        assert_eq!(m.auth[1].marker_secret(), "access_token");
+        let config = m.validate_config(&cfg("acme")).unwrap();
+        assert_eq!(
+            m.token_url_for(&config).unwrap().as_deref(),
+            Some("https://acme.okta.com/oauth2/v1/token")
+        );
+        // Round trip through TOML keeps the list form.
+        let text = toml::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn oauth2_rules() {
+        let uncovered = OKTA_OAUTH.replace("/oauth2/v1/\"", "/oauth2/v2/\"");
+        let e = Manifest::parse(&uncovered).unwrap_err().to_string();
+        assert!(e.contains("not covered"), "{e}");
+        let no_body = OKTA_OAUTH.replace("secrets_in_body = true", "");
+        let e = Manifest::parse(&no_body).unwrap_err().to_string();
+        assert!(e.contains("secrets_in_body"), "{e}");
+        let no_url = OKTA_OAUTH.replace(
+            "token_url = \"https://{domain}.okta.com/oauth2/v1/token\"",
+            "",
+        );
+        let e = Manifest::parse(&no_url).unwrap_err().to_string();
+        assert!(e.contains("token_url"), "{e}");
+        let bad_placeholder = OKTA_OAUTH.replace(
+            "{domain}.okta.com/oauth2/v1/token",
+            "{org}.okta.com/oauth2/v1/token",
+        );
+        assert!(Manifest::parse(&bad_placeholder).is_err());
+        let trailing = OKTA_OAUTH.replace("/oauth2/v1/token", "/oauth2/v1/token/");
+        assert!(Manifest::parse(&trailing).is_err());
+        let no_client_id = OKTA_OAUTH.replace("name = \"client_id\"", "name = \"app_id\"");
+        let e = Manifest::parse(&no_client_id).unwrap_err().to_string();
+        assert!(e.contains("client_id"), "{e}");
+        let no_secret = OKTA_OAUTH.replace("[[secrets]]\nname = \"client_secret\"", "");
+        let no_secret = no_secret.replace("\"client_secret\", ", "");
+        let e = Manifest::parse(&no_secret).unwrap_err().to_string();
+        assert!(e.contains("client_secret"), "{e}");
+        let twice = format!(
+            "{}\n[[auth]]\nkind = \"api-token\"\nsecret = \"api_token\"\n",
+            OKTA_OAUTH.split("[[config]]").next().unwrap()
+        ) + &OKTA_OAUTH[OKTA_OAUTH.find("[[config]]").unwrap()..];
+        let e = Manifest::parse(&twice).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn reserved_config_name_is_refused() {
+        let m = Manifest::parse(OKTA).unwrap();
+        let mut given = cfg("acme");
+        given.insert("ward.auth".into(), "oauth2".into());
+        assert!(m.validate_config(&given).is_err());
     }
 }

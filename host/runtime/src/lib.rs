@@ -463,19 +463,42 @@ impl Plugin {
             None => declared,
         };
         limits.memory_mib = limits.memory_mib.min(self.runtime.inner.max_memory_mib);
+        let mut config: Vec<ConfigEntry> = config
+            .into_iter()
+            .map(|(name, value)| ConfigEntry { name, value })
+            .collect();
+        if let Some(kind) = auth_kind(&self.manifest, &secrets) {
+            config.push(ConfigEntry {
+                name: AUTH_CONFIG_ENTRY.to_string(),
+                value: kind.to_string(),
+            });
+        }
         Ok(Bound {
             plugin: self.clone(),
             instance_id: instance_id.to_string(),
-            config: config
-                .into_iter()
-                .map(|(name, value)| ConfigEntry { name, value })
-                .collect(),
+            config,
             grants: Arc::new(grants),
             redactor: secrets.redactor(),
             secrets,
             limits,
         })
     }
+}
+
+/// Reserved config entry telling a plugin which auth an instance uses
+/// (`api-token`, `oauth2` or `basic`). Manifest field names cannot contain
+/// `.`, so it never collides with a declared field.
+pub const AUTH_CONFIG_ENTRY: &str = "ward.auth";
+
+/// Which declared auth the bound secrets belong to, in manifest order: the
+/// first whose marker secret (api-token/basic: its `secret`; oauth2:
+/// `access_token`) is bound. `None` before credentials exist (exchange).
+fn auth_kind(manifest: &Manifest, secrets: &SecretSet) -> Option<&'static str> {
+    manifest
+        .auth
+        .iter()
+        .find(|a| secrets.contains(a.marker_secret()))
+        .map(|a| a.kind())
 }
 
 fn narrow(declared: Limits, asked: Limits) -> Limits {
@@ -614,6 +637,49 @@ enum Out {
     Users(UserPage),
 }
 
+/// A request the host sends on an instance's behalf ([`Bound::host_request`]).
+#[derive(Debug, Clone)]
+pub struct HostRequest {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Absolute URL; must fall under one of the instance's grants.
+    pub url: String,
+    /// Headers; values may hold `{{secret:NAME}}` references.
+    pub headers: Vec<(String, String)>,
+    /// Body; may hold references when the grant has `secrets_in_body`.
+    pub body: Vec<u8>,
+}
+
+/// A response to a [`HostRequest`].
+#[derive(Clone)]
+pub struct HostResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers (names lower case).
+    pub headers: Vec<(String, String)>,
+    /// Body, capped at the instance's `limits.response_bytes`.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HostResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The body of a token response is a credential.
+        f.debug_struct("HostResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// What a [`Bound::host_request`] did.
+#[derive(Debug, Clone)]
+pub struct HostReport {
+    /// The response, or why there is none (denied by policy, transport).
+    pub result: Result<HostResponse, String>,
+    /// The egress log entries of the request.
+    pub egress: Vec<EgressEntry>,
+}
+
 /// A plugin bound to one instance's configuration and secrets.
 #[derive(Clone)]
 pub struct Bound {
@@ -703,6 +769,68 @@ impl Bound {
     /// Calls `fetch-users`.
     pub async fn fetch_users(&self, cursor: Option<&str>) -> CallReport<UserPage> {
         typed_call!(self, Op::FetchUsers(cursor), Users)
+    }
+
+    /// Sends a request the host itself originates for this instance (for
+    /// example an OAuth2 refresh) through the same broker as plugin
+    /// requests: it must fall under one of the instance's grants, secret
+    /// references in headers or body are substituted only as that grant
+    /// allows, the address rules apply, and it lands in the egress log
+    /// (returned here, like a call's) without secret values.
+    pub async fn host_request(&self, request: HostRequest) -> HostReport {
+        use http_body_util::BodyExt as _;
+        use wasmtime_wasi_http::WasiHttpHooks as _;
+        let inner = &self.plugin.runtime.inner;
+        let mut broker = caps::http::HttpBroker::new(
+            inner.egress.clone(),
+            self.grants.clone(),
+            self.secrets.clone(),
+            self.redactor.clone(),
+            self.limits,
+            &self.plugin.manifest.key,
+            &self.instance_id,
+        );
+        let log = broker.egress_log();
+        let result = async {
+            let mut builder = http::Request::builder()
+                .method(request.method.as_str())
+                .uri(request.url.as_str());
+            for (name, value) in &request.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            let body: wasmtime_wasi_http::WasiBody =
+                http_body_util::Full::new(bytes::Bytes::from(request.body))
+                    .map_err(|never| match never {})
+                    .boxed_unsync();
+            let built = builder
+                .body(body)
+                .map_err(|e| format!("cannot build host request: {e}"))?;
+            let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                Box::new(async { Ok(()) });
+            let sent = Box::into_pin(broker.send_request(built, None, io)).await;
+            let (response, _io) = sent.map_err(|e| format!("{e:?}"))?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("reading the response: {e:?}"))?
+                .to_bytes()
+                .to_vec();
+            Ok(HostResponse {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        let egress = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
+        HostReport { result, egress }
     }
 
     async fn call(&self, op: Op<'_>) -> CallReport<Out> {

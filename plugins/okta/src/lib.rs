@@ -1,5 +1,7 @@
 //! Okta connector: System Log (`/api/v1/logs`) and Users (`/api/v1/users`)
-//! with an SSWS API token.
+//! with an SSWS API token or an OAuth 2.0 access token (authorization code
+//! flow against the org authorization server, scopes `okta.logs.read
+//! okta.users.read offline_access`; the host refreshes the one-hour tokens).
 //!
 //! The System Log is read in Okta's *polling* mode (`since`, no `until`,
 //! ascending): Okta orders it by persistence time so delayed events are not
@@ -10,10 +12,11 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use ward_sdk::http::{Request, Response, with_query};
+use ward_sdk::oauth;
 use ward_sdk::time::{format_rfc3339, now, parse_rfc3339};
 use ward_sdk::{
-    Actor, ActorKind, AuditPage, Check, Config, Connector, Credentials, Error, Event, Grant,
-    Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
+    Actor, ActorKind, AuditPage, AuthKind, Check, Config, Connector, Credentials, Error, Event,
+    Grant, Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
 };
 
 /// Okta's maximum page size for the System Log.
@@ -37,12 +40,48 @@ fn base(config: &Config) -> Result<String> {
     ))
 }
 
-fn get(url: &str) -> Result<Response> {
+/// Scopes the OAuth mode asks for; `offline_access` yields the refresh token.
+const SCOPES: &[&str] = &["okta.logs.read", "okta.users.read", "offline_access"];
+
+fn oauth_mode(config: &Config) -> bool {
+    config.auth_kind() == Some(AuthKind::Oauth2)
+}
+
+fn client_id(config: &Config) -> Result<&str> {
+    config.get(oauth::CLIENT_ID).ok_or_else(|| {
+        Error::invalid_config(
+            "OAuth needs the client ID of an Okta web app integration: set config field `client_id` (apiKey in the API) and give its client secret as apiSecret",
+        )
+    })
+}
+
+fn oauth_base(config: &Config) -> Result<String> {
+    Ok(format!(
+        "https://{}.okta.com/oauth2/v1",
+        config.require("domain")?
+    ))
+}
+
+fn get(config: &Config, url: &str) -> Result<Response> {
+    let authorization = if oauth_mode(config) {
+        format!("Bearer {}", secret_ref(oauth::ACCESS_TOKEN))
+    } else {
+        format!("SSWS {}", secret_ref("api_token"))
+    };
     let response = Request::get(url)
         .accept_json()
-        .header("authorization", format!("SSWS {}", secret_ref("api_token")))
+        .header("authorization", authorization)
         .send()?;
     Ok(response)
+}
+
+/// Okta answers a Bearer token lacking a scope with 403 and
+/// `WWW-Authenticate: Bearer ... error="insufficient_scope"`.
+fn missing_scope(response: &Response) -> bool {
+    response.status == 403
+        && response
+            .header("www-authenticate")
+            .is_some_and(|v| v.contains("insufficient_scope"))
 }
 
 #[derive(Deserialize)]
@@ -55,11 +94,31 @@ struct OktaError {
 
 /// Maps a non-2xx Okta response to the contract's error, with the next step
 /// for the operator in the message.
-fn error_for(response: &Response, what: &str) -> Error {
+fn error_for(config: &Config, response: &Response, what: &str) -> Error {
     let detail = response
         .json::<OktaError>()
         .map(|e| format!("{} {}", e.code, e.summary))
         .unwrap_or_else(|_| response.excerpt());
+    if oauth_mode(config) {
+        match response.status {
+            401 => {
+                return Error::unauthorized(format!(
+                    "Okta rejected the OAuth access token while {what} ({detail}): the grant was revoked or the refresh failed; reconnect through Okta's consent screen"
+                ));
+            }
+            403 if missing_scope(response) => {
+                return Error::forbidden(format!(
+                    "the OAuth token lacks a scope needed for {what}: grant okta.logs.read and okta.users.read to the app integration (Okta API Scopes tab), then reconnect"
+                ));
+            }
+            403 => {
+                return Error::forbidden(format!(
+                    "Okta refused {what} ({detail}): the user who consented needs the Read-only Administrator role or higher; reconnect as such an admin"
+                ));
+            }
+            _ => {}
+        }
+    }
     match response.status {
         401 => Error::unauthorized(format!(
             "Okta rejected the API token while {what} ({detail}): the token was revoked, expired after 30 days unused, or its admin was deactivated; create a new token in Okta Admin > Security > API > Tokens and reconnect"
@@ -269,25 +328,59 @@ fn optional_time(value: Option<&str>) -> Option<Timestamp> {
 }
 
 impl Connector for Okta {
-    fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
+    fn auth_url(config: &Config, redirect_uri: &str, state: &str) -> Result<String> {
+        oauth::authorize_url(
+            &format!("{}/authorize", oauth_base(config)?),
+            client_id(config)?,
+            redirect_uri,
+            SCOPES,
+            state,
+        )
+    }
+
+    fn exchange(config: &Config, grant: Grant) -> Result<Credentials> {
         match grant {
             Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
-            _ => Err(Error::invalid_config(
-                "the Okta connector authenticates with an API token (SSWS): create one in Okta Admin > Security > API > Tokens",
+            Grant::OauthCode(code) => {
+                let request = oauth::token_request(
+                    &format!("{}/token", oauth_base(config)?),
+                    client_id(config)?,
+                    &code.code,
+                    &code.redirect_uri,
+                    code.code_verifier.as_deref(),
+                );
+                let response = request.send()?;
+                let credentials = oauth::parse_token_response(&response, SCOPES)?;
+                if !credentials
+                    .secrets
+                    .iter()
+                    .any(|s| s.name == oauth::REFRESH_TOKEN)
+                {
+                    return Err(Error::forbidden(
+                        "Okta issued no refresh token, so the connection would stop after an hour: allow the Refresh Token grant type on the app integration and grant offline_access, then reconnect",
+                    ));
+                }
+                Ok(credentials)
+            }
+            Grant::Basic(_) => Err(Error::invalid_config(
+                "the Okta connector authenticates with an API token (SSWS) or OAuth, not a password: create a token in Okta Admin > Security > API > Tokens",
             )),
         }
     }
 
     fn test(config: &Config) -> Result<TestReport> {
+        if oauth_mode(config) {
+            return test_oauth(config);
+        }
         let base = base(config)?;
         let mut checks = Vec::new();
 
-        let me = get(&format!("{base}/users/me"))?;
+        let me = get(config, &format!("{base}/users/me"))?;
         if me.status == 401 {
-            return Err(error_for(&me, "reading the token's user"));
+            return Err(error_for(config, &me, "reading the token's user"));
         }
         if !me.is_success() {
-            return Err(error_for(&me, "reading the token's user"));
+            return Err(error_for(config, &me, "reading the token's user"));
         }
         let me: Me = me.json()?;
         let profile = me.profile.unwrap_or_default();
@@ -300,7 +393,7 @@ impl Connector for Okta {
             ),
         ));
 
-        let roles = get(&format!("{base}/users/{}/roles", me.id))?;
+        let roles = get(config, &format!("{base}/users/{}/roles", me.id))?;
         if roles.is_success() {
             let roles: Vec<Role> = roles.json()?;
             match roles
@@ -329,7 +422,10 @@ impl Connector for Okta {
             ));
         }
 
-        let logs = get(&with_query(&format!("{base}/logs"), &[("limit", "1")])?)?;
+        let logs = get(
+            config,
+            &with_query(&format!("{base}/logs"), &[("limit", "1")])?,
+        )?;
         match logs.status {
             200..=299 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
             429 => checks.push(Check::pass(
@@ -345,7 +441,7 @@ impl Connector for Okta {
             )),
         }
 
-        let org = get(&format!("{base}/org"))?;
+        let org = get(config, &format!("{base}/org"))?;
         let account_name = if org.is_success() {
             org.json::<Org>().ok().and_then(|o| o.company_name)
         } else {
@@ -373,9 +469,9 @@ impl Connector for Okta {
                 ],
             )?,
         };
-        let response = get(&url)?;
+        let response = get(config, &url)?;
         if !response.is_success() {
-            return Err(error_for(&response, "reading the System Log"));
+            return Err(error_for(config, &response, "reading the System Log"));
         }
         let raw: Vec<Box<RawValue>> = response.json()?;
         let events = raw
@@ -404,9 +500,9 @@ impl Connector for Okta {
                 &[("limit", &USER_LIMIT.to_string())],
             )?,
         };
-        let response = get(&url)?;
+        let response = get(config, &url)?;
         if !response.is_success() {
-            return Err(error_for(&response, "listing users"));
+            return Err(error_for(config, &response, "listing users"));
         }
         let raw: Vec<Box<RawValue>> = response.json()?;
         let mut users = Vec::with_capacity(raw.len());
@@ -442,6 +538,84 @@ impl Connector for Okta {
     }
 }
 
+/// "Test now" for an OAuth instance: the token works, every scope is
+/// present, and the consenting user may read the System Log. Okta-scoped
+/// tokens act with that user's admin permissions, so a 403 that is not a
+/// missing scope means the role is missing.
+fn test_oauth(config: &Config) -> Result<TestReport> {
+    let base = base(config)?;
+    let mut checks = Vec::new();
+    let me = get(config, &format!("{base}/users/me"))?;
+    let mut principal = None;
+    if me.status == 401 {
+        return Err(error_for(config, &me, "reading the consenting user"));
+    }
+    if me.is_success() {
+        let me: Me = me.json()?;
+        let profile = me.profile.unwrap_or_default();
+        principal = profile.login.or(profile.email);
+        checks.push(Check::pass(
+            "credentials-valid",
+            format!(
+                "OAuth access token accepted (acts as {})",
+                principal.as_deref().unwrap_or(&me.id)
+            ),
+        ));
+    } else if missing_scope(&me) {
+        checks.push(Check::pass(
+            "credentials-valid",
+            "OAuth access token accepted",
+        ));
+    } else {
+        return Err(error_for(config, &me, "reading the consenting user"));
+    }
+
+    let logs = get(
+        config,
+        &with_query(&format!("{base}/logs"), &[("limit", "1")])?,
+    )?;
+    let users = get(
+        config,
+        &with_query(&format!("{base}/users"), &[("limit", "1")])?,
+    )?;
+    let mut missing = Vec::new();
+    if missing_scope(&logs) {
+        missing.push("okta.logs.read");
+    }
+    if missing_scope(&users) {
+        missing.push("okta.users.read");
+    }
+    if missing.is_empty() {
+        checks.push(Check::pass(
+            "scope-present",
+            "token carries okta.logs.read and okta.users.read",
+        ));
+    } else {
+        checks.push(Check::fail(
+            "scope-present",
+            format!(
+                "token lacks {}: grant it on the app integration's Okta API Scopes tab, then reconnect",
+                missing.join(" and ")
+            ),
+        ));
+    }
+    match logs.status {
+        200..=299 | 429 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
+        _ if missing_scope(&logs) => {}
+        status => checks.push(Check::fail(
+            "system-log-readable",
+            format!(
+                "System Log is not readable ({status}): the user who consented needs Read-only Administrator or higher; reconnect as such an admin"
+            ),
+        )),
+    }
+    Ok(TestReport {
+        checks,
+        account_name: config.get("domain").map(str::to_string),
+        principal,
+    })
+}
+
 ward_sdk::export_connector!(Okta);
 
 #[cfg(test)]
@@ -464,6 +638,30 @@ mod tests {
         assert_eq!(e.ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(e.targets[0].name.as_deref(), Some("Okta Admin Console"));
         assert_eq!(e.raw, EVENT);
+    }
+
+    #[test]
+    fn oauth_needs_client_id() {
+        let config = Config::from_pairs([("domain", "acme")]);
+        let e = Okta::auth_url(&config, "https://ward.local/cb", "s").unwrap_err();
+        assert!(matches!(&e, Error::InvalidConfig(m) if m.contains("client_id")));
+        let config = Config::from_pairs([("domain", "acme"), ("client_id", "0oa1")]);
+        let url = Okta::auth_url(&config, "https://ward.local/cb", "s").unwrap();
+        assert!(url.starts_with("https://acme.okta.com/oauth2/v1/authorize?client_id=0oa1&"));
+        assert!(url.contains("scope=okta.logs.read+okta.users.read+offline_access"));
+    }
+
+    #[test]
+    fn picks_auth_mode_from_ward_auth() {
+        assert!(!oauth_mode(&Config::from_pairs([("domain", "a")])));
+        assert!(oauth_mode(&Config::from_pairs([
+            ("domain", "a"),
+            ("ward.auth", "oauth2")
+        ])));
+        assert!(!oauth_mode(&Config::from_pairs([
+            ("domain", "a"),
+            ("ward.auth", "api-token")
+        ])));
     }
 
     #[test]

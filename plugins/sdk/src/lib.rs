@@ -23,6 +23,7 @@
 
 pub mod http;
 pub mod log;
+pub mod oauth;
 pub mod time;
 
 use std::collections::BTreeMap;
@@ -80,6 +81,19 @@ impl Config {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Which of the manifest's auth methods this instance uses, from the
+    /// reserved `ward.auth` entry the host adds to every call made with
+    /// stored credentials. `None` during `exchange` (no credentials yet) and
+    /// `auth-url`.
+    pub fn auth_kind(&self) -> Option<AuthKind> {
+        match self.get(AUTH_ENTRY)? {
+            "api-token" => Some(AuthKind::ApiToken),
+            "oauth2" => Some(AuthKind::Oauth2),
+            "basic" => Some(AuthKind::Basic),
+            _ => None,
+        }
+    }
+
     /// The value of a field the manifest marks as required; an
     /// [`Error::InvalidConfig`] naming the field otherwise.
     pub fn require(&self, name: &str) -> Result<&str> {
@@ -87,6 +101,20 @@ impl Config {
             Error::invalid_config(format!("configuration field `{name}` is missing"))
         })
     }
+}
+
+/// The reserved config entry naming the instance's auth kind.
+pub const AUTH_ENTRY: &str = "ward.auth";
+
+/// How an instance authenticates (see [`Config::auth_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// An operator-entered API token.
+    ApiToken,
+    /// OAuth2 access token (refreshed by the host).
+    Oauth2,
+    /// User name and password.
+    Basic,
 }
 
 impl Error {

@@ -25,11 +25,16 @@
 //!   Okta's `{errorCode, errorSummary, errorLink, errorId, errorCauses}`.
 //! - Scheduled faults are served before the token is checked, in the order
 //!   they were scheduled.
+//! - OAuth 2.0 (see `oauth`): `/oauth2/v1/authorize` and `/oauth2/v1/token`
+//!   for the client [`OktaStandIn::oauth_client`]; the API accepts the
+//!   issued `Bearer` tokens with Okta's scope checks, acting as the token
+//!   owner. Switches and counters are on the handle.
 
 mod api;
 mod cursor;
 mod directory;
 mod events;
+mod oauth;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +48,11 @@ use crate::synth::{DAY_MS, now_ms};
 use crate::tls::TestCa;
 use cursor::CursorCodec;
 use directory::Directory;
+
+/// The OAuth client registered at start (see [`OktaStandIn::set_oauth_client`]).
+pub const DEFAULT_CLIENT_ID: &str = "0oaward-demo-client";
+/// Its client secret.
+pub const DEFAULT_CLIENT_SECRET: &str = "ward-demo-client-secret-7f3a9c21";
 
 /// How the stand-in org is populated and behaves.
 #[derive(Debug, Clone)]
@@ -112,6 +122,7 @@ struct OktaState {
     rates: RateWindows,
     cursors: CursorCodec,
     responses: AtomicU64,
+    oauth: oauth::OAuthState,
 }
 
 impl OktaState {
@@ -241,6 +252,7 @@ impl OktaStandIn {
             faults: FaultPlan::default(),
             rates: RateWindows::new(cfg.rate_limit_per_minute),
             responses: AtomicU64::new(0),
+            oauth: oauth::OAuthState::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
         });
         let cert = ca.issue(&[&state.dir.host])?;
         let requests = RequestLog::default();
@@ -341,6 +353,60 @@ impl OktaStandIn {
     /// Accepts the API token again after [`OktaStandIn::revoke_token`].
     pub fn restore_token(&self) {
         self.state.revoked.store(false, Ordering::SeqCst);
+    }
+
+    /// The registered OAuth client: (client id, client secret).
+    pub fn oauth_client(&self) -> (String, String) {
+        self.state.oauth.client()
+    }
+
+    /// Registers another OAuth client in place of the current one.
+    pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
+        self.state.oauth.set_client(client_id, client_secret);
+    }
+
+    /// Login redirect URIs the authorize endpoint accepts. Empty (the
+    /// default) accepts any absolute http(s) URI.
+    pub fn set_oauth_redirect_uris(&self, uris: Vec<String>) {
+        self.state.oauth.set_redirect_uris(uris);
+    }
+
+    /// While set, the consent screen is declined: the authorize endpoint
+    /// redirects with `error=access_denied`.
+    pub fn set_oauth_decline(&self, decline: bool) {
+        self.state.oauth.decline.store(decline, Ordering::SeqCst);
+    }
+
+    /// Lifetime of access tokens issued from now on (Okta: one hour).
+    pub fn set_access_token_lifetime(&self, lifetime: Duration) {
+        let ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+        self.state.oauth.access_ttl_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Limits the scopes the consent grants to these (`None`: everything
+    /// asked for), as when the app integration lacks a granted scope.
+    pub fn set_oauth_granted_scopes(&self, scopes: Option<Vec<String>>) {
+        self.state.oauth.set_granted_scopes(scopes);
+    }
+
+    /// Revokes every access and refresh token issued so far.
+    pub fn revoke_oauth_tokens(&self) {
+        self.state.oauth.revoke_all();
+    }
+
+    /// Authorization codes issued by the authorize endpoint.
+    pub fn oauth_codes_issued(&self) -> u64 {
+        self.state.oauth.codes_issued.load(Ordering::SeqCst)
+    }
+
+    /// Access tokens issued by the token endpoint (codes and refreshes).
+    pub fn oauth_tokens_issued(&self) -> u64 {
+        self.state.oauth.tokens_issued.load(Ordering::SeqCst)
+    }
+
+    /// Successful refresh-token grants.
+    pub fn oauth_refreshes(&self) -> u64 {
+        self.state.oauth.refreshes.load(Ordering::SeqCst)
     }
 
     /// Every request served so far, oldest first.

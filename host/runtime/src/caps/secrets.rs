@@ -46,6 +46,11 @@ impl SecretSet {
         Redactor::new(self.values.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
+    /// Whether a secret of that name is bound.
+    pub fn contains(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }

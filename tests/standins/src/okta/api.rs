@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use url::form_urlencoded;
 
 use super::cursor::LogCursor;
-use super::{OktaState, StoredEvent, events};
+use super::{OktaState, StoredEvent, events, oauth};
 use crate::server::{Fault, RateStatus};
 use crate::synth::{DAY_MS, Rng, now_ms, parse_iso};
 
@@ -54,12 +54,19 @@ pub(super) async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let now = now_ms();
     let path = uri.path();
     let query = uri.query().unwrap_or("");
+    match (&method, path) {
+        (&Method::GET, "/oauth2/v1/authorize") => return st.oauth.authorize(query),
+        (&Method::POST, "/oauth2/v1/token") => return st.oauth.token(&headers, &body),
+        _ => {}
+    }
     let bucket = bucket(path);
     let n = st.responses.fetch_add(1, Ordering::Relaxed);
+    let mut challenge = None;
     let fault = st.faults.take();
     let retry_after = match fault {
         Some(Fault::RetryAfter { secs }) => Some(secs),
@@ -67,17 +74,37 @@ pub(super) async fn dispatch(
     };
     let reply = if let Some(fault) = fault {
         fault_reply(&st, fault, now, bucket, n)
-    } else if !authorized(&st, &headers) {
-        error(
-            &st,
-            n,
-            StatusCode::UNAUTHORIZED,
-            "E0000011",
-            "Invalid token provided",
-            &[],
-        )
     } else {
-        route(&st, &method, path, query, now, n)
+        match authorized(&st, &headers, path, now) {
+            Auth::Ok => route(&st, &method, path, query, now, n),
+            Auth::Denied(www) => {
+                challenge = www;
+                error(
+                    &st,
+                    n,
+                    StatusCode::UNAUTHORIZED,
+                    "E0000011",
+                    "Invalid token provided",
+                    &[],
+                )
+            }
+            Auth::MissingScope(scope) => {
+                challenge = Some(oauth::challenge(
+                    &st.dir.host,
+                    "insufficient_scope",
+                    "The access token provided does not contain the required scopes.",
+                    Some(scope),
+                ));
+                error(
+                    &st,
+                    n,
+                    StatusCode::FORBIDDEN,
+                    "E0000006",
+                    "You do not have permission to perform the requested action",
+                    &[],
+                )
+            }
+        }
     };
     let mut response = finish(&st, bucket, now, n, reply);
     if let Some(secs) = retry_after {
@@ -85,7 +112,19 @@ pub(super) async fn dispatch(
             .headers_mut()
             .insert(axum::http::header::RETRY_AFTER, secs.into());
     }
+    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
     response
+}
+
+/// How a request's credentials fared.
+enum Auth {
+    Ok,
+    /// 401, with a `WWW-Authenticate` challenge for Bearer tokens.
+    Denied(Option<String>),
+    /// 403: a Bearer token without the scope the path needs.
+    MissingScope(&'static str),
 }
 
 /// Okta counts rate limits per endpoint family.
@@ -184,13 +223,36 @@ fn route(st: &OktaState, method: &Method, path: &str, query: &str, now: i64, n: 
     }
 }
 
-fn authorized(st: &OktaState, headers: &HeaderMap) -> bool {
-    !st.revoked.load(Ordering::SeqCst)
-        && headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("SSWS "))
-            .is_some_and(|t| t.trim() == st.token)
+fn authorized(st: &OktaState, headers: &HeaderMap, path: &str, now: i64) -> Auth {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return match st.oauth.bearer(token.trim(), now) {
+            oauth::Bearer::Valid(scopes) => match oauth::required_scope(path) {
+                Some(needed) if !oauth::has_scope(&scopes, needed, path) => {
+                    Auth::MissingScope(needed)
+                }
+                _ => Auth::Ok,
+            },
+            oauth::Bearer::Invalid(why) => Auth::Denied(Some(oauth::challenge(
+                &st.dir.host,
+                "invalid_token",
+                why,
+                None,
+            ))),
+        };
+    }
+    let ssws_ok = !st.revoked.load(Ordering::SeqCst)
+        && value
+            .strip_prefix("SSWS ")
+            .is_some_and(|t| t.trim() == st.token);
+    if ssws_ok {
+        Auth::Ok
+    } else {
+        Auth::Denied(None)
+    }
 }
 
 fn permitted(st: &OktaState, n: u64, allowed: bool, f: impl FnOnce() -> Reply) -> Reply {

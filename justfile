@@ -16,7 +16,7 @@ ci:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-hostile -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-hostile -p ward-undeclared -- -D warnings
 
 # Build the connectors as components into target/plugins.
 plugins:
@@ -24,4 +24,4 @@ plugins:
 
 # Print a built plugin's manifest, digest and imports.
 inspect plugin="ward_okta":
-    cargo run -p ward -- inspect target/plugins/wasm32-wasip2/plugin/{{plugin}}.wasm
+    cargo run -p ward -- plugin inspect target/plugins/wasm32-wasip2/plugin/{{plugin}}.wasm

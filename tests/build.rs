@@ -4,9 +4,11 @@ use std::path::Path;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if let Err(e) =
-        ward_plugin_build::build(&root, &["ward-okta", "ward-hostile"], "WARD_TEST_PLUGIN_")
-    {
+    if let Err(e) = ward_plugin_build::build(
+        &root,
+        &["ward-okta", "ward-hostile", "ward-undeclared"],
+        "WARD_TEST_PLUGIN_",
+    ) {
         println!("cargo:warning={e}");
         std::process::exit(1);
     }

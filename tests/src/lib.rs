@@ -24,6 +24,9 @@ use ward_store::{MasterKey, Store};
 pub const OKTA_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_OKTA"));
 /// The hostile test connector, built from `tests/plugins/hostile`.
 pub const HOSTILE_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_HOSTILE"));
+/// A connector importing an interface Ward does not provide, built from
+/// `tests/plugins/undeclared`.
+pub const UNDECLARED_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_UNDECLARED"));
 
 /// Stand-ins, runtime and store for one test.
 pub struct Harness {
@@ -77,6 +80,21 @@ impl Harness {
                 }),
             )
             .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/many-headers",
+                get(|| async {
+                    // 90 headers of 1 KiB: past Ward's 64 KiB header cap but
+                    // within what the HTTP client itself parses.
+                    let mut headers = HeaderMap::new();
+                    for i in 0..90 {
+                        headers.insert(
+                            axum::http::HeaderName::try_from(format!("x-big-{i}")).unwrap(),
+                            axum::http::HeaderValue::try_from("v".repeat(1024)).unwrap(),
+                        );
+                    }
+                    (headers, "ok")
+                }),
+            )
             .route(
                 "/{*path}",
                 any(move || {

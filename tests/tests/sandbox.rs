@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ward_manifest::PluginPolicy;
 use ward_runtime::types::PluginError;
 use ward_runtime::{Bound, CallError, CallReport, Plugin, RuntimeError, SecretSet};
 use ward_store::NewInstance;
-use ward_tests::{HOSTILE_WASM, Harness, OKTA_WASM};
+use ward_tests::{HOSTILE_WASM, Harness, OKTA_WASM, UNDECLARED_WASM};
 
 const SECRET: &str = "hostile-secret-value-0123456789";
 
@@ -343,4 +344,128 @@ async fn compiled_components_are_cached_by_digest() {
     assert_eq!(second.digest(), first.digest());
     let report = bind(&second, "benign").fetch_audit(0, None).await;
     assert_eq!(report.result.unwrap().events[0].id, "ok-1");
+}
+
+#[tokio::test]
+async fn ip_literal_metadata_addresses_are_refused() {
+    let h = Harness::start(Default::default()).await;
+    for attack_name in ["metadata-ip", "metadata-ipv6"] {
+        let report = attack(&h, attack_name).await;
+        plugin_error(&report);
+        assert_denied(&report, "is in a restricted range");
+    }
+}
+
+#[tokio::test]
+async fn request_and_response_header_floods_are_capped() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "header-flood").await;
+    plugin_error(&report);
+    assert_denied(&report, "request headers too large");
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0);
+
+    let report = attack(&h, "response-headers").await;
+    let message = plugin_error(&report);
+    assert!(
+        message.contains("HttpResponseHeaderSectionSize"),
+        "{message}"
+    );
+    let reason = report.egress[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("response headers too large"), "{reason}");
+}
+
+#[tokio::test]
+async fn oversized_page_in_bytes_is_rejected() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "oversized-bytes").await;
+    match &report.result {
+        Err(CallError::OutputTooLarge { message, .. }) => {
+            assert!(message.contains("bytes"), "{message}")
+        }
+        other => panic!("expected output limit, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn component_importing_an_unprovided_interface_is_rejected_at_load() {
+    let h = Harness::start(Default::default()).await;
+    match h.runtime.load(UNDECLARED_WASM) {
+        Err(RuntimeError::UnsupportedImport { plugin, interface }) => {
+            assert_eq!(plugin, "undeclared");
+            assert!(
+                interface.starts_with("attacker:exfil/channel"),
+                "{interface}"
+            );
+        }
+        other => panic!("expected an unsupported import, got {other:?}"),
+    }
+    let message = h.runtime.load(UNDECLARED_WASM).unwrap_err().to_string();
+    assert!(message.contains("attacker:exfil/channel"), "{message}");
+    // The runtime is unaffected.
+    let report = bind(&h.hostile_plugin(), "benign")
+        .fetch_audit(0, None)
+        .await;
+    assert_eq!(report.result.unwrap().events[0].id, "ok-1");
+}
+
+#[tokio::test]
+async fn operator_policy_narrows_what_the_broker_allows() {
+    let h = Harness::start(Default::default()).await;
+    let policy: PluginPolicy = toml_policy(
+        r#"
+deny_hosts = ["collector.ward.test"]
+deny_paths = ["/admin"]
+refuse_secrets = ["api_token"]
+limits = { requests_per_call = 2, memory_mib = 4096 }
+"#,
+    );
+    let plugin = h.runtime.load_with_policy(HOSTILE_WASM, policy).unwrap();
+    // The policy cannot raise the manifest's 32 MiB memory cap.
+    let bound = bind(&plugin, "benign");
+    assert_eq!(bound.limits().memory_mib, 32);
+    assert_eq!(bound.limits().requests_per_call, 2);
+    assert!(
+        plugin
+            .effective()
+            .warnings
+            .iter()
+            .any(|w| w.contains("memory_mib"))
+    );
+
+    let report = bind(&plugin, "request-flood").fetch_audit(0, None).await;
+    plugin_error(&report);
+    assert_denied(
+        &report,
+        "host collector.ward.test is denied by the operator's policy",
+    );
+
+    let report = bind(&plugin, "policy-path").fetch_audit(0, None).await;
+    plugin_error(&report);
+    // Host rule checked first; both name the policy.
+    assert_denied(&report, "operator's policy");
+
+    let report = bind(&plugin, "policy-secret").fetch_audit(0, None).await;
+    plugin_error(&report);
+    assert_denied(&report, "refused by the operator's policy");
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0);
+
+    // A path-only policy.
+    let plugin = h
+        .runtime
+        .load_with_policy(HOSTILE_WASM, toml_policy(r#"deny_paths = ["/admin"]"#))
+        .unwrap();
+    let report = bind(&plugin, "policy-path").fetch_audit(0, None).await;
+    plugin_error(&report);
+    assert_denied(
+        &report,
+        "path /admin/users is denied by the operator's policy",
+    );
+}
+
+fn toml_policy(text: &str) -> PluginPolicy {
+    ward_daemon::Config::parse(&format!("[policy.hostile]\n{text}"))
+        .unwrap()
+        .policy
+        .remove("hostile")
+        .unwrap()
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use ward_manifest::PluginPolicy;
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +48,9 @@ pub struct Config {
     pub egress: EgressSettings,
     /// Plugin installation and trust.
     pub plugins: PluginsConfig,
-    /// Operator policy per plugin key: narrows what the manifest asks.
-    pub policy: BTreeMap<String, toml::Value>,
+    /// Operator policy per plugin key (`[policy.okta]`): narrows what the
+    /// manifest asks, never widens (see [`PluginPolicy`]).
+    pub policy: BTreeMap<String, PluginPolicy>,
     /// Scheduler settings.
     pub scheduler: SchedulerConfig,
 }
@@ -213,6 +215,15 @@ impl Config {
 
     /// Parses configuration text.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (key, policy) in &config.policy {
+            policy
+                .validate()
+                .map_err(|e| format!("[policy.{key}]: {e}"))?;
+        }
+        for key in &config.plugins.trusted_keys {
+            ward_trust::parse_public(key).map_err(|e| format!("plugins.trusted_keys: {e}"))?;
+        }
+        Ok(config)
     }
 }

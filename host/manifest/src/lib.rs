@@ -8,8 +8,14 @@
 //! fields, grant secrets are declared. [`Manifest::grants_for`] fills the
 //! templates from an instance's configuration after checking each value.
 
+pub mod diff;
+pub mod policy;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+pub use diff::{Change, ChangeKind, diff, widens};
+pub use policy::{Effective, PluginPolicy, effective};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};

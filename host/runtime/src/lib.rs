@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use ward_manifest::{HttpGrant, Limits, Manifest};
+use ward_manifest::{Effective, HttpGrant, Limits, Manifest, PluginPolicy};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
@@ -60,6 +60,9 @@ pub mod types {
 }
 
 use types::{AuditPage, ConfigEntry, Credentials, Grant, PluginError, TestReport, UserPage};
+
+/// The WIT world every plugin implements.
+pub const WORLD: &str = "ward:connector/plugin@0.1.0";
 
 /// Epoch tick length; the CPU budget is counted in ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -284,8 +287,20 @@ impl Runtime {
         })
     }
 
-    /// Loads a plugin from component bytes.
+    /// Loads a plugin from component bytes, with no operator policy.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
+        self.load_with_policy(bytes, PluginPolicy::default())
+    }
+
+    /// Loads a plugin and attaches the operator's policy for it: every
+    /// instance bound from the returned plugin runs with manifest ∩ policy
+    /// (denied hosts and paths refused by the broker, refused secrets never
+    /// substituted, limits lowered).
+    pub fn load_with_policy(
+        &self,
+        bytes: &[u8],
+        policy: PluginPolicy,
+    ) -> Result<Arc<Plugin>, RuntimeError> {
         let manifest = Manifest::from_section(&read_manifest_section(bytes)?)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.compile(bytes, &digest)?;
@@ -315,6 +330,7 @@ impl Runtime {
             manifest: Arc::new(manifest),
             digest,
             imports,
+            policy: Arc::new(policy),
             pre,
         }))
     }
@@ -416,6 +432,7 @@ pub struct Plugin {
     manifest: Arc<Manifest>,
     digest: String,
     imports: Vec<String>,
+    policy: Arc<PluginPolicy>,
     pre: bindings::PluginPre<HostState>,
 }
 
@@ -445,6 +462,16 @@ impl Plugin {
         &self.imports
     }
 
+    /// The operator policy attached at load.
+    pub fn policy(&self) -> &PluginPolicy {
+        &self.policy
+    }
+
+    /// Requested and effective permissions (manifest ∩ policy).
+    pub fn effective(&self) -> Effective {
+        ward_manifest::effective(&self.manifest, &self.policy)
+    }
+
     /// Validates an instance's configuration, fills the HTTP grants and
     /// binds the instance's secrets. `limits` narrows the manifest's limits
     /// (the operator may lower, never raise).
@@ -456,8 +483,13 @@ impl Plugin {
         limits: Option<Limits>,
     ) -> Result<Bound, ward_manifest::ManifestError> {
         let config = self.manifest.validate_config(config)?;
-        let grants = self.manifest.grants_for(&config)?;
-        let declared = self.manifest.limits;
+        let mut grants = self.manifest.grants_for(&config)?;
+        // Refused secrets are unbound from every grant, so the broker never
+        // substitutes them; its policy check names the refusal.
+        for grant in &mut grants {
+            grant.secrets.retain(|s| !self.policy.refuses_secret(s));
+        }
+        let declared = self.policy.limits(self.manifest.limits);
         let mut limits = match limits {
             Some(l) => narrow(declared, l),
             None => declared,
@@ -787,6 +819,7 @@ impl Bound {
             self.secrets.clone(),
             self.redactor.clone(),
             self.limits,
+            self.plugin.policy.clone(),
             &self.plugin.manifest.key,
             &self.instance_id,
         );
@@ -847,6 +880,7 @@ impl Bound {
             // not free and is the same for every call of the instance.
             self.redactor.clone(),
             self.limits,
+            self.plugin.policy.clone(),
             &plugin_key,
             &self.instance_id,
         );

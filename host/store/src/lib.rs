@@ -20,6 +20,7 @@ mod ingest;
 mod instances;
 mod key;
 mod model;
+mod plugins;
 mod schedule;
 
 use std::fmt;
@@ -40,6 +41,7 @@ pub use model::{
     InstanceStatus, MAX_PAGE, NewEvent, NewInstance, NewUser, StoredEvent, StoredUser,
     USERS_STREAM,
 };
+pub use plugins::PluginApproval;
 
 /// SQLite allows one writer at a time, so more connections only help
 /// concurrent readers (API queries while ingestion runs); writers queue on

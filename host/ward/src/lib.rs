@@ -4,6 +4,8 @@
 //! - [`serve`]: `ward serve`, the daemon with its REST API.
 //! - [`demo`]: `ward demo`, the daemon with the bundled connectors against
 //!   local provider stand-ins.
+//! - [`plugin_cli`]: `ward plugin keygen|sign|verify|inspect|diff|approve`.
 
 pub mod demo;
+pub mod plugin_cli;
 pub mod serve;

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,10 +41,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8420")]
         listen: std::net::SocketAddr,
     },
-    /// Inspect a plugin file: manifest, digest, imports.
-    Inspect {
-        /// The component file.
-        file: PathBuf,
+    /// Plugin files: keys, signatures, inspection, diffs, approvals.
+    Plugin {
+        #[command(subcommand)]
+        command: ward::plugin_cli::PluginCommand,
     },
 }
 
@@ -84,21 +83,11 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         }
-        Command::Inspect { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let section = ward_runtime::read_manifest_section(&bytes)?;
-            let manifest = ward_manifest::Manifest::from_section(&section)?;
-            let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
-            let plugin = runtime.load(&bytes)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "digest": plugin.digest(),
-                    "imports": plugin.imports(),
-                    "manifest": manifest,
-                }))?
-            );
+        Command::Plugin { command } => {
+            let code = ward::plugin_cli::run(command).await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
         }
     }
     Ok(())

@@ -17,12 +17,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Serialize;
-use ward_manifest::{HttpGrant, Limits};
+use ward_manifest::{HttpGrant, Limits, PluginPolicy};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpErr, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::secrets::{self, Redactor, SecretSet};
 use crate::RuntimeError;
+
+/// Most header fields a plugin may send in one request.
+pub const MAX_REQUEST_HEADERS: usize = 64;
+/// Largest total size (names + values) of a request's header section.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 16 * 1024;
+/// Most header fields handed back to a plugin from one response.
+pub const MAX_RESPONSE_HEADERS: usize = 128;
+/// Largest total size (names + values) of a response's header section.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 
 /// Operator settings for all outbound traffic of the daemon.
 #[derive(Debug, Clone)]
@@ -166,6 +175,19 @@ pub fn is_restricted(ip: IpAddr) -> bool {
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local, includes fd00:ec2::254
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
                 || (seg[0] == 0x64 && seg[1] == 0xff9b) // NAT64 can reach anything
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only
+                || (seg[0] == 0x2001 && seg[1] == 0) // Teredo tunnels to arbitrary IPv4
+                // IPv4-compatible (deprecated) `::a.b.c.d`: routes to IPv4 on some stacks.
+                || (seg[..6] == [0, 0, 0, 0, 0, 0])
+                // 6to4 embeds an IPv4 address: judge that address.
+                || (seg[0] == 0x2002
+                    && is_restricted(IpAddr::V4(std::net::Ipv4Addr::new(
+                        (seg[1] >> 8) as u8,
+                        seg[1] as u8,
+                        (seg[2] >> 8) as u8,
+                        seg[2] as u8,
+                    ))))
         }
     }
 }
@@ -286,6 +308,7 @@ pub(crate) struct HttpBroker {
     secrets: SecretSet,
     redactor: Redactor,
     limits: Limits,
+    policy: Arc<PluginPolicy>,
     requests: u32,
     log: Arc<Mutex<Vec<EgressEntry>>>,
     plugin: String,
@@ -299,6 +322,7 @@ impl HttpBroker {
         secrets: SecretSet,
         redactor: Redactor,
         limits: Limits,
+        policy: Arc<PluginPolicy>,
         plugin: &str,
         instance: &str,
     ) -> HttpBroker {
@@ -308,6 +332,7 @@ impl HttpBroker {
             redactor,
             secrets,
             limits,
+            policy,
             requests: 0,
             log: Arc::new(Mutex::new(Vec::new())),
             plugin: plugin.to_string(),
@@ -360,6 +385,21 @@ impl HttpBroker {
                 ),
             ));
         }
+        let header_bytes: usize = request
+            .headers()
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum();
+        if request.headers().len() > MAX_REQUEST_HEADERS || header_bytes > MAX_REQUEST_HEADER_BYTES
+        {
+            return Err((
+                None,
+                format!(
+                    "request headers too large: {} fields, {header_bytes} bytes (caps: {MAX_REQUEST_HEADERS} fields, {MAX_REQUEST_HEADER_BYTES} bytes)",
+                    request.headers().len()
+                ),
+            ));
+        }
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("");
         let Some(host) = uri.host() else {
@@ -380,6 +420,22 @@ impl HttpBroker {
             return Err((
                 None,
                 format!("path {path} is not normalised (dot segments or encoded separators)"),
+            ));
+        }
+        if self.policy.denies_host(host) {
+            return Err((
+                None,
+                format!(
+                    "host {host} is denied by the operator's policy for this plugin (deny_hosts)"
+                ),
+            ));
+        }
+        if self.policy.denies_path(path) {
+            return Err((
+                None,
+                format!(
+                    "path {path} is denied by the operator's policy for this plugin (deny_paths)"
+                ),
             ));
         }
         let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
@@ -434,6 +490,14 @@ impl HttpBroker {
             let Ok(value) = value.to_str() else { continue };
             let names = secrets::references(value).map_err(|e| (Some(index), e))?;
             for secret in names {
+                if self.policy.refuses_secret(&secret) {
+                    return Err((
+                        Some(index),
+                        format!(
+                            "secret `{secret}` (header {name}) is refused by the operator's policy for this plugin (refuse_secrets)"
+                        ),
+                    ));
+                }
                 if !grant.secrets.iter().any(|s| s == &secret) {
                     return Err((
                         Some(index),
@@ -621,6 +685,25 @@ impl WasiHttpHooks for HttpBroker {
             };
             let status = response.status();
             let headers = response.headers().clone();
+            let header_bytes: usize = headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum();
+            if headers.len() > MAX_RESPONSE_HEADERS || header_bytes > MAX_RESPONSE_HEADER_BYTES {
+                record(
+                    true,
+                    Some(format!(
+                        "response headers too large: {} fields, {header_bytes} bytes (caps: {MAX_RESPONSE_HEADERS} fields, {MAX_RESPONSE_HEADER_BYTES} bytes); dropped",
+                        headers.len()
+                    )),
+                    Some(status.as_u16()),
+                    sent,
+                    0,
+                );
+                return Err(HttpErr::HttpResponseHeaderSectionSize(Some(
+                    header_bytes.min(u32::MAX as usize) as u32,
+                )));
+            }
             let mut received: Vec<u8> = Vec::new();
             let mut response = response;
             loop {
@@ -734,10 +817,23 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "ff02::1",
+            "239.255.255.250",
+            "100.127.255.254",
         ] {
             assert!(is_restricted(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "2606:2800:220:1::1",
+            "8.8.8.8",
+            "2002:5db8:d822::1",
+            "100.128.0.1",
+        ] {
             assert!(!is_restricted(ip.parse().unwrap()), "{ip}");
         }
     }

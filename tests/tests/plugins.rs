@@ -1,0 +1,412 @@
+//! Plugin packages: signatures and the trust store, dev mode, `ward plugin
+//! inspect --json` on the bundled Okta connector, and a widened upgrade that
+//! `ward plugin diff` reports and the registry holds until approved.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ward::plugin_cli;
+use ward_daemon::config::PluginsConfig;
+use ward_daemon::registry::PluginSource;
+use ward_daemon::{Config, Registry};
+use ward_manifest::Manifest;
+use ward_runtime::{Runtime, RuntimeConfig};
+use ward_store::{MasterKey, Store};
+use ward_tests::{HOSTILE_WASM, OKTA_WASM};
+use ward_trust::SignatureStatus;
+
+/// Rewrites the `ward-manifest` custom section(s) of a component, keeping
+/// everything else byte for byte. Components nest the core module (where
+/// the section lives) in a module section, so both levels are re-encoded
+/// with new sizes.
+fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn walk(bytes: &[u8], component: bool, edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+        let mut out = bytes[..8].to_vec();
+        let mut reader = wasmparser::BinaryReader::new(&bytes[8..], 8);
+        while !reader.eof() {
+            let id = reader.read_u8().unwrap();
+            let size = reader.read_var_u32().unwrap() as usize;
+            let start = reader.original_position();
+            let content = &bytes[start..start + size];
+            reader.read_bytes(size).unwrap();
+            let new_content = if id == 0 {
+                let mut r = wasmparser::BinaryReader::new(content, 0);
+                let name = r.read_string().unwrap();
+                if name == ward_manifest::SECTION {
+                    let data = &content[r.original_position()..];
+                    let text = edit(std::str::from_utf8(data).unwrap());
+                    let mut c = Vec::new();
+                    leb(name.len(), &mut c);
+                    c.extend_from_slice(name.as_bytes());
+                    c.extend_from_slice(text.as_bytes());
+                    c
+                } else {
+                    content.to_vec()
+                }
+            } else if component && id == 1 {
+                walk(content, false, edit)
+            } else {
+                content.to_vec()
+            };
+            out.push(id);
+            leb(new_content.len(), &mut out);
+            out.extend_from_slice(&new_content);
+        }
+        out
+    }
+    walk(bytes, true, edit)
+}
+
+/// The Okta connector with a higher version and one more host granted.
+fn widened_okta() -> Vec<u8> {
+    rewrite_manifest(OKTA_WASM, &|text| {
+        let mut out: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("version =") {
+                    "version = \"9.9.9\"".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str("\n\n[[http]]\nurl = \"https://exfil.example/\"\nmethods = [\"POST\"]\n");
+        out
+    })
+}
+
+fn manifest(bytes: &[u8]) -> Manifest {
+    Manifest::from_section(&ward_runtime::read_manifest_section(bytes).unwrap()).unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn sign(secret: &str, path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let sig = ward_trust::sign(secret, &bytes, "x.wasm").unwrap();
+    let mut sig_path = path.as_os_str().to_owned();
+    sig_path.push(".minisig");
+    std::fs::write(PathBuf::from(sig_path), sig).unwrap();
+}
+
+async fn store_in(dir: &Path) -> Store {
+    Store::open_sqlite(
+        &dir.join("ward.db"),
+        MasterKey::load_or_create(&dir.join("master.key")).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig::default()).unwrap()
+}
+
+#[tokio::test]
+async fn only_plugins_signed_by_a_trusted_key_load_unless_dev_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let vendor = ward_trust::generate().unwrap();
+    let stranger = ward_trust::generate().unwrap();
+
+    // Signed by the trusted vendor: loads.
+    let okta = write(&plugins, "okta.wasm", OKTA_WASM);
+    sign(&vendor.secret_file, &okta);
+    // Unsigned: refused.
+    write(&plugins, "hostile.wasm", HOSTILE_WASM);
+    // Signed by a key nobody trusts: refused.
+    let other = write(
+        &plugins,
+        "other.wasm",
+        &rewrite_manifest(HOSTILE_WASM, &|t| {
+            t.replace("key = \"hostile\"", "key = \"other\"")
+        }),
+    );
+    sign(&stranger.secret_file, &other);
+    // Signed, then altered (one byte of the manifest): refused.
+    let tampered = write(
+        &plugins,
+        "tampered.wasm",
+        &rewrite_manifest(HOSTILE_WASM, &|t| {
+            t.replace("key = \"hostile\"", "key = \"tamper\"")
+        }),
+    );
+    sign(&vendor.secret_file, &tampered);
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"Ward test")
+        .expect("vendor text in the manifest");
+    bytes[at] = b'w';
+    std::fs::write(&tampered, &bytes).unwrap();
+
+    let config = PluginsConfig {
+        bundled: false,
+        dirs: vec![plugins.clone()],
+        trusted_keys: vec![vendor.public_base64.clone()],
+    };
+    let store = store_in(tmp.path()).await;
+    let rt = runtime();
+    let registry = Registry::load(&rt, &store, &config, &BTreeMap::new(), false)
+        .await
+        .unwrap();
+    assert!(!registry.dev_mode());
+    let keys: Vec<String> = registry
+        .list()
+        .iter()
+        .map(|l| l.plugin.manifest().key.clone())
+        .collect();
+    assert_eq!(keys, vec!["okta".to_string()]);
+    assert_eq!(
+        registry.get("okta").unwrap().signature,
+        SignatureStatus::Trusted {
+            key_id: vendor.id.clone()
+        }
+    );
+    let refused = registry.refused();
+    let reason = |file: &str| {
+        refused
+            .iter()
+            .find(|r| r.source == PluginSource::File(plugins.join(file).display().to_string()))
+            .unwrap_or_else(|| panic!("{file} not refused: {refused:?}"))
+            .reason
+            .clone()
+    };
+    assert!(reason("hostile.wasm").contains("unsigned"));
+    assert!(reason("other.wasm").contains("not in plugins.trusted_keys"));
+    assert!(reason("tampered.wasm").contains("INVALID signature"));
+
+    // The CLI's verify agrees.
+    let sig = std::fs::read_to_string(plugins.join("tampered.wasm.minisig")).unwrap();
+    let status = ward_trust::verify_with(&vendor.public_file, &bytes, Some(&sig)).unwrap();
+    assert!(matches!(status, SignatureStatus::Invalid { .. }));
+
+    // Dev mode loads them all and says so.
+    let registry = Registry::load(&rt, &store, &config, &BTreeMap::new(), true)
+        .await
+        .unwrap();
+    assert!(registry.dev_mode());
+    assert_eq!(registry.list().len(), 4, "{:?}", registry.refused());
+    assert_eq!(
+        registry.get("hostile").unwrap().signature,
+        SignatureStatus::Unsigned
+    );
+}
+
+#[tokio::test]
+async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
+    let inspection = plugin_cli::inspect(
+        "bundled:okta",
+        ward_daemon::bundled::get("okta").unwrap(),
+        &[],
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&inspection).unwrap();
+    let fields: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "schema",
+        "file",
+        "digest",
+        "size_bytes",
+        "signature",
+        "key",
+        "name",
+        "version",
+        "vendor",
+        "world",
+        "imports",
+        "permissions",
+    ];
+    expected.sort();
+    let mut sorted = fields.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+    assert_eq!(json["schema"], "ward.plugin.inspect/v1");
+    assert_eq!(json["signature"]["status"], "bundled");
+    assert_eq!(json["world"], "ward:connector/plugin@0.1.0");
+    assert!(json["imports"].as_array().unwrap().iter().any(|i| {
+        i.as_str()
+            .unwrap()
+            .starts_with("wasi:http/outgoing-handler")
+    }));
+
+    let manifest = manifest(ward_daemon::bundled::get("okta").unwrap());
+    let grants = json["permissions"]["http"].as_array().unwrap();
+    assert_eq!(
+        grants.len(),
+        manifest.http.len(),
+        "exactly the manifest's grants"
+    );
+    for (grant, decl) in grants.iter().zip(&manifest.http) {
+        assert_eq!(grant["url"], decl.url.as_str());
+        assert_eq!(
+            grant["methods"]["requested"],
+            serde_json::json!(decl.methods)
+        );
+        assert_eq!(
+            grant["methods"]["effective"],
+            serde_json::json!(decl.methods)
+        );
+        assert_eq!(
+            grant["secrets"]["effective"],
+            serde_json::json!(decl.secrets)
+        );
+        assert_eq!(grant["status"], "granted");
+        assert_eq!(grant["scheme"], "https");
+        assert!(grant["host"].as_str().unwrap().ends_with(".okta.com"));
+    }
+    assert_eq!(
+        json["permissions"]["limits"]["requested"],
+        json["permissions"]["limits"]["effective"]
+    );
+    assert!(
+        grants[0]["config_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "domain")
+    );
+}
+
+#[tokio::test]
+async fn widened_upgrade_is_reported_held_and_released_by_approve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let vendor = ward_trust::generate().unwrap();
+    let widened = widened_okta();
+    let upgrade = write(&plugins, "okta-9.9.9.wasm", &widened);
+    sign(&vendor.secret_file, &upgrade);
+
+    // `ward plugin diff` reports the new host first.
+    let report = plugin_cli::diff(OKTA_WASM, &widened).unwrap();
+    assert!(report.widens);
+    assert_eq!(report.changes[0].kind, ward_manifest::ChangeKind::Widening);
+    assert!(
+        report
+            .changes
+            .iter()
+            .take_while(|c| c.kind == ward_manifest::ChangeKind::Widening)
+            .any(|c| c.detail.contains("https://exfil.example/")),
+        "{:?}",
+        report.changes
+    );
+
+    let config = Config::parse(&format!(
+        "data_dir = {:?}\n[plugins]\nbundled = true\ndirs = [{:?}]\ntrusted_keys = [{:?}]\n",
+        data.display().to_string(),
+        plugins.display().to_string(),
+        vendor.public_base64
+    ))
+    .unwrap();
+    let rt = runtime();
+    let store = store_in(&data).await;
+    // First start: the bundled version is the first install (approved);
+    // the widened upgrade is held, the bundled version keeps running.
+    let registry = Registry::load(&rt, &store, &config.plugins, &config.policy, false)
+        .await
+        .unwrap();
+    let running = registry.get("okta").unwrap();
+    assert_eq!(running.source, PluginSource::Bundled);
+    let pending = registry.pending();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].version, "9.9.9");
+    assert!(
+        pending[0]
+            .widenings
+            .iter()
+            .any(|w| w.contains("https://exfil.example/")),
+        "{:?}",
+        pending[0].widenings
+    );
+    let digest = pending[0].digest.clone();
+    // Approving something that is not held is refused.
+    assert!(registry.approve(&store, "okta", "0000").await.is_err());
+    store.close().await;
+
+    // A restart still holds it: approvals are in the store.
+    let store = store_in(&data).await;
+    let registry = Registry::load(&rt, &store, &config.plugins, &config.policy, false)
+        .await
+        .unwrap();
+    assert_eq!(registry.pending().len(), 1);
+    assert_eq!(registry.get("okta").unwrap().source, PluginSource::Bundled);
+    store.close().await;
+
+    // `ward plugin approve okta DIGEST --config ward.toml` against the store.
+    plugin_cli::approve(&config, "okta", &digest).await.unwrap();
+    let store = store_in(&data).await;
+    let registry = Registry::load(&rt, &store, &config.plugins, &config.policy, false)
+        .await
+        .unwrap();
+    assert!(registry.pending().is_empty(), "{:?}", registry.pending());
+    let running = registry.get("okta").unwrap();
+    assert_eq!(running.plugin.manifest().version, "9.9.9");
+    assert_eq!(running.plugin.digest(), digest);
+    assert!(
+        running
+            .effective
+            .http
+            .iter()
+            .any(|g| g.url == "https://exfil.example/")
+    );
+}
+
+#[tokio::test]
+async fn in_process_approve_loads_the_held_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    write(&plugins, "okta-9.9.9.wasm", &widened_okta());
+    let config = PluginsConfig {
+        bundled: true,
+        dirs: vec![plugins],
+        trusted_keys: vec![],
+    };
+    let store = store_in(tmp.path()).await;
+    let rt = runtime();
+    // Dev mode: the unsigned upgrade is trusted enough to load, but dev
+    // mode never skips approval of widened permissions.
+    let registry = Registry::load(&rt, &store, &config, &BTreeMap::new(), true)
+        .await
+        .unwrap();
+    let pending = registry.pending();
+    assert_eq!(pending.len(), 1);
+    let loaded = registry
+        .approve(&store, "okta", &pending[0].digest)
+        .await
+        .unwrap();
+    assert_eq!(loaded.plugin.manifest().version, "9.9.9");
+    assert_eq!(
+        registry.get("okta").unwrap().plugin.manifest().version,
+        "9.9.9"
+    );
+    assert!(registry.pending().is_empty());
+}

@@ -16,6 +16,7 @@ pub mod bundled;
 pub mod config;
 pub mod connect;
 pub mod ingest;
+pub mod metrics;
 pub mod registry;
 pub mod scheduler;
 
@@ -37,6 +38,8 @@ pub struct Daemon {
     pub scheduler: Scheduler,
     /// The operator's configuration.
     pub config: Arc<Config>,
+    /// Prometheus metrics (counters bumped by the scheduler, gauges read at scrape).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Daemon {

@@ -73,8 +73,9 @@ pub struct Connected {
     pub instance: Instance,
     /// The plugin bound to the instance's secrets.
     pub bound: Bound,
-    /// The test verdicts.
-    pub report: TestReport,
+    /// The test verdicts, or why `test` itself failed (the status then
+    /// says what to do).
+    pub report: Result<TestReport, CallError>,
 }
 
 /// Binds a stored instance to its plugin with its decrypted secrets.
@@ -118,7 +119,12 @@ pub async fn connect(
         },
     )
     .await?;
-    Ok((c.instance, c.bound, c.report))
+    let key = plugin.manifest().key.clone();
+    let report = c.report.map_err(|source| ConnectError::Call {
+        plugin: key,
+        source,
+    })?;
+    Ok((c.instance, c.bound, report))
 }
 
 /// Runs `exchange` with only the host's own secrets bound and returns the
@@ -224,7 +230,8 @@ pub fn credentials_rejected_message(detail: &str) -> String {
     )
 }
 
-/// Runs `test` ("Test now"). When `update_status` is set, the instance's
+/// Runs `test` ("Test now"). A failed `test` call is returned in
+/// [`Connected::report`], not as an error. When `update_status` is set, the instance's
 /// status becomes `connected` if every check passed, `error` with the
 /// failed checks' messages otherwise, or `error` with the call's failure.
 pub async fn test_now(
@@ -251,9 +258,14 @@ pub async fn test_now(
                     .set_status(&instance.id, InstanceStatus::Error, Some(&message))
                     .await?;
             }
-            return Err(ConnectError::Call {
-                plugin: key,
-                source,
+            let instance = store
+                .instance(&instance.id)
+                .await?
+                .unwrap_or_else(|| instance.clone());
+            return Ok(Connected {
+                instance,
+                bound,
+                report: Err(source),
             });
         }
     };
@@ -285,7 +297,7 @@ pub async fn test_now(
     Ok(Connected {
         instance,
         bound,
-        report,
+        report: Ok(report),
     })
 }
 

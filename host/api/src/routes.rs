@@ -17,8 +17,9 @@ use subtle::ConstantTimeEq;
 use ward_daemon::connect::{self, Connected, NewConnection};
 use ward_daemon::metrics::Snapshot;
 use ward_daemon::registry::LoadedPlugin;
-use ward_runtime::SecretSet;
+use ward_runtime::types::PluginError;
 use ward_runtime::types::{BasicCredentials, Grant, OauthCode};
+use ward_runtime::{CallError, SecretSet};
 use ward_store::{EventOrder, EventQuery, Instance, OauthState};
 
 use crate::AppState;
@@ -450,9 +451,7 @@ pub(crate) async fn create_instance(
     )
     .await?;
     let id = connected.instance.id.clone();
-    if let Err(e) = &connected.report
-        && e.to_string().starts_with("credentials rejected")
-    {
+    if let Err(e @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
         // The provider refused the credentials outright: keep nothing.
         state.daemon.store.delete_instance(&id).await?;
         return Err(call_error(&key, e));
@@ -701,9 +700,9 @@ pub(crate) async fn instance_events(
         order,
     };
     let events = state.daemon.store.events(&id, &eq).await?;
-    let next_cursor = (events.len() == effective as usize)
-        .then(|| events.last().map(|e| encode_cursor(e.time_ms, &e.event_id)))
-        .flatten();
+    // Given for every non-empty page, even a short one, so a follower can
+    // keep asking from where it stopped as new events arrive.
+    let next_cursor = events.last().map(|e| encode_cursor(e.time_ms, &e.event_id));
     Ok(Json(EventsPage {
         events,
         next_cursor,

@@ -228,7 +228,9 @@ pub struct EventsPage {
     /// Events.
     #[schema(value_type = Vec<Object>)]
     pub events: Vec<StoredEvent>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page (same filters and order); absent
+    /// when this page is empty. With `order=oldest` it also picks up events
+    /// stored later.
     pub next_cursor: Option<String>,
 }
 

@@ -302,6 +302,10 @@ async fn instance_lifecycle() {
         )
         .await;
     assert_eq!(s, 422, "{b}");
+    // A rejected reconnect keeps the working credentials.
+    let (_, b) = api.admin_call("POST", &format!("{own}/test"), None).await;
+    assert_eq!(b["ok"], true, "{b}");
+    assert_eq!(b["instance"]["status"]["state"], "connected");
 
     // Metrics and health.
     let (s, b) = api.admin_call("GET", "/metrics", None).await;

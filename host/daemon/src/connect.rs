@@ -200,6 +200,8 @@ pub async fn create(
 
 /// Replaces an instance's credentials (reconnect, rotation) and tests them.
 /// Cursors, events and users are kept, so ingestion resumes where it was.
+/// New credentials the provider rejects outright are not kept: the old ones
+/// and the old status are put back and the rejection is returned.
 pub async fn reconnect(
     store: &Store,
     plugin: &Arc<Plugin>,
@@ -216,17 +218,36 @@ pub async fn reconnect(
         host_secrets,
     )
     .await?;
-    let key = &plugin.manifest().key;
-    record_egress(store, &instance.id, key, "exchange", &egress).await;
+    let key = plugin.manifest().key.clone();
+    record_egress(store, &instance.id, &key, "exchange", &egress).await;
+    let previous = store.credentials(&instance.id).await.ok().flatten();
     store.put_credentials(&instance.id, &creds).await?;
-    test_now(store, plugin, instance, true).await
+    let connected = test_now(store, plugin, instance, true).await?;
+    if let Err(source @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
+        if let Some(old) = previous {
+            store.put_credentials(&instance.id, &old).await?;
+        }
+        store
+            .set_status(
+                &instance.id,
+                instance.status,
+                instance.status_message.as_deref(),
+            )
+            .await?;
+        return Err(ConnectError::Call {
+            plugin: key,
+            source: source.clone(),
+        });
+    }
+    Ok(connected)
 }
 
 /// The status message for an instance whose credentials were rejected.
-pub fn credentials_rejected_message(detail: &str) -> String {
+pub fn credentials_rejected_message(instance_id: &str, detail: &str) -> String {
     format!(
         "credentials rejected: reconnect the instance with new credentials \
-         (PUT /instances/{{id}}/credentials or `ward instances reconnect`); provider said: {detail}"
+         (PUT /instances/{instance_id}/credentials or `ward instances reconnect {instance_id}`); \
+         provider said: {detail}"
     )
 }
 
@@ -250,7 +271,7 @@ pub async fn test_now(
             if update_status {
                 let message = match &source {
                     CallError::Plugin(PluginError::Unauthorized(m)) => {
-                        credentials_rejected_message(m)
+                        credentials_rejected_message(&instance.id, m)
                     }
                     other => other.to_string(),
                 };

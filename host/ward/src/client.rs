@@ -119,8 +119,8 @@ impl Client {
         Ok(value)
     }
 
-    /// `ward instances list`
-    pub async fn list(&self) -> anyhow::Result<()> {
+    /// `ward instances list`; returns the listing as the API gave it.
+    pub async fn list(&self) -> anyhow::Result<Value> {
         let list = self.call(reqwest::Method::GET, "/instances", None).await?;
         println!(
             "{:<32}  {:<20}  {:<8}  {:<10}  {:>9}  {:>8}  MESSAGE",
@@ -146,10 +146,10 @@ impl Client {
                 message
             );
         }
-        Ok(())
+        Ok(list)
     }
 
-    /// `ward instances create`
+    /// `ward instances create`; returns the API's response.
     pub async fn create(
         &self,
         element: &str,
@@ -157,7 +157,7 @@ impl Client {
         config: BTreeMap<String, String>,
         tags: Vec<String>,
         provider: &ProviderArgs,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Value> {
         let mut body = json!({
             "element": {"key": element},
             "providerData": provider.to_json()?,
@@ -175,7 +175,7 @@ impl Client {
             "instance token (shown once; use as `Authorization: Element <token>`): {}",
             v["instance"]["token"].as_str().unwrap_or("")
         );
-        Ok(())
+        Ok(v)
     }
 
     /// `ward instances test`

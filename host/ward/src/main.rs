@@ -195,7 +195,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Instances { api, command } => {
             let client = ward::client::Client::new(&api.url, &api.data_dir)?;
             match command {
-                InstancesCommand::List => client.list().await?,
+                InstancesCommand::List => {
+                    client.list().await?;
+                }
                 InstancesCommand::Create {
                     element,
                     name,
@@ -211,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
                             tags,
                             &provider.into_args(),
                         )
-                        .await?
+                        .await?;
                 }
                 InstancesCommand::Test { id } => {
                     if !client.test(&id).await? {

@@ -53,6 +53,11 @@ pub struct Config {
     pub policy: BTreeMap<String, PluginPolicy>,
     /// Scheduler settings.
     pub scheduler: SchedulerConfig,
+    /// Dev mode: plugins load without trusted signatures. Set only by
+    /// `ward serve --dev` (never from the file), and announced loudly at
+    /// start-up and in `/healthz`.
+    #[serde(skip)]
+    pub dev: bool,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             policy: BTreeMap::new(),
             scheduler: SchedulerConfig::default(),
+            dev: false,
         }
     }
 }

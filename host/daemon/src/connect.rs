@@ -1,13 +1,16 @@
-//! Creating and binding instances: `exchange` turns the operator's grant
-//! into credentials, the store keeps them encrypted, `test` checks the
-//! prerequisites, and [`bind`] prepares the plugin for calls.
+//! Creating, reconnecting, testing and binding instances: `exchange` turns
+//! the operator's grant into credentials, the store keeps them encrypted,
+//! `test` checks the prerequisites and sets the status, and [`bind`]
+//! prepares the plugin for calls.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ward_runtime::types::{Grant, TestReport};
-use ward_runtime::{Bound, CallError, Plugin, SecretSet};
-use ward_store::{Credentials, Instance, InstanceStatus, NewInstance, Store, StoreError};
+use ward_runtime::types::{Grant, PluginError, TestReport};
+use ward_runtime::{Bound, CallError, CallReport, EgressEntry, Plugin, SecretSet};
+use ward_store::{
+    Credentials, EgressRecord, Instance, InstanceStatus, NewInstance, Store, StoreError,
+};
 
 /// Why an instance could not be connected or bound.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,49 @@ pub enum ConnectError {
     NoCredentials(String),
 }
 
+/// What is needed to create an instance.
+#[derive(Clone)]
+pub struct NewConnection {
+    /// Human-readable name.
+    pub name: String,
+    /// Instance configuration (validated against the manifest).
+    pub config: BTreeMap<String, String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// What `exchange` turns into credentials.
+    pub grant: Grant,
+    /// Secrets the host holds before `exchange` (e.g. an OAuth
+    /// `client_secret`): bound for the exchange call and stored with the
+    /// resulting credentials, because the host's token refresher needs them.
+    pub host_secrets: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for NewConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewConnection")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("tags", &self.tags)
+            .field(
+                "host_secrets",
+                &self.host_secrets.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connected (or tested) instance.
+#[derive(Debug)]
+pub struct Connected {
+    /// The instance as stored, status set from the test.
+    pub instance: Instance,
+    /// The plugin bound to the instance's secrets.
+    pub bound: Bound,
+    /// The test verdicts, or why `test` itself failed (the status then
+    /// says what to do).
+    pub report: Result<TestReport, CallError>,
+}
+
 /// Binds a stored instance to its plugin with its decrypted secrets.
 pub async fn bind(
     store: &Store,
@@ -52,7 +98,8 @@ pub async fn bind(
 
 /// Creates an instance from a grant: exchange, store credentials, test.
 /// The instance ends `connected` when every check passes, `error` with the
-/// failed checks' messages otherwise.
+/// failed checks' messages otherwise. Kept for the demo and older callers;
+/// see [`create`].
 pub async fn connect(
     store: &Store,
     plugin: &Arc<Plugin>,
@@ -60,77 +107,249 @@ pub async fn connect(
     config: BTreeMap<String, String>,
     grant: Grant,
 ) -> Result<(Instance, Bound, TestReport), ConnectError> {
-    let key = plugin.manifest().key.clone();
-    // Exchange runs before the instance exists, with no secrets bound.
-    let unbound = plugin.bind("connecting", &config, SecretSet::default(), None)?;
-    let creds = unbound
-        .exchange(&grant)
-        .await
-        .result
-        .map_err(|source| ConnectError::Call {
-            plugin: key.clone(),
-            source,
-        })?;
-    let instance = store
-        .create_instance(&NewInstance {
-            plugin_key: key.clone(),
-            plugin_version: plugin.manifest().version.clone(),
+    let c = create(
+        store,
+        plugin,
+        NewConnection {
             name: name.to_string(),
             config,
             tags: Vec::new(),
+            grant,
+            host_secrets: BTreeMap::new(),
+        },
+    )
+    .await?;
+    let key = plugin.manifest().key.clone();
+    let report = c.report.map_err(|source| ConnectError::Call {
+        plugin: key,
+        source,
+    })?;
+    Ok((c.instance, c.bound, report))
+}
+
+/// Runs `exchange` with only the host's own secrets bound and returns the
+/// credentials to store (exchange result plus those host secrets).
+async fn exchange(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    egress_id: &str,
+    config: &BTreeMap<String, String>,
+    grant: &Grant,
+    host_secrets: &BTreeMap<String, String>,
+) -> Result<(Credentials, Vec<EgressEntry>), ConnectError> {
+    let key = plugin.manifest().key.clone();
+    let unbound = plugin.bind(
+        egress_id,
+        config,
+        SecretSet::new(host_secrets.clone()),
+        None,
+    )?;
+    let report = unbound.exchange(grant).await;
+    if report.result.is_err() {
+        // No instance will hold this attempt: log it under the id given.
+        record_egress(store, egress_id, &key, "exchange", &report.egress).await;
+    }
+    let creds = report.result.map_err(|source| ConnectError::Call {
+        plugin: key.clone(),
+        source,
+    })?;
+    let mut secrets: BTreeMap<String, String> = host_secrets.clone();
+    secrets.extend(creds.secrets.into_iter().map(|s| (s.name, s.value)));
+    Ok((
+        Credentials {
+            secrets,
+            expires_at_ms: creds.expires_at,
+            scopes: creds.scopes,
+            principal: creds.principal,
+        },
+        report.egress,
+    ))
+}
+
+/// Creates an instance: exchange, store credentials, test. Exchange runs
+/// before the instance exists, so a rejected grant creates nothing.
+pub async fn create(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    new: NewConnection,
+) -> Result<Connected, ConnectError> {
+    let manifest = plugin.manifest();
+    let config = manifest.validate_config(&new.config)?;
+    let (creds, egress) = exchange(
+        store,
+        plugin,
+        "connecting",
+        &config,
+        &new.grant,
+        &new.host_secrets,
+    )
+    .await?;
+    let instance = store
+        .create_instance(&NewInstance {
+            plugin_key: manifest.key.clone(),
+            plugin_version: manifest.version.clone(),
+            name: new.name,
+            config,
+            tags: new.tags,
         })
         .await?;
-    store
-        .put_credentials(
-            &instance.id,
-            &Credentials {
-                secrets: creds
-                    .secrets
-                    .into_iter()
-                    .map(|s| (s.name, s.value))
-                    .collect(),
-                expires_at_ms: creds.expires_at,
-                scopes: creds.scopes,
-                principal: creds.principal,
-            },
-        )
-        .await?;
-    let bound = bind(store, plugin, &instance).await?;
-    let report = match bound.test().await.result {
+    record_egress(store, &instance.id, &manifest.key, "exchange", &egress).await;
+    store.put_credentials(&instance.id, &creds).await?;
+    test_now(store, plugin, &instance, true).await
+}
+
+/// Replaces an instance's credentials (reconnect, rotation) and tests them.
+/// Cursors, events and users are kept, so ingestion resumes where it was.
+/// New credentials the provider rejects outright are not kept: the old ones
+/// and the old status are put back and the rejection is returned.
+pub async fn reconnect(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    instance: &Instance,
+    grant: &Grant,
+    host_secrets: &BTreeMap<String, String>,
+) -> Result<Connected, ConnectError> {
+    let (creds, egress) = exchange(
+        store,
+        plugin,
+        &instance.id,
+        &instance.config,
+        grant,
+        host_secrets,
+    )
+    .await?;
+    let key = plugin.manifest().key.clone();
+    record_egress(store, &instance.id, &key, "exchange", &egress).await;
+    let previous = store.credentials(&instance.id).await.ok().flatten();
+    store.put_credentials(&instance.id, &creds).await?;
+    let connected = test_now(store, plugin, instance, true).await?;
+    if let Err(source @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
+        if let Some(old) = previous {
+            store.put_credentials(&instance.id, &old).await?;
+        }
+        store
+            .set_status(
+                &instance.id,
+                instance.status,
+                instance.status_message.as_deref(),
+            )
+            .await?;
+        return Err(ConnectError::Call {
+            plugin: key,
+            source: source.clone(),
+        });
+    }
+    Ok(connected)
+}
+
+/// The status message for an instance whose credentials were rejected.
+pub fn credentials_rejected_message(instance_id: &str, detail: &str) -> String {
+    format!(
+        "credentials rejected: reconnect the instance with new credentials \
+         (PUT /instances/{instance_id}/credentials or `ward instances reconnect {instance_id}`); \
+         provider said: {detail}"
+    )
+}
+
+/// Runs `test` ("Test now"). A failed `test` call is returned in
+/// [`Connected::report`], not as an error. When `update_status` is set, the instance's
+/// status becomes `connected` if every check passed, `error` with the
+/// failed checks' messages otherwise, or `error` with the call's failure.
+pub async fn test_now(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    instance: &Instance,
+    update_status: bool,
+) -> Result<Connected, ConnectError> {
+    let key = plugin.manifest().key.clone();
+    let bound = bind(store, plugin, instance).await?;
+    let report: CallReport<TestReport> = bound.test().await;
+    record_egress(store, &instance.id, &key, "test", &report.egress).await;
+    let report = match report.result {
         Ok(report) => report,
         Err(source) => {
+            if update_status {
+                let message = match &source {
+                    CallError::Plugin(PluginError::Unauthorized(m)) => {
+                        credentials_rejected_message(&instance.id, m)
+                    }
+                    other => other.to_string(),
+                };
+                store
+                    .set_status(&instance.id, InstanceStatus::Error, Some(&message))
+                    .await?;
+            }
+            let instance = store
+                .instance(&instance.id)
+                .await?
+                .unwrap_or_else(|| instance.clone());
+            return Ok(Connected {
+                instance,
+                bound,
+                report: Err(source),
+            });
+        }
+    };
+    if update_status {
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.message))
+            .collect();
+        if failed.is_empty() {
+            store
+                .set_status(&instance.id, InstanceStatus::Connected, None)
+                .await?;
+        } else {
             store
                 .set_status(
                     &instance.id,
                     InstanceStatus::Error,
-                    Some(&source.to_string()),
+                    Some(&failed.join("; ")),
                 )
                 .await?;
-            return Err(ConnectError::Call {
-                plugin: key,
-                source,
-            });
         }
-    };
-    let failed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| format!("{}: {}", c.name, c.message))
-        .collect();
-    if failed.is_empty() {
-        store
-            .set_status(&instance.id, InstanceStatus::Connected, None)
-            .await?;
-    } else {
-        store
-            .set_status(
-                &instance.id,
-                InstanceStatus::Error,
-                Some(&failed.join("; ")),
-            )
-            .await?;
     }
-    let instance = store.instance(&instance.id).await?.unwrap_or(instance);
-    Ok((instance, bound, report))
+    let instance = store
+        .instance(&instance.id)
+        .await?
+        .unwrap_or_else(|| instance.clone());
+    Ok(Connected {
+        instance,
+        bound,
+        report: Ok(report),
+    })
+}
+
+/// Appends a call's egress to the log. A failure to log is reported but
+/// does not fail the connection: the request already happened.
+async fn record_egress(
+    store: &Store,
+    instance_id: &str,
+    plugin: &str,
+    call: &str,
+    egress: &[EgressEntry],
+) {
+    let records: Vec<EgressRecord> = egress
+        .iter()
+        .map(|e| EgressRecord {
+            instance_id: instance_id.to_owned(),
+            plugin_key: plugin.to_owned(),
+            call: call.to_owned(),
+            at_ms: e.at_ms,
+            method: e.method.clone(),
+            url: e.url.clone(),
+            allowed: e.allowed,
+            reason: e.reason.clone(),
+            grant: e.grant.clone(),
+            status: e.status,
+            bytes_sent: e.bytes_sent,
+            bytes_received: e.bytes_received,
+            latency_ms: e.latency_ms,
+        })
+        .collect();
+    if let Err(e) = store.append_egress(&records).await {
+        tracing::warn!(instance = instance_id, plugin, call, error = %e, "could not record egress");
+    }
 }

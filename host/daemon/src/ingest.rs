@@ -140,6 +140,27 @@ pub enum WaitReason {
 /// Called when a sync starts waiting, with the reason and the delay.
 pub type WaitHook = Arc<dyn Fn(WaitReason, Duration) + Send + Sync>;
 
+/// Called after every plugin call with the call's name, its outcome
+/// (`ok` or the error kind) and what it sent out.
+pub type CallHook = Arc<dyn Fn(&str, &str, &[EgressEntry]) + Send + Sync>;
+
+/// A short stable name for a call's outcome (metrics labels).
+pub fn outcome_name<T>(result: &Result<T, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::Plugin(e)) => match e {
+            PluginError::Unauthorized(_) => "unauthorized",
+            PluginError::Forbidden(_) => "forbidden",
+            PluginError::RateLimited(_) => "rate-limited",
+            PluginError::InvalidConfig(_) => "invalid-config",
+            PluginError::Unavailable(_) => "unavailable",
+            PluginError::Internal(_) => "internal",
+        },
+        Err(CallError::Timeout { .. }) => "timeout",
+        Err(_) => "sandbox",
+    }
+}
+
 /// How a sync shares its tenant's rate budget and learns that it must stop.
 /// The default paces nothing and never stops (tests, one-shot tools).
 #[derive(Clone, Default)]
@@ -151,6 +172,8 @@ pub struct Pace {
     pub cancel: Option<CancellationToken>,
     /// Told about every wait (for status and progress).
     pub on_wait: Option<WaitHook>,
+    /// Told about every call (for metrics).
+    pub on_call: Option<CallHook>,
 }
 
 impl std::fmt::Debug for Pace {
@@ -358,6 +381,9 @@ impl Ingestor {
             let report = f().await;
             if let Some(budget) = &pace.budget {
                 budget.charge(report.egress.len().saturating_sub(1));
+            }
+            if let Some(hook) = &pace.on_call {
+                hook(call, outcome_name(&report.result), &report.egress);
             }
             self.record_egress(call, &report.egress).await?;
             match report.result {

@@ -18,6 +18,7 @@ pub mod bundled;
 pub mod config;
 pub mod connect;
 pub mod ingest;
+pub mod metrics;
 pub mod refresh;
 pub mod registry;
 pub mod scheduler;
@@ -40,6 +41,8 @@ pub struct Daemon {
     pub scheduler: Scheduler,
     /// The operator's configuration.
     pub config: Arc<Config>,
+    /// Prometheus metrics (counters bumped by the scheduler, gauges read at scrape).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -107,20 +110,47 @@ impl Daemon {
         };
         let store = ward_store::Store::open_sqlite(&db, key).await?;
         let runtime = ward_runtime::Runtime::new(runtime_config(&config)?)?;
-        let registry = Arc::new(if config.plugins.bundled {
-            Registry::bundled(&runtime)?
-        } else {
-            Registry::default()
-        });
+        let registry = Arc::new(
+            Registry::load(
+                &runtime,
+                &store,
+                &config.plugins,
+                &config.policy,
+                config.dev,
+            )
+            .await?,
+        );
+        Ok(Daemon::assemble(store, runtime, registry, config))
+    }
+
+    /// Puts a daemon together from parts already opened (tests that set up
+    /// the store or registry themselves); workers are not started.
+    pub fn assemble(
+        store: ward_store::Store,
+        runtime: ward_runtime::Runtime,
+        registry: Arc<Registry>,
+        config: Config,
+    ) -> Daemon {
         let config = Arc::new(config);
-        let scheduler = Scheduler::new(store.clone(), registry.clone(), config.clone());
-        Ok(Daemon {
+        let metrics = Arc::new(metrics::Metrics::new());
+        // Five minutes ahead: longer than any page takes, shorter than any
+        // provider's token lifetime.
+        let refresher = Arc::new(refresh::Refresher::new(std::time::Duration::from_secs(300)));
+        let scheduler = Scheduler::new(
+            store.clone(),
+            registry.clone(),
+            config.clone(),
+            metrics.clone(),
+            refresher,
+        );
+        Daemon {
             store,
             runtime,
             registry,
             scheduler,
             config,
-        })
+            metrics,
+        }
     }
 
     /// Stops every worker (in-flight pages commit or roll back) and closes

@@ -24,6 +24,8 @@ use crate::budget::Budgets;
 use crate::config::Config;
 use crate::connect::{self, ConnectError};
 use crate::ingest::{IngestError, Ingestor, Pace, Retry, WaitReason};
+use crate::metrics::Metrics;
+use crate::refresh::{RefreshError, Refresher};
 use crate::registry::Registry;
 
 const DAY_MS: i64 = 86_400_000;
@@ -86,6 +88,8 @@ struct Inner {
     store: Store,
     registry: Arc<Registry>,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    refresher: Arc<Refresher>,
     budgets: Budgets,
     /// Instance id → (worker generation, its stop token).
     workers: Mutex<HashMap<String, (u64, CancellationToken)>>,
@@ -135,13 +139,21 @@ enum Next {
 impl Scheduler {
     /// A scheduler with no workers yet; call [`Scheduler::resume_all`] to
     /// start the instances a previous run left running.
-    pub fn new(store: Store, registry: Arc<Registry>, config: Arc<Config>) -> Scheduler {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        refresher: Arc<Refresher>,
+    ) -> Scheduler {
         let rounds = config.scheduler.max_concurrent_calls.max(1);
         Scheduler {
             inner: Arc::new(Inner {
                 store,
                 registry,
                 config,
+                metrics,
+                refresher,
                 budgets: Budgets::default(),
                 workers: Mutex::new(HashMap::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
@@ -360,6 +372,21 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         .await;
     };
     let manifest = loaded.plugin.manifest().clone();
+    match inner
+        .refresher
+        .ensure_fresh(store, &loaded.plugin, &instance)
+        .await
+    {
+        Ok(_) => {}
+        Err(e @ RefreshError::Rejected { .. }) => return halt(inner, id, &e.to_string()).await,
+        Err(e @ RefreshError::Config(_)) => return halt(inner, id, &e.to_string()).await,
+        Err(e) => {
+            tracing::warn!(instance = %id, error = %e, "token refresh failed; retrying");
+            set_status(inner, id, InstanceStatus::Error, Some(&e.to_string())).await;
+            return Next::After(retry_later);
+        }
+    }
+    // Re-read: a refresh replaced the stored credentials.
     let bound = match connect::bind(store, &loaded.plugin, &instance).await {
         Ok(b) => b,
         Err(ConnectError::NoCredentials(_)) => {
@@ -381,7 +408,15 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     let budget = inner.budgets.get(&key, &tenant, per_minute);
     let hook_inner = inner.clone();
     let hook_id = id.to_string();
+    let metrics = inner.metrics.clone();
+    let metrics_key = key.clone();
     let pace = Pace {
+        on_call: Some(Arc::new(move |call, outcome, egress| {
+            metrics.call_finished(&metrics_key, call, outcome);
+            for e in egress {
+                metrics.egress(&metrics_key, e.allowed);
+            }
+        })),
         budget: Some(budget),
         cancel: Some(cancel.clone()),
         on_wait: Some(Arc::new(move |reason, delay| {
@@ -439,7 +474,9 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
                     p.waiting_for = None;
                 }
                 p.pages += 1;
-                p.new_events += prog.stats.new.saturating_sub(counted);
+                let new = prog.stats.new.saturating_sub(counted);
+                progress_inner.metrics.page_committed(id, &key, new);
+                p.new_events += new;
                 counted = prog.stats.new;
                 if let Some(n) = prog.newest_ms {
                     p.newest_event_ms = Some(p.newest_event_ms.map_or(n, |o| o.max(n)));

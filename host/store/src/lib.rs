@@ -13,6 +13,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod api;
 mod credentials;
 mod egress;
 mod error;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+pub use api::{InstanceSettings, OauthState, StoreStats};
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
 pub use model::{

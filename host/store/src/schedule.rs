@@ -37,16 +37,6 @@ impl Store {
         .map_err(StoreError::db("listing instances to resume"))
     }
 
-    /// Time of the newest stored event of an instance (served by the
-    /// `events_by_time` index).
-    pub async fn newest_event_ms(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT MAX(time_ms) FROM events WHERE instance_id = $1")
-            .bind(id)
-            .fetch_one(self.pool())
-            .await
-            .map_err(StoreError::db("reading an instance's newest event time"))
-    }
-
     /// Records that the user directory was read to the end at `at_ms`.
     pub async fn set_users_synced(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE instances SET users_synced_ms = $1 WHERE id = $2")

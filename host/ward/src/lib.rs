@@ -5,7 +5,9 @@
 //! - [`demo`]: `ward demo`, the daemon with the bundled connectors against
 //!   local provider stand-ins.
 //! - [`plugin_cli`]: `ward plugin keygen|sign|verify|inspect|diff|approve`.
+//! - [`client`]: `ward instances …` and `ward events …` over the REST API.
 
+pub mod client;
 pub mod demo;
 pub mod plugin_cli;
 pub mod serve;

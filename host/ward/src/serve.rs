@@ -77,8 +77,30 @@ pub async fn shutdown_signal() {
 /// `ward serve --config FILE`.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let daemon = Daemon::open(config).await?;
+    if daemon.config.dev {
+        eprintln!(
+            "ward: WARNING: DEV MODE — plugins load without signature checks. Never run a production daemon with --dev."
+        );
+    }
     let listener = bind(&daemon.config, false).await?;
     let addr = listener.local_addr()?;
+    if let Some(path) = ward_api::ensure_api_secrets(&daemon).await? {
+        println!(
+            "ward: generated the API secrets into {} (only their hashes are kept in the store); use them as `Authorization: User <user>, Organization <organization>`",
+            path.display()
+        );
+    }
+    for p in daemon.registry.pending() {
+        println!(
+            "ward: plugin {} {} is held: it asks for more than approved ({}); review with `ward plugin diff`, then `ward plugin approve`",
+            p.key,
+            p.version,
+            p.widenings.join("; ")
+        );
+    }
+    for r in daemon.registry.refused() {
+        println!("ward: plugin {} not loaded: {}", r.source, r.reason);
+    }
     let resumed = daemon.scheduler.resume_all().await?;
     let loaded: Vec<String> = daemon
         .registry

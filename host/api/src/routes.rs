@@ -1,0 +1,863 @@
+//! The handlers. Each carries its OpenAPI annotation; `lib.rs` registers
+//! them through `utoipa_axum`, which builds the router and the document
+//! from the same list.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use ward_daemon::connect::{self, Connected, NewConnection};
+use ward_daemon::metrics::Snapshot;
+use ward_daemon::registry::LoadedPlugin;
+use ward_runtime::types::PluginError;
+use ward_runtime::types::{BasicCredentials, Grant, OauthCode};
+use ward_runtime::{CallError, SecretSet};
+use ward_store::{EventOrder, EventQuery, Instance, OauthState};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, call_error};
+use crate::secrets::{random_token, sha256_hex};
+use crate::views::*;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid JSON for this route: {e}"
+        ))
+    })
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
+}
+
+fn element(state: &AppState, key_or_id: &str) -> ApiResult<LoadedPlugin> {
+    if let Some(p) = state.daemon.registry.get(key_or_id) {
+        return Ok(p);
+    }
+    state
+        .daemon
+        .registry
+        .list()
+        .into_iter()
+        .find(|p| p.plugin.digest() == key_or_id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no installed element {key_or_id:?}; GET /elements lists them"
+            ))
+        })
+}
+
+fn element_view(p: &LoadedPlugin) -> ElementView {
+    let m = p.plugin.manifest();
+    ElementView {
+        key: m.key.clone(),
+        id: p.plugin.digest().to_owned(),
+        name: m.name.clone(),
+        version: m.version.clone(),
+        vendor: m.vendor.clone(),
+        source: serde_json::to_value(&p.source).unwrap_or_default(),
+        signature: p.signature.to_string(),
+        manifest: serde_json::to_value(m).unwrap_or_default(),
+        effective_permissions: serde_json::to_value(&p.effective).unwrap_or_default(),
+        status: "loaded".into(),
+        widenings: Vec::new(),
+    }
+}
+
+fn pending_view(p: &ward_daemon::registry::PendingPlugin) -> ElementView {
+    ElementView {
+        key: p.key.clone(),
+        id: p.digest.clone(),
+        name: p.key.clone(),
+        version: p.version.clone(),
+        vendor: String::new(),
+        source: serde_json::to_value(&p.source).unwrap_or_default(),
+        signature: String::new(),
+        manifest: serde_json::Value::Null,
+        effective_permissions: serde_json::Value::Null,
+        status: "pending-approval".into(),
+        widenings: p.widenings.clone(),
+    }
+}
+
+async fn load_instance(state: &AppState, id: &str) -> ApiResult<Instance> {
+    state
+        .daemon
+        .store
+        .instance(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no instance {id}; GET /instances lists them")))
+}
+
+fn plugin_of(state: &AppState, instance: &Instance) -> ApiResult<LoadedPlugin> {
+    state.daemon.registry.get(&instance.plugin_key).ok_or_else(|| {
+        ApiError::conflict(format!(
+            "instance {} runs element {:?}, which is no longer installed; reinstall it or delete \
+             the instance",
+            instance.id, instance.plugin_key
+        ))
+    })
+}
+
+async fn test_view(state: &AppState, c: Connected) -> ApiResult<TestView> {
+    let (ok, checks, error, account_name, principal) = match c.report {
+        Ok(r) => (
+            r.checks.iter().all(|c| c.ok),
+            r.checks
+                .into_iter()
+                .map(|c| CheckView {
+                    name: c.name,
+                    ok: c.ok,
+                    message: c.message,
+                })
+                .collect(),
+            None,
+            r.account_name,
+            r.principal,
+        ),
+        Err(e) => (false, Vec::new(), Some(e.to_string()), None, None),
+    };
+    let instance = instance_view(&state.daemon, c.instance, None).await?;
+    Ok(TestView {
+        ok,
+        checks,
+        error,
+        account_name,
+        principal,
+        instance,
+    })
+}
+
+const RESTART: &str = "start again at GET /elements/{keyOrId}/oauth/url";
+
+/// Turns `providerData` into a grant, consuming an OAuth state when given.
+/// Returns the grant, the host-held secrets, and the configuration the
+/// state was issued for.
+async fn grant_from(
+    state: &AppState,
+    element_key: &str,
+    data: ProviderData,
+) -> ApiResult<(
+    Grant,
+    BTreeMap<String, String>,
+    Option<BTreeMap<String, String>>,
+)> {
+    match data {
+        ProviderData {
+            code: Some(code),
+            state: Some(oauth_state),
+            api_token: None,
+            username: None,
+            password: None,
+        } => {
+            let Some(st) = state
+                .daemon
+                .store
+                .consume_oauth_state(&sha256_hex(&oauth_state))
+                .await?
+            else {
+                return Err(ApiError::unauthorized(format!(
+                    "unknown, expired or already used OAuth state; {RESTART}"
+                )));
+            };
+            if st.element_key != element_key {
+                return Err(ApiError::conflict(format!(
+                    "this OAuth state was issued for element {:?}, not {element_key:?}; {RESTART}",
+                    st.element_key
+                )));
+            }
+            let code_ok = st
+                .code_sha256
+                .as_deref()
+                .is_some_and(|h| bool::from(h.as_bytes().ct_eq(sha256_hex(&code).as_bytes())));
+            if !code_ok {
+                return Err(ApiError::unauthorized(format!(
+                    "the code does not match the one the provider returned with this state; \
+                     the state is now used up; {RESTART}"
+                )));
+            }
+            let mut host = BTreeMap::new();
+            if let Some(secret) = st.client_secret {
+                host.insert("client_secret".to_owned(), secret);
+            }
+            Ok((
+                Grant::OauthCode(OauthCode {
+                    code,
+                    redirect_uri: st.callback_url,
+                    code_verifier: None,
+                }),
+                host,
+                Some(st.config),
+            ))
+        }
+        ProviderData {
+            api_token: Some(token),
+            code: None,
+            state: None,
+            username: None,
+            password: None,
+        } => Ok((Grant::ApiToken(token), BTreeMap::new(), None)),
+        ProviderData {
+            username: Some(username),
+            password: Some(password),
+            code: None,
+            state: None,
+            api_token: None,
+        } => Ok((
+            Grant::Basic(BasicCredentials { username, password }),
+            BTreeMap::new(),
+            None,
+        )),
+        _ => Err(ApiError::bad_request(
+            "providerData must hold exactly one of {code, state} (OAuth, from /oauth/callback), \
+             {apiToken}, or {username, password}",
+        )),
+    }
+}
+
+/// Installed plugins with their manifests and effective permissions, then
+/// versions held for approval (`status: pending-approval`).
+#[utoipa::path(get, path = "/elements", tag = "elements",
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = Vec<ElementView>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_elements(State(state): State<AppState>) -> Json<Vec<ElementView>> {
+    let registry = &state.daemon.registry;
+    let mut all: Vec<ElementView> = registry.list().iter().map(element_view).collect();
+    all.extend(registry.pending().iter().map(pending_view));
+    Json(all)
+}
+
+/// One installed plugin, by key or component digest.
+#[utoipa::path(get, path = "/elements/{keyOrId}", tag = "elements",
+    params(("keyOrId" = String, Path, description = "Plugin key or SHA-256 digest")),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = ElementView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_element(
+    State(state): State<AppState>,
+    Path(key_or_id): Path<String>,
+) -> ApiResult<Json<ElementView>> {
+    Ok(Json(element_view(&element(&state, &key_or_id)?)))
+}
+
+/// Starts an OAuth authorization: issues a single-use `state` and returns
+/// the provider's consent URL. Every query parameter other than `apiKey`,
+/// `apiSecret` and `callbackUrl` is a configuration field of the element.
+#[utoipa::path(get, path = "/elements/{keyOrId}/oauth/url", tag = "oauth",
+    params(
+        ("keyOrId" = String, Path, description = "Plugin key or digest"),
+        ("apiKey" = String, Query, description = "OAuth client id"),
+        ("apiSecret" = Option<String>, Query, description = "OAuth client secret (kept encrypted, never returned)"),
+        ("callbackUrl" = Option<String>, Query, description = "Redirect URI; default <public_url>/oauth/callback"),
+    ),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = OauthUrlView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn oauth_url(
+    State(state): State<AppState>,
+    Path(key_or_id): Path<String>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<OauthUrlView>> {
+    let mut params = query(q)?;
+    let loaded = element(&state, &key_or_id)?;
+    let manifest = loaded.plugin.manifest();
+    let client_id = params
+        .remove("apiKey")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request("apiKey (the OAuth client id) is required"))?;
+    let client_secret = params.remove("apiSecret").filter(|v| !v.is_empty());
+    let callback_url = match params.remove("callbackUrl") {
+        Some(u) => u,
+        None => match &state.daemon.config.api.public_url {
+            Some(base) => format!("{}/oauth/callback", base.trim_end_matches('/')),
+            None => {
+                return Err(ApiError::bad_request(
+                    "callbackUrl is required when [api] public_url is not configured",
+                ));
+            }
+        },
+    };
+    let parsed = url::Url::parse(&callback_url)
+        .map_err(|e| ApiError::bad_request(format!("callbackUrl {callback_url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(ApiError::bad_request("callbackUrl must be an http(s) URL"));
+    }
+    let mut config: BTreeMap<String, String> = params.into_iter().collect();
+    if manifest.config.iter().any(|f| f.name == "client_id") {
+        config.insert("client_id".to_owned(), client_id.clone());
+    }
+    let config = manifest
+        .validate_config(&config)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let mut host = BTreeMap::new();
+    if let Some(s) = &client_secret {
+        host.insert("client_secret".to_owned(), s.clone());
+    }
+    let bound = loaded
+        .plugin
+        .bind("oauth", &config, SecretSet::new(host), None)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let oauth_state = random_token();
+    let report = bound.auth_url(&callback_url, &oauth_state).await;
+    let oauth_url = report.result.map_err(|e| call_error(&manifest.key, &e))?;
+    let ttl_ms = i64::try_from(state.daemon.config.api.oauth_state_ttl_secs)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    state
+        .daemon
+        .store
+        .create_oauth_state(&OauthState {
+            state_sha256: sha256_hex(&oauth_state),
+            element_key: manifest.key.clone(),
+            config,
+            client_id,
+            client_secret,
+            callback_url,
+            expires_ms: now_ms().saturating_add(ttl_ms),
+            code_sha256: None,
+        })
+        .await?;
+    Ok(Json(OauthUrlView {
+        element: manifest.key.clone(),
+        oauth_url,
+    }))
+}
+
+/// Where the provider sends the user's browser back. The `state` is the
+/// credential: missing, unknown, expired or used → 401.
+#[utoipa::path(get, path = "/oauth/callback", tag = "oauth",
+    params(
+        ("state" = String, Query, description = "The state issued with the OAuth URL"),
+        ("code" = Option<String>, Query, description = "Authorization code"),
+        ("error" = Option<String>, Query, description = "Set when the user declined"),
+        ("error_description" = Option<String>, Query, description = "Provider's explanation"),
+    ),
+    security(("OauthState" = [])),
+    responses((status = 200, body = CallbackView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn oauth_callback(
+    State(state): State<AppState>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<CallbackView>> {
+    let params =
+        query(q).map_err(|e| ApiError::unauthorized(format!("{}; {RESTART}", e.message)))?;
+    let Some(oauth_state) = params.get("state").filter(|s| !s.is_empty()) else {
+        return Err(ApiError::unauthorized(format!(
+            "missing OAuth state; {RESTART}"
+        )));
+    };
+    let hash = sha256_hex(oauth_state);
+    if let Some(error) = params.get("error") {
+        let Some(key) = state.daemon.store.oauth_state_declined(&hash).await? else {
+            return Err(ApiError::unauthorized(format!(
+                "unknown, expired or already used OAuth state; {RESTART}"
+            )));
+        };
+        let provider = state
+            .daemon
+            .registry
+            .get(&key)
+            .map(|p| p.plugin.manifest().name.clone())
+            .unwrap_or_else(|| key.clone());
+        let description = params
+            .get("error_description")
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "access_denied",
+            format!(
+                "the user declined access at {provider} ({error}{description}): nothing was \
+                 created; start again at GET /elements/{key}/oauth/url"
+            ),
+        ));
+    }
+    let Some(code) = params.get("code").filter(|c| !c.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "the callback has neither `code` nor `error`; the provider's redirect is malformed",
+        ));
+    };
+    let Some(key) = state
+        .daemon
+        .store
+        .oauth_state_returned(&hash, &sha256_hex(code))
+        .await?
+    else {
+        return Err(ApiError::unauthorized(format!(
+            "unknown, expired or already used OAuth state; {RESTART}"
+        )));
+    };
+    Ok(Json(CallbackView {
+        element: key,
+        code: code.clone(),
+        state: oauth_state.clone(),
+    }))
+}
+
+/// Every instance with its status.
+#[utoipa::path(get, path = "/instances", tag = "instances",
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = Vec<InstanceView>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_instances(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<InstanceView>>> {
+    let mut out = Vec::new();
+    for i in state.daemon.store.instances().await? {
+        out.push(instance_view(&state.daemon, i, None).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Creates an instance: exchange the grant, store the credentials
+/// encrypted, run the test, start ingestion. The response's `token` is
+/// shown only here.
+#[utoipa::path(post, path = "/instances", tag = "instances",
+    request_body = CreateInstance,
+    security(("UserOrganization" = [])),
+    responses((status = 201, body = TestView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody)))]
+pub(crate) async fn create_instance(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: CreateInstance = parse_body(&body)?;
+    let loaded = element(&state, &req.element.key)?;
+    let key = loaded.plugin.manifest().key.clone();
+    let (grant, host_secrets, state_config) = grant_from(&state, &key, req.provider_data).await?;
+    let mut config = req.configuration;
+    if let Some(bound_config) = state_config {
+        // The consent was given for this configuration (tenant, client id);
+        // a different one would send the code elsewhere.
+        for (k, v) in &config {
+            if bound_config.get(k).is_some_and(|b| b != v) {
+                return Err(ApiError::conflict(format!(
+                    "configuration field {k:?} differs from the one the OAuth URL was issued \
+                     for; {RESTART}"
+                )));
+            }
+        }
+        config = bound_config;
+    }
+    let name = req
+        .name
+        .unwrap_or_else(|| loaded.plugin.manifest().name.clone());
+    let connected = connect::create(
+        &state.daemon.store,
+        &loaded.plugin,
+        NewConnection {
+            name,
+            config,
+            tags: req.tags,
+            grant,
+            host_secrets,
+        },
+    )
+    .await?;
+    let id = connected.instance.id.clone();
+    if let Err(e @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
+        // The provider refused the credentials outright: keep nothing.
+        state.daemon.store.delete_instance(&id).await?;
+        return Err(call_error(&key, e));
+    }
+    let token = random_token();
+    state
+        .daemon
+        .store
+        .set_instance_token(&id, &sha256_hex(&token))
+        .await?;
+    if connected.instance.status == ward_store::InstanceStatus::Connected {
+        state.daemon.scheduler.start(&id);
+    }
+    let mut view = test_view(&state, connected).await?;
+    view.instance.token = Some(token);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// One instance with its status.
+#[utoipa::path(get, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = []), ("Element" = [])),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InstanceView>> {
+    let i = load_instance(&state, &id).await?;
+    Ok(Json(instance_view(&state.daemon, i, None).await?))
+}
+
+/// Renames, retags, disables/enables an instance or overrides its rate budget.
+#[utoipa::path(patch, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    request_body = PatchInstance,
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = InstanceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn patch_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<InstanceView>> {
+    let patch: PatchInstance = parse_body(&body)?;
+    let instance = load_instance(&state, &id).await?;
+    let store = &state.daemon.store;
+    if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::bad_request("name must not be empty"));
+    }
+    store
+        .update_instance(
+            &id,
+            patch.name.as_deref(),
+            patch.tags.as_deref(),
+            patch.requests_per_minute.map(|r| (r > 0).then_some(r)),
+        )
+        .await?;
+    if let Some(disabled) = patch.disabled {
+        let was = store
+            .instance_settings(&id)
+            .await?
+            .is_some_and(|s| s.disabled);
+        if disabled && !was {
+            state.daemon.scheduler.stop(&id);
+            store.set_disabled(&id, true).await?;
+        } else if !disabled && was {
+            store.set_disabled(&id, false).await?;
+            state.daemon.scheduler.start(&instance.id);
+        }
+    }
+    let i = load_instance(&state, &id).await?;
+    Ok(Json(instance_view(&state.daemon, i, None).await?))
+}
+
+/// Deletes an instance with its credentials, cursors, events, users and egress log.
+#[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    load_instance(&state, &id).await?;
+    state.daemon.scheduler.stop(&id);
+    state.daemon.store.delete_instance(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// "Test now": runs the element's checks and updates the status.
+#[utoipa::path(post, path = "/instances/{id}/test", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    security(("UserOrganization" = []), ("Element" = [])),
+    responses((status = 200, body = TestView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn test_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestView>> {
+    let instance = load_instance(&state, &id).await?;
+    let loaded = plugin_of(&state, &instance)?;
+    let disabled = state
+        .daemon
+        .store
+        .instance_settings(&id)
+        .await?
+        .is_some_and(|s| s.disabled);
+    let connected =
+        connect::test_now(&state.daemon.store, &loaded.plugin, &instance, !disabled).await?;
+    if connected.report.is_err() && !disabled {
+        state.daemon.scheduler.stop(&id);
+    }
+    Ok(Json(test_view(&state, connected).await?))
+}
+
+/// Reconnect or rotate: new credentials, cursors and events kept.
+#[utoipa::path(put, path = "/instances/{id}/credentials", tag = "instances",
+    params(("id" = String, Path, description = "Instance id")),
+    request_body = Reconnect,
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = TestView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub(crate) async fn put_credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<TestView>> {
+    let req: Reconnect = parse_body(&body)?;
+    let instance = load_instance(&state, &id).await?;
+    let loaded = plugin_of(&state, &instance)?;
+    let (grant, host_secrets, state_config) =
+        grant_from(&state, &instance.plugin_key, req.provider_data).await?;
+    if let Some(c) = state_config
+        && c != instance.config
+    {
+        return Err(ApiError::conflict(format!(
+            "the OAuth URL was issued for a different configuration than instance {id}'s; \
+             {RESTART} with the instance's configuration"
+        )));
+    }
+    let disabled = state
+        .daemon
+        .store
+        .instance_settings(&id)
+        .await?
+        .is_some_and(|s| s.disabled);
+    state.daemon.scheduler.stop(&id);
+    let connected = connect::reconnect(
+        &state.daemon.store,
+        &loaded.plugin,
+        &instance,
+        &grant,
+        &host_secrets,
+    )
+    .await?;
+    if disabled {
+        state.daemon.store.set_disabled(&id, true).await?;
+    } else if connected.instance.status == ward_store::InstanceStatus::Connected {
+        state.daemon.scheduler.start(&id);
+    }
+    Ok(Json(test_view(&state, connected).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsParams {
+    /// Only events at or after this time (RFC 3339 or ms since epoch).
+    from: Option<String>,
+    /// Only events before this time (RFC 3339 or ms since epoch).
+    to: Option<String>,
+    /// Only this action, e.g. `user.session.start`.
+    action: Option<String>,
+    /// Only this actor (id, email or display name).
+    actor: Option<String>,
+    /// Page size (default 100, max 1000).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+    /// `newest` (default) or `oldest` first.
+    order: Option<String>,
+}
+
+fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{name} {v:?} is neither RFC 3339 (2026-01-31T12:00:00Z) nor milliseconds since the epoch"
+            ))
+        })
+}
+
+fn encode_cursor(time_ms: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{time_ms}:{id}"))
+}
+
+fn decode_cursor(c: &str) -> ApiResult<(i64, String)> {
+    let bad =
+        || ApiError::bad_request("cursor is not one this API returned; start from the first page");
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (t, id) = text.split_once(':').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+/// The instance's audit events, filtered, with keyset pagination.
+#[utoipa::path(get, path = "/instances/{id}/events", tag = "instances",
+    params(("id" = String, Path, description = "Instance id"), EventsParams),
+    security(("UserOrganization" = []), ("Element" = [])),
+    responses((status = 200, body = EventsPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn instance_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<EventsParams>, QueryRejection>,
+) -> ApiResult<Json<EventsPage>> {
+    let p = query(q)?;
+    load_instance(&state, &id).await?;
+    let order = match p.order.as_deref() {
+        None | Some("newest") => EventOrder::NewestFirst,
+        Some("oldest") => EventOrder::OldestFirst,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "order {o:?}: use newest or oldest"
+            )));
+        }
+    };
+    let limit = p.limit.unwrap_or(0).min(ward_store::MAX_PAGE);
+    let effective = if limit == 0 {
+        ward_store::DEFAULT_PAGE
+    } else {
+        limit
+    };
+    let eq = EventQuery {
+        since_ms: p
+            .from
+            .as_deref()
+            .map(|v| parse_time("from", v))
+            .transpose()?,
+        until_ms: p.to.as_deref().map(|v| parse_time("to", v)).transpose()?,
+        action: p.action,
+        actor: p.actor,
+        limit: effective,
+        after: p.cursor.as_deref().map(decode_cursor).transpose()?,
+        order,
+    };
+    let events = state.daemon.store.events(&id, &eq).await?;
+    // Given for every non-empty page, even a short one, so a follower can
+    // keep asking from where it stopped as new events arrive.
+    let next_cursor = events.last().map(|e| encode_cursor(e.time_ms, &e.event_id));
+    Ok(Json(EventsPage {
+        events,
+        next_cursor,
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageParams {
+    /// Page size (default 100, max 1000).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The instance's directory users.
+#[utoipa::path(get, path = "/instances/{id}/users", tag = "instances",
+    params(("id" = String, Path, description = "Instance id"), PageParams),
+    security(("UserOrganization" = []), ("Element" = [])),
+    responses((status = 200, body = UsersPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn instance_users(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<Json<UsersPage>> {
+    let p = query(q)?;
+    load_instance(&state, &id).await?;
+    let limit = p.limit.unwrap_or(0).min(ward_store::MAX_PAGE);
+    let effective = if limit == 0 {
+        ward_store::DEFAULT_PAGE
+    } else {
+        limit
+    };
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::bad_request("cursor is not one this API returned"))
+        })
+        .transpose()?;
+    let users = state
+        .daemon
+        .store
+        .users(&id, effective, after.as_deref())
+        .await?;
+    let next_cursor = (users.len() == effective as usize)
+        .then(|| users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.user_id)))
+        .flatten();
+    Ok(Json(UsersPage { users, next_cursor }))
+}
+
+/// What the instance's plugin accessed (allowed and denied), newest first.
+#[utoipa::path(get, path = "/instances/{id}/egress", tag = "instances",
+    params(("id" = String, Path, description = "Instance id"), PageParams),
+    security(("UserOrganization" = []), ("Element" = [])),
+    responses((status = 200, body = EgressPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn instance_egress(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<Json<EgressPage>> {
+    let p = query(q)?;
+    load_instance(&state, &id).await?;
+    let egress = state.daemon.store.egress(&id, p.limit.unwrap_or(0)).await?;
+    Ok(Json(EgressPage { egress }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"), (status = 401, body = ErrorBody)))]
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json((*state.openapi).clone())
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"), (status = 401, body = ErrorBody)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let daemon = &state.daemon;
+    let stats = daemon.store.stats().await?;
+    let now = now_ms();
+    let mut lag_secs = BTreeMap::new();
+    for id in stats.events.keys() {
+        let progress = daemon.scheduler.progress(id);
+        let newest = daemon.store.newest_event_ms(id).await?;
+        if let Some(lag) = lag_ms(progress.as_ref(), newest, now) {
+            lag_secs.insert(id.clone(), lag / 1000);
+        }
+    }
+    let snapshot = Snapshot {
+        instances_by_status: stats
+            .by_status
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        events_stored: stats.events,
+        lag_secs,
+    };
+    let body = daemon.metrics.render(&snapshot);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Liveness: the store answers.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    security(("UserOrganization" = [])),
+    responses((status = 200, description = "Healthy"), (status = 401, body = ErrorBody)))]
+pub(crate) async fn healthz(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let n = state.daemon.store.instances().await?.len();
+    let registry = &state.daemon.registry;
+    let mut body = serde_json::json!({
+        "status": "ok",
+        "instances": n,
+        "plugins": registry.list().len(),
+        "pending_plugins": registry.pending().len(),
+        "refused_plugins": registry.refused().len(),
+        "dev_mode": registry.dev_mode(),
+    });
+    if registry.dev_mode() {
+        body["warning"] = serde_json::Value::String(
+            "DEV MODE: plugins are loaded without signature checks; restart without --dev for production"
+                .into(),
+        );
+    }
+    Ok(Json(body))
+}
+
+/// Unknown routes.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; GET /openapi.json lists every route")
+}

@@ -1,0 +1,359 @@
+//! Request and response bodies (camelCase, as in SAP Open Connectors).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use ward_daemon::Daemon;
+use ward_daemon::scheduler::WorkerProgress;
+use ward_store::{EgressRecord, Instance, InstanceSettings, StoredEvent, StoredUser};
+
+use crate::error::ApiError;
+
+/// Days after which a long-lived credential should be rotated, when the
+/// plugin's manifest does not say.
+const DEFAULT_ROTATION_DAYS: u32 = 180;
+const DAY_MS: i64 = 86_400_000;
+
+/// An installed plugin.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ElementView {
+    /// Plugin key, e.g. `okta`.
+    pub key: String,
+    /// SHA-256 of the component (also accepted as `{keyOrId}`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Where it came from.
+    #[schema(value_type = Object)]
+    pub source: serde_json::Value,
+    /// Signature verdict.
+    pub signature: String,
+    /// The embedded manifest.
+    #[schema(value_type = Object)]
+    pub manifest: serde_json::Value,
+    /// Effective permissions (manifest ∩ operator policy).
+    #[schema(value_type = Object)]
+    pub effective_permissions: serde_json::Value,
+    /// `loaded`, or `pending-approval` for a version held because it asks
+    /// for more than the operator approved (`ward plugin approve`).
+    pub status: String,
+    /// For a held version: what it asks for beyond the approved permissions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub widenings: Vec<String>,
+}
+
+/// `GET /elements/{keyOrId}/oauth/url` response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthUrlView {
+    /// Element key.
+    pub element: String,
+    /// Where to send the user's browser.
+    pub oauth_url: String,
+}
+
+/// `GET /oauth/callback` response when the provider returned a code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackView {
+    /// Element key.
+    pub element: String,
+    /// The authorization code (pass it to `POST /instances` as `providerData.code`).
+    pub code: String,
+    /// The state (pass it as `providerData.state`).
+    pub state: String,
+}
+
+/// The credentials (or OAuth result) an operator gives.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderData {
+    /// OAuth code from `/oauth/callback`.
+    pub code: Option<String>,
+    /// OAuth state from `/oauth/callback`.
+    pub state: Option<String>,
+    /// API token, for token-auth plugins.
+    pub api_token: Option<String>,
+    /// User name, for basic-auth plugins.
+    pub username: Option<String>,
+    /// Password, for basic-auth plugins.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderData([REDACTED])")
+    }
+}
+
+/// Reference to an element.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ElementRef {
+    /// Element key.
+    pub key: String,
+}
+
+/// `POST /instances` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateInstance {
+    /// The element to connect.
+    pub element: ElementRef,
+    /// Credentials or OAuth result.
+    pub provider_data: ProviderData,
+    /// Configuration fields declared by the element's manifest.
+    #[serde(default)]
+    pub configuration: BTreeMap<String, String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Display name (default: the element's name).
+    pub name: Option<String>,
+}
+
+/// `PUT /instances/{id}/credentials` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reconnect {
+    /// New credentials or OAuth result.
+    pub provider_data: ProviderData,
+}
+
+/// `PATCH /instances/{id}` body; absent fields are unchanged.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchInstance {
+    /// New display name.
+    pub name: Option<String>,
+    /// New tags (replace the old ones).
+    pub tags: Option<Vec<String>>,
+    /// Turn the instance off or back on.
+    pub disabled: Option<bool>,
+    /// Requests-per-minute budget override; 0 restores the plugin's default.
+    pub requests_per_minute: Option<u32>,
+}
+
+/// The element an instance runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceElement {
+    /// Plugin key.
+    pub key: String,
+    /// Plugin version.
+    pub version: String,
+}
+
+/// Status of an instance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    /// `connecting`, `connected`, `error` or `disabled`.
+    pub state: String,
+    /// What to do, when in error.
+    pub message: Option<String>,
+    /// What the worker is doing (`backfill`, `idle`, `polling`, `waiting`, `stopped`).
+    pub phase: String,
+    /// When a fetch last succeeded (RFC 3339).
+    pub last_success: Option<String>,
+    /// Seconds behind the provider.
+    pub lag_seconds: Option<i64>,
+    /// Events stored.
+    pub events_stored: u64,
+    /// Days since the credentials were stored.
+    pub credential_age_days: Option<i64>,
+    /// Set when the credentials are older than the rotation age.
+    pub credential_warning: Option<String>,
+}
+
+/// A connected instance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    /// Instance id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The instance token, returned once by `POST /instances`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created_date: String,
+    /// The element.
+    pub element: InstanceElement,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Whether the instance is connected and its checks pass.
+    pub valid: bool,
+    /// Turned off by an operator.
+    pub disabled: bool,
+    /// Requests-per-minute budget in force.
+    pub requests_per_minute: u32,
+    /// Status.
+    pub status: StatusView,
+    /// Configuration (never holds secrets).
+    pub configuration: BTreeMap<String, String>,
+}
+
+/// One check of a test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    /// Check name, e.g. `admin-role`.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What it found or what to do.
+    pub message: String,
+}
+
+/// `POST /instances/{id}/test` response (also part of create/reconnect).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestView {
+    /// Whether the test ran and every check passed.
+    pub ok: bool,
+    /// Per-check verdicts.
+    pub checks: Vec<CheckView>,
+    /// Why the test could not run, if it could not.
+    pub error: Option<String>,
+    /// Provider account name.
+    pub account_name: Option<String>,
+    /// Identity behind the credentials.
+    pub principal: Option<String>,
+    /// The instance after the test.
+    pub instance: InstanceView,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    /// Events.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<StoredEvent>,
+    /// Pass as `cursor` for the next page (same filters and order); absent
+    /// when this page is empty. With `order=oldest` it also picks up events
+    /// stored later.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersPage {
+    /// Users.
+    #[schema(value_type = Vec<Object>)]
+    pub users: Vec<StoredUser>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Recent egress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EgressPage {
+    /// Requests, newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub egress: Vec<EgressRecord>,
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// Lag behind the provider: time since the worker last caught up, or else
+/// since the newest stored event.
+pub(crate) fn lag_ms(
+    progress: Option<&WorkerProgress>,
+    newest_stored: Option<i64>,
+    now: i64,
+) -> Option<i64> {
+    if let Some(caught_up) = progress.and_then(|p| p.caught_up_ms) {
+        return Some((now - caught_up).max(0));
+    }
+    progress
+        .and_then(|p| p.newest_event_ms)
+        .or(newest_stored)
+        .map(|t| (now - t).max(0))
+}
+
+/// Builds the API view of an instance.
+pub(crate) async fn instance_view(
+    daemon: &Daemon,
+    instance: Instance,
+    token: Option<String>,
+) -> Result<InstanceView, ApiError> {
+    let store = &daemon.store;
+    let settings: InstanceSettings = store
+        .instance_settings(&instance.id)
+        .await?
+        .unwrap_or_default();
+    let plugin = daemon.registry.get(&instance.plugin_key);
+    let schedule = plugin.as_ref().map(|p| p.plugin.manifest().schedule);
+    let rotation_days = schedule
+        .map(|s| s.rotation_days)
+        .filter(|d| *d > 0)
+        .unwrap_or(DEFAULT_ROTATION_DAYS);
+    let default_rpm = schedule.map(|s| s.requests_per_minute).unwrap_or(0);
+    let progress = daemon.scheduler.progress(&instance.id);
+    let now = now_ms();
+    let newest = store.newest_event_ms(&instance.id).await?;
+    let events_stored = store.event_count(&instance.id).await?;
+    let age_days = instance
+        .credentials_updated_ms
+        .map(|t| (now - t).max(0) / DAY_MS);
+    let credential_warning = age_days
+        .filter(|d| *d >= i64::from(rotation_days))
+        .map(|d| {
+            format!(
+                "credentials are {d} days old (rotation age {rotation_days} days): create new \
+                 credentials at the provider, reconnect (PUT /instances/{}/credentials), then \
+                 revoke the old ones",
+                instance.id
+            )
+        });
+    let phase = progress
+        .as_ref()
+        .map(|p| serde_json::to_value(p.phase).ok())
+        .and_then(|v| v.and_then(|v| v.as_str().map(str::to_owned)))
+        .unwrap_or_else(|| "stopped".to_owned());
+    let status = StatusView {
+        state: instance.status.as_str().to_owned(),
+        message: instance.status_message.clone(),
+        phase,
+        last_success: instance.last_success_ms.map(rfc3339),
+        lag_seconds: lag_ms(progress.as_ref(), newest, now).map(|ms| ms / 1000),
+        events_stored,
+        credential_age_days: age_days,
+        credential_warning,
+    };
+    Ok(InstanceView {
+        valid: instance.status == ward_store::InstanceStatus::Connected && !settings.disabled,
+        disabled: settings.disabled,
+        requests_per_minute: settings.requests_per_minute.unwrap_or(default_rpm),
+        id: instance.id,
+        name: instance.name,
+        token,
+        created_date: rfc3339(instance.created_ms),
+        element: InstanceElement {
+            key: instance.plugin_key,
+            version: instance.plugin_version,
+        },
+        tags: instance.tags,
+        status,
+        configuration: instance.config,
+    })
+}

@@ -1,0 +1,377 @@
+//! What the REST API keeps: instance tokens, the operator's switches on an
+//! instance, single-use OAuth `state` values and the API secrets' hashes.
+//!
+//! Nothing here stores a usable secret: tokens, states and API secrets are
+//! kept as SHA-256 hex digests, and the OAuth client secret is sealed with
+//! the master key like instance credentials.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{InstanceStatus, Store, StoreError, col, key, now_ms, to_u64};
+
+/// The operator's settings on an instance that are not part of
+/// [`crate::Instance`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSettings {
+    /// Turned off by an operator: no worker runs.
+    pub disabled: bool,
+    /// Override of the plugin's requests-per-minute budget.
+    pub requests_per_minute: Option<u32>,
+    /// Whether an instance token has been issued.
+    pub has_token: bool,
+}
+
+/// An OAuth authorization in progress, as created by
+/// `GET /elements/{key}/oauth/url`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OauthState {
+    /// SHA-256 (hex) of the `state` value.
+    pub state_sha256: String,
+    /// The element (plugin key) the authorization is for.
+    pub element_key: String,
+    /// The instance configuration the URL was built from (`client_id`
+    /// included).
+    pub config: BTreeMap<String, String>,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret, if one was given.
+    pub client_secret: Option<String>,
+    /// The redirect URI handed to the provider.
+    pub callback_url: String,
+    /// When the state stops being accepted.
+    pub expires_ms: i64,
+    /// SHA-256 (hex) of the code the callback brought, once returned.
+    pub code_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for OauthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthState")
+            .field("element_key", &self.element_key)
+            .field("client_id", &self.client_id)
+            .field("callback_url", &self.callback_url)
+            .field("expires_ms", &self.expires_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters the metrics endpoint reads at scrape time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Instances by status (a disabled instance counts as `disabled`).
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// Events stored per instance id.
+    pub events: BTreeMap<String, u64>,
+}
+
+fn state_ad(state_sha256: &str) -> String {
+    format!("oauth-state:{state_sha256}")
+}
+
+impl Store {
+    /// Stores the SHA-256 of an instance's token (replacing an older one).
+    pub async fn set_instance_token(&self, id: &str, token_sha256: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE instances SET token_sha256 = $1 WHERE id = $2")
+            .bind(token_sha256)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::db("storing an instance token"))?;
+        found(done.rows_affected(), id)
+    }
+
+    /// The instance whose token hashes to `token_sha256`, if any.
+    pub async fn instance_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT id FROM instances WHERE token_sha256 = $1")
+            .bind(token_sha256)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::db("looking up an instance token"))?;
+        row.map(|r| col(&r, "id")).transpose()
+    }
+
+    /// The operator's settings on an instance; `None` if it does not exist.
+    pub async fn instance_settings(
+        &self,
+        id: &str,
+    ) -> Result<Option<InstanceSettings>, StoreError> {
+        let row = sqlx::query(
+            "SELECT disabled, requests_per_minute, token_sha256 IS NOT NULL AS has_token \
+             FROM instances WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::db("reading an instance's settings"))?;
+        let Some(row) = row else { return Ok(None) };
+        let rpm: Option<i64> = col(&row, "requests_per_minute")?;
+        Ok(Some(InstanceSettings {
+            disabled: col(&row, "disabled")?,
+            requests_per_minute: rpm.and_then(|v| u32::try_from(v).ok()),
+            has_token: col(&row, "has_token")?,
+        }))
+    }
+
+    /// Turns an instance off (status `disabled`) or back on (status
+    /// `connecting` until its worker reports).
+    pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), StoreError> {
+        let status = if disabled {
+            InstanceStatus::Disabled
+        } else {
+            InstanceStatus::Connecting
+        };
+        let done = sqlx::query(
+            "UPDATE instances SET disabled = $1, status = $2, status_message = NULL WHERE id = $3",
+        )
+        .bind(disabled)
+        .bind(status.as_str())
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::db("disabling or enabling an instance"))?;
+        found(done.rows_affected(), id)
+    }
+
+    /// Renames an instance and/or replaces its tags and rate override;
+    /// `None` leaves a field unchanged, `Some(None)` clears the override.
+    pub async fn update_instance(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        tags: Option<&[String]>,
+        requests_per_minute: Option<Option<u32>>,
+    ) -> Result<(), StoreError> {
+        let action = "updating an instance";
+        let mut tx = self.pool().begin().await.map_err(StoreError::db(action))?;
+        let done = sqlx::query("UPDATE instances SET name = COALESCE($1, name) WHERE id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action))?;
+        found(done.rows_affected(), id)?;
+        if let Some(tags) = tags {
+            let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned());
+            sqlx::query("UPDATE instances SET tags_json = $1 WHERE id = $2")
+                .bind(tags_json)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+        }
+        if let Some(rpm) = requests_per_minute {
+            sqlx::query("UPDATE instances SET requests_per_minute = $1 WHERE id = $2")
+                .bind(rpm.map(i64::from))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+        }
+        tx.commit().await.map_err(StoreError::db(action))
+    }
+
+    /// Time of the newest stored event of an instance.
+    pub async fn newest_event_ms(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT MAX(time_ms) FROM events WHERE instance_id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await
+            .map_err(StoreError::db("reading the newest event time"))
+    }
+
+    /// Instances by status and events stored per instance, for metrics.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let rows = sqlx::query("SELECT id, status, disabled, event_count FROM instances")
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::db("reading instance statistics"))?;
+        let mut stats = StoreStats::default();
+        for row in &rows {
+            let id: String = col(row, "id")?;
+            let disabled: bool = col(row, "disabled")?;
+            let status = if disabled {
+                InstanceStatus::Disabled
+            } else {
+                col::<String>(row, "status")?.parse::<InstanceStatus>()?
+            };
+            *stats.by_status.entry(status.as_str()).or_default() += 1;
+            stats.events.insert(id, to_u64(col(row, "event_count")?));
+        }
+        Ok(stats)
+    }
+
+    /// Records a new OAuth state in phase `issued`.
+    pub async fn create_oauth_state(&self, state: &OauthState) -> Result<(), StoreError> {
+        let (nonce, sealed) = match &state.client_secret {
+            Some(secret) => {
+                let (n, s) = key::seal(
+                    &self.inner.cipher,
+                    &state_ad(&state.state_sha256),
+                    secret.as_bytes(),
+                )?;
+                (Some(n), Some(s))
+            }
+            None => (None, None),
+        };
+        let config_json = serde_json::to_string(&state.config).unwrap_or_else(|_| "{}".to_owned());
+        sqlx::query(
+            "INSERT INTO oauth_states (state_sha256, element_key, config_json, client_id, \
+             secret_nonce, secret_sealed, callback_url, created_ms, expires_ms, phase, code_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'issued', NULL)",
+        )
+        .bind(&state.state_sha256)
+        .bind(&state.element_key)
+        .bind(config_json)
+        .bind(&state.client_id)
+        .bind(nonce)
+        .bind(sealed)
+        .bind(&state.callback_url)
+        .bind(now_ms())
+        .bind(state.expires_ms)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::db("storing an OAuth state"))?;
+        // Expired states are useless; dropping them here keeps the table
+        // small without a separate sweeper.
+        sqlx::query("DELETE FROM oauth_states WHERE expires_ms < $1")
+            .bind(now_ms() - 86_400_000)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::db("pruning OAuth states"))?;
+        Ok(())
+    }
+
+    /// The provider redirected back with a code: `issued` → `returned`.
+    /// Returns the element key, or `None` when the state is unknown,
+    /// expired or already used.
+    pub async fn oauth_state_returned(
+        &self,
+        state_sha256: &str,
+        code_sha256: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE oauth_states SET phase = 'returned', code_sha256 = $1 \
+             WHERE state_sha256 = $2 AND phase = 'issued' AND expires_ms > $3 \
+             RETURNING element_key",
+        )
+        .bind(code_sha256)
+        .bind(state_sha256)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::db("recording an OAuth callback"))?;
+        row.map(|r| col(&r, "element_key")).transpose()
+    }
+
+    /// The user declined at the provider: the state is consumed. Returns
+    /// the element key, or `None` when the state is unknown, expired or
+    /// already used.
+    pub async fn oauth_state_declined(
+        &self,
+        state_sha256: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE oauth_states SET phase = 'consumed' \
+             WHERE state_sha256 = $1 AND phase = 'issued' AND expires_ms > $2 \
+             RETURNING element_key",
+        )
+        .bind(state_sha256)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::db("recording a declined OAuth consent"))?;
+        row.map(|r| col(&r, "element_key")).transpose()
+    }
+
+    /// Consumes a `returned` state (single use: a second call gets `None`,
+    /// as do unknown and expired states) and returns it with its client
+    /// secret decrypted.
+    pub async fn consume_oauth_state(
+        &self,
+        state_sha256: &str,
+    ) -> Result<Option<OauthState>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE oauth_states SET phase = 'consumed' \
+             WHERE state_sha256 = $1 AND phase = 'returned' AND expires_ms > $2 \
+             RETURNING element_key, config_json, client_id, secret_nonce, secret_sealed, \
+             callback_url, expires_ms, code_sha256",
+        )
+        .bind(state_sha256)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::db("consuming an OAuth state"))?;
+        let Some(row) = row else { return Ok(None) };
+        let ad = state_ad(state_sha256);
+        let nonce: Option<Vec<u8>> = col(&row, "secret_nonce")?;
+        let sealed: Option<Vec<u8>> = col(&row, "secret_sealed")?;
+        let client_secret = match (nonce, sealed) {
+            (Some(n), Some(s)) => {
+                let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
+                Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                    instance_id: ad.clone(),
+                    what: "oauth client secret",
+                    detail: "not UTF-8".to_owned(),
+                })?)
+            }
+            _ => None,
+        };
+        let config = serde_json::from_str(&col::<String>(&row, "config_json")?).map_err(|e| {
+            StoreError::Corrupt {
+                instance_id: ad.clone(),
+                what: "oauth state config",
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(Some(OauthState {
+            state_sha256: state_sha256.to_owned(),
+            element_key: col(&row, "element_key")?,
+            config,
+            client_id: col(&row, "client_id")?,
+            client_secret,
+            callback_url: col(&row, "callback_url")?,
+            expires_ms: col(&row, "expires_ms")?,
+            code_sha256: col(&row, "code_sha256")?,
+        }))
+    }
+
+    /// Stores the SHA-256 of an API secret (`user` or `organization`).
+    pub async fn set_api_secret_hash(&self, name: &str, sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_secrets (name, sha256, created_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, \
+             created_ms = excluded.created_ms",
+        )
+        .bind(name)
+        .bind(sha256)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::db("storing an API secret hash"))?;
+        Ok(())
+    }
+
+    /// API secret hashes by name.
+    pub async fn api_secret_hashes(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT name, sha256 FROM api_secrets")
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::db("reading API secret hashes"))?;
+        rows.iter()
+            .map(|r| Ok((col(r, "name")?, col(r, "sha256")?)))
+            .collect()
+    }
+}
+
+fn found(rows: u64, id: &str) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::InstanceNotFound { id: id.to_owned() })
+    } else {
+        Ok(())
+    }
+}

@@ -404,7 +404,14 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         .first()
         .map(|g| g.host.clone())
         .unwrap_or_else(|| id.to_string());
-    let per_minute = manifest.schedule.requests_per_minute;
+    // The operator's per-instance setting wins (a tenant whose plan allows
+    // more, e.g. Zendesk's raised limits); otherwise manifest ∩ policy.
+    let per_minute = match store.instance_settings(id).await {
+        Ok(Some(settings)) if settings.disabled => return Next::Stop,
+        Ok(Some(settings)) => settings.requests_per_minute,
+        _ => None,
+    }
+    .unwrap_or(loaded.effective.requests_per_minute.effective);
     let budget = inner.budgets.get(&key, &tenant, per_minute);
     let hook_inner = inner.clone();
     let hook_id = id.to_string();

@@ -29,7 +29,7 @@ impl Store {
     /// waiting for the operator.
     pub async fn resumable_instances(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(
-            "SELECT id FROM instances WHERE status <> 'disabled' AND halted = FALSE \
+            "SELECT id FROM instances WHERE status <> 'disabled' AND disabled = FALSE AND halted = FALSE \
              ORDER BY created_ms, id",
         )
         .fetch_all(self.pool())

@@ -41,7 +41,7 @@ fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> {
             let size = reader.read_var_u32().unwrap() as usize;
             let start = reader.original_position();
             let content = &bytes[start..start + size];
-            reader.skip_bytes(size).unwrap();
+            reader.read_bytes(size).unwrap();
             let new_content = if id == 0 {
                 let mut r = wasmparser::BinaryReader::new(content, 0);
                 let name = r.read_string().unwrap();

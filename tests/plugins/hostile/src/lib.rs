@@ -181,7 +181,7 @@ impl Connector for Hostile {
                 Request::get("http://169.254.169.254/latest/meta-data/").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))
             }
-            "metadata-ipv6" => {
+            "metadata-mapped" => {
                 Request::get("http://[::ffff:169.254.169.254]/latest/meta-data/").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))
             }

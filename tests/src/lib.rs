@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod daemon;
+pub mod dns;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

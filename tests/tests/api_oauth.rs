@@ -107,7 +107,10 @@ impl Api {
             oauth_url.starts_with("https://ward-demo.okta.com/oauth2/v1/authorize?"),
             "{oauth_url}"
         );
-        assert!(!oauth_url.contains(DEFAULT_CLIENT_SECRET), "client secret in the consent URL");
+        assert!(
+            !oauth_url.contains(DEFAULT_CLIENT_SECRET),
+            "client secret in the consent URL"
+        );
         let consent = self.browser.get(oauth_url).send().await.unwrap();
         assert_eq!(consent.status(), StatusCode::FOUND);
         let location = consent.headers()["location"].to_str().unwrap();
@@ -189,7 +192,10 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
     let report: Value = r.json().await.unwrap();
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["ok"] == true), "{report}");
-    assert!(checks.iter().any(|c| c["name"] == "scope-present"), "{report}");
+    assert!(
+        checks.iter().any(|c| c["name"] == "scope-present"),
+        "{report}"
+    );
 
     // Every event, exactly once, through the events query.
     let mut seen = Vec::new();
@@ -202,7 +208,13 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
         let (status, page) = api.get(&path).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         for e in page["events"].as_array().unwrap() {
-            seen.push(e["event_id"].as_str().or(e["eventId"].as_str()).unwrap().to_string());
+            seen.push(
+                e["event_id"]
+                    .as_str()
+                    .or(e["eventId"].as_str())
+                    .unwrap()
+                    .to_string(),
+            );
         }
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -227,7 +239,10 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
     let r = api
         .http
         .get(format!("{}/instances/{id}/events?limit=5", api.url))
-        .header("authorization", format!("Element {}", created["token"].as_str().unwrap()))
+        .header(
+            "authorization",
+            format!("Element {}", created["token"].as_str().unwrap()),
+        )
         .send()
         .await
         .unwrap();
@@ -268,7 +283,10 @@ async fn forged_and_replayed_states_are_rejected() {
     // A state Ward never issued.
     let forged = api
         .browser
-        .get(format!("{}?code=abc&state=forged-state-value", api.callback()))
+        .get(format!(
+            "{}?code=abc&state=forged-state-value",
+            api.callback()
+        ))
         .send()
         .await
         .unwrap();

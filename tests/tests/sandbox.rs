@@ -469,3 +469,93 @@ fn toml_policy(text: &str) -> PluginPolicy {
         .remove("hostile")
         .unwrap()
 }
+
+/// A runtime whose resolver asks the tests' DNS server, which maps granted
+/// provider names to the metadata service and to loopback.
+async fn dns_runtime(
+    allow_private: Vec<String>,
+) -> (ward_tests::dns::DnsStandIn, ward_runtime::Runtime) {
+    use std::net::IpAddr;
+    let dns = ward_tests::dns::DnsStandIn::start(BTreeMap::from([
+        (
+            "metadata.ward.test".to_string(),
+            vec!["169.254.169.254".parse::<IpAddr>().unwrap()],
+        ),
+        (
+            "mapped.ward.test".to_string(),
+            vec!["::ffff:169.254.169.254".parse::<IpAddr>().unwrap()],
+        ),
+        (
+            "loopback.ward.test".to_string(),
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()],
+        ),
+    ]))
+    .await
+    .unwrap();
+    let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig {
+        egress: ward_runtime::EgressConfig {
+            nameservers: vec![dns.addr()],
+            allow_private,
+            connect_timeout: std::time::Duration::from_millis(500),
+            ..ward_runtime::EgressConfig::default()
+        },
+        ..ward_runtime::RuntimeConfig::default()
+    })
+    .unwrap();
+    (dns, runtime)
+}
+
+#[tokio::test]
+async fn hostnames_resolving_to_metadata_or_loopback_are_refused() {
+    let (_dns, runtime) = dns_runtime(Vec::new()).await;
+    let plugin = runtime.load(HOSTILE_WASM).unwrap();
+    for (attack, host, ip) in [
+        ("metadata-dns", "metadata.ward.test", "169.254.169.254"),
+        ("mapped-dns", "mapped.ward.test", "169.254.169.254"),
+        ("loopback-dns", "loopback.ward.test", "127.0.0.1"),
+    ] {
+        let report = bind(&plugin, attack).fetch_audit(0, None).await;
+        let message = plugin_error(&report);
+        assert!(
+            message.contains("DestinationIpProhibited"),
+            "{attack}: {message}"
+        );
+        let entry = report.egress.iter().find(|e| e.url.contains(host)).unwrap();
+        let reason = entry.reason.as_deref().unwrap();
+        assert!(
+            reason.contains("restricted addresses"),
+            "{attack}: {reason}"
+        );
+        assert!(reason.contains(ip), "{attack}: {reason}");
+        assert!(
+            reason.contains("egress.allow_private"),
+            "{attack}: {reason}"
+        );
+        assert_eq!(entry.status, None, "{attack}: nothing may be sent");
+    }
+}
+
+#[tokio::test]
+async fn an_operator_allowed_range_lifts_only_that_refusal() {
+    // The operator lists the metadata address: the range refusal goes away
+    // (nothing listens there, so the connection itself then fails), while
+    // loopback, not listed, stays refused.
+    let (_dns, runtime) = dns_runtime(vec!["169.254.169.254/32".into()]).await;
+    let plugin = runtime.load(HOSTILE_WASM).unwrap();
+    let report = bind(&plugin, "metadata-dns").fetch_audit(0, None).await;
+    let entry = report
+        .egress
+        .iter()
+        .find(|e| e.url.contains("metadata.ward.test"))
+        .unwrap();
+    assert!(
+        !entry
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("restricted addresses"),
+        "{entry:?}"
+    );
+    let report = bind(&plugin, "loopback-dns").fetch_audit(0, None).await;
+    assert!(plugin_error(&report).contains("DestinationIpProhibited"));
+}

@@ -424,7 +424,7 @@ pub(crate) async fn list_instances(
 #[utoipa::path(post, path = "/instances", tag = "instances",
     request_body = CreateInstance,
     security(("UserOrganization" = [])),
-    responses((status = 201, body = TestView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = CreatedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody)))]
 pub(crate) async fn create_instance(
@@ -479,9 +479,17 @@ pub(crate) async fn create_instance(
     if connected.instance.status == ward_store::InstanceStatus::Connected {
         state.daemon.scheduler.start(&id);
     }
-    let mut view = test_view(&state, connected).await?;
-    view.instance.token = Some(token);
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    let view = test_view(&state, connected).await?;
+    let mut instance = view.instance;
+    instance.token = Some(token);
+    let created = CreatedView {
+        instance,
+        checks: view.checks,
+        test_error: view.error,
+        account_name: view.account_name,
+        principal: view.principal,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// One instance with its status.

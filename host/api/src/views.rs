@@ -227,6 +227,26 @@ pub struct TestView {
     pub instance: InstanceView,
 }
 
+/// `POST /instances` response: the instance itself at the top level (as
+/// SAP Open Connectors returns it: `id`, `name`, `token`, `createdDate`,
+/// `element`, `tags`, `valid`, `disabled`, `status`, `configuration`), plus
+/// the verdicts of the connection test that ran during creation.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedView {
+    /// The new instance; `token` is shown only in this response.
+    #[serde(flatten)]
+    pub instance: InstanceView,
+    /// Per-check verdicts of the test run during creation.
+    pub checks: Vec<CheckView>,
+    /// Why the test could not run, if it could not.
+    pub test_error: Option<String>,
+    /// Provider account name.
+    pub account_name: Option<String>,
+    /// Identity behind the credentials.
+    pub principal: Option<String>,
+}
+
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -51,15 +51,19 @@ async fn create_with(api: &Api, code: &str, state: &str) -> (u16, serde_json::Va
 async fn oauth_states_are_single_use_and_unforgeable() {
     let api = Api::start().await;
 
-    // A token-auth element has no OAuth URL: 422 and no state.
+    // Okta offers OAuth: the URL carries the client id and the state, never
+    // the client secret.
     let (s, b) = api
         .admin_call(
             "GET",
-            "/elements/okta/oauth/url?apiKey=client-1&apiSecret=x&callbackUrl=https://ward.example/cb&domain=ward-demo",
+            "/elements/okta/oauth/url?apiKey=client-1&apiSecret=shh-secret&callbackUrl=https://ward.example/cb&domain=ward-demo",
             None,
         )
         .await;
-    assert_eq!(s, 422, "{b}");
+    assert_eq!(s, 200, "{b}");
+    let url = b["oauthUrl"].as_str().unwrap();
+    assert!(url.contains("client_id=client-1") && url.contains("state="), "{url}");
+    assert!(!url.contains("shh-secret"), "{url}");
     let (s, b) = api
         .admin_call("GET", "/elements/okta/oauth/url?domain=ward-demo", None)
         .await;

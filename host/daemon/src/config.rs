@@ -129,6 +129,9 @@ pub struct EgressSettings {
     pub ca_files: Vec<PathBuf>,
     /// Restricted address ranges (CIDR) plugins may reach anyway.
     pub allow_private: Vec<String>,
+    /// DNS servers (`ip:port`, UDP) for provider host names; empty: the
+    /// system resolver.
+    pub nameservers: Vec<SocketAddr>,
     /// Connect timeout in milliseconds.
     pub connect_timeout_ms: u64,
     /// Whole-request timeout in milliseconds.
@@ -141,6 +144,7 @@ impl Default for EgressSettings {
             resolve: BTreeMap::new(),
             ca_files: Vec::new(),
             allow_private: Vec::new(),
+            nameservers: Vec::new(),
             connect_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
         }

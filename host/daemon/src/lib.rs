@@ -184,6 +184,7 @@ pub fn runtime_config(config: &Config) -> Result<ward_runtime::RuntimeConfig, Da
             resolve: config.egress.resolve.clone(),
             extra_roots_pem: roots,
             allow_private: config.egress.allow_private.clone(),
+            nameservers: config.egress.nameservers.clone(),
             connect_timeout: std::time::Duration::from_millis(config.egress.connect_timeout_ms),
             request_timeout: std::time::Duration::from_millis(config.egress.request_timeout_ms),
         },

@@ -173,7 +173,7 @@ impl Client {
         print_test(&v);
         println!(
             "instance token (shown once; use as `Authorization: Element <token>`): {}",
-            v["instance"]["token"].as_str().unwrap_or("")
+            v["token"].as_str().unwrap_or("")
         );
         Ok(v)
     }
@@ -261,7 +261,13 @@ impl Client {
 }
 
 fn print_test(v: &Value) {
-    let i = &v["instance"];
+    // `POST /instances` returns the instance at the top level; test and
+    // reconnect nest it under `instance`.
+    let i = if v["instance"].is_object() {
+        &v["instance"]
+    } else {
+        v
+    };
     println!(
         "instance {} ({}): {}{}",
         i["id"].as_str().unwrap_or(""),
@@ -272,7 +278,7 @@ fn print_test(v: &Value) {
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     );
-    if let Some(e) = v["error"].as_str() {
+    if let Some(e) = v["error"].as_str().or(v["testError"].as_str()) {
         println!("  test failed: {e}");
     }
     for c in v["checks"]

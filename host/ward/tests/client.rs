@@ -65,7 +65,7 @@ async fn client_creates_tests_lists_and_deletes() {
         )
         .await
         .unwrap();
-    let id = created["instance"]["id"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
     assert!(client.test(&id).await.unwrap());
     let list = client.list().await.unwrap();
     assert_eq!(list[0]["id"], id.as_str());

@@ -44,6 +44,10 @@ pub struct EgressConfig {
     pub extra_roots_pem: Vec<String>,
     /// Restricted ranges the operator allows anyway (CIDR or single address).
     pub allow_private: Vec<String>,
+    /// DNS servers (UDP) to resolve provider host names with; empty means
+    /// the system resolver. Either way every answer passes the same
+    /// restricted-range check.
+    pub nameservers: Vec<SocketAddr>,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -56,6 +60,7 @@ impl Default for EgressConfig {
             resolve: BTreeMap::new(),
             extra_roots_pem: Vec::new(),
             allow_private: Vec::new(),
+            nameservers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
@@ -192,10 +197,53 @@ pub fn is_restricted(ip: IpAddr) -> bool {
     }
 }
 
-#[derive(Debug)]
 struct AddressPolicy {
     overrides: BTreeMap<String, SocketAddr>,
     allowed: Vec<Cidr>,
+    /// The operator's DNS servers, when configured.
+    resolver:
+        Option<hickory_resolver::Resolver<hickory_resolver::net::runtime::TokioRuntimeProvider>>,
+}
+
+impl std::fmt::Debug for AddressPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressPolicy")
+            .field("overrides", &self.overrides)
+            .field("allowed", &self.allowed)
+            .field("own_nameservers", &self.resolver.is_some())
+            .finish()
+    }
+}
+
+fn nameserver_resolver(
+    servers: &[SocketAddr],
+) -> Result<
+    Option<hickory_resolver::Resolver<hickory_resolver::net::runtime::TokioRuntimeProvider>>,
+    RuntimeError,
+> {
+    use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
+    if servers.is_empty() {
+        return Ok(None);
+    }
+    let mut configs = Vec::new();
+    for server in servers {
+        let mut ns = NameServerConfig::udp(server.ip());
+        for c in &mut ns.connections {
+            c.port = server.port();
+        }
+        configs.push(ns);
+    }
+    let mut builder = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(configs),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    // The operator named the servers: answer from them only, not from the
+    // machine's hosts file.
+    builder.options_mut().use_hosts_file = ResolveHosts::Never;
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| RuntimeError::Config(format!("egress.nameservers: {e}")))
 }
 
 impl AddressPolicy {
@@ -219,8 +267,16 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(*addr));
                 return Ok(addrs);
             }
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = match &policy.resolver {
+                Some(resolver) => resolver
+                    .lookup_ip(host.as_str())
+                    .await
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?
+                    .iter()
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let (ok, refused): (Vec<_>, Vec<_>) =
                 found.into_iter().partition(|a| policy.permits(a.ip()));
             if ok.is_empty() {
@@ -278,6 +334,7 @@ impl EgressClient {
                 .map(|(k, v)| (k.to_ascii_lowercase(), *v))
                 .collect(),
             allowed,
+            resolver: nameserver_resolver(&config.nameservers)?,
         });
         let mut roots = Vec::new();
         for pem in &config.extra_roots_pem {

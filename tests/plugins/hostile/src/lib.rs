@@ -129,6 +129,18 @@ impl Connector for Hostile {
                 Request::get("https://localhost/latest/meta-data/").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))
             }
+            "metadata-dns" => {
+                Request::get("https://metadata.ward.test/latest/meta-data/").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "mapped-dns" => {
+                Request::get("https://mapped.ward.test/latest/meta-data/").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "loopback-dns" => {
+                Request::get("https://loopback.ward.test/admin").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
             "redirect" => {
                 // The host hands the 3xx back; following it is the plugin's
                 // choice, and the target must be granted like any other URL.

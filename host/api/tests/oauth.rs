@@ -62,7 +62,10 @@ async fn oauth_states_are_single_use_and_unforgeable() {
         .await;
     assert_eq!(s, 200, "{b}");
     let url = b["oauthUrl"].as_str().unwrap();
-    assert!(url.contains("client_id=client-1") && url.contains("state="), "{url}");
+    assert!(
+        url.contains("client_id=client-1") && url.contains("state="),
+        "{url}"
+    );
     assert!(!url.contains("shh-secret"), "{url}");
     let (s, b) = api
         .admin_call("GET", "/elements/okta/oauth/url?domain=ward-demo", None)

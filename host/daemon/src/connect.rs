@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use ward_runtime::types::{Grant, PluginError, TestReport};
 use ward_runtime::{Bound, CallError, CallReport, EgressEntry, Plugin, SecretSet};
-use ward_store::{
-    Credentials, EgressRecord, Instance, InstanceStatus, NewInstance, Store, StoreError,
-};
+use ward_store::{Credentials, Instance, InstanceStatus, NewInstance, Store, StoreError};
 
 /// Why an instance could not be connected or bound.
 #[derive(Debug, thiserror::Error)]
@@ -331,24 +329,7 @@ async fn record_egress(
     call: &str,
     egress: &[EgressEntry],
 ) {
-    let records: Vec<EgressRecord> = egress
-        .iter()
-        .map(|e| EgressRecord {
-            instance_id: instance_id.to_owned(),
-            plugin_key: plugin.to_owned(),
-            call: call.to_owned(),
-            at_ms: e.at_ms,
-            method: e.method.clone(),
-            url: e.url.clone(),
-            allowed: e.allowed,
-            reason: e.reason.clone(),
-            grant: e.grant.clone(),
-            status: e.status,
-            bytes_sent: e.bytes_sent,
-            bytes_received: e.bytes_received,
-            latency_ms: e.latency_ms,
-        })
-        .collect();
+    let records = crate::ingest::egress_records(instance_id, plugin, call, egress);
     if let Err(e) = store.append_egress(&records).await {
         tracing::warn!(instance = instance_id, plugin, call, error = %e, "could not record egress");
     }

@@ -128,6 +128,33 @@ pub struct Progress {
     pub newest_ms: Option<i64>,
 }
 
+/// The egress log rows for what one call (or host request) sent out.
+pub fn egress_records(
+    instance_id: &str,
+    plugin: &str,
+    call: &str,
+    egress: &[EgressEntry],
+) -> Vec<EgressRecord> {
+    egress
+        .iter()
+        .map(|e| EgressRecord {
+            instance_id: instance_id.to_owned(),
+            plugin_key: plugin.to_owned(),
+            call: call.to_owned(),
+            at_ms: e.at_ms,
+            method: e.method.clone(),
+            url: e.url.clone(),
+            allowed: e.allowed,
+            reason: e.reason.clone(),
+            grant: e.grant.clone(),
+            status: e.status,
+            bytes_sent: e.bytes_sent,
+            bytes_received: e.bytes_received,
+            latency_ms: e.latency_ms,
+        })
+        .collect()
+}
+
 /// Why a sync is waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitReason {
@@ -311,24 +338,12 @@ impl Ingestor {
         if egress.is_empty() {
             return Ok(());
         }
-        let records: Vec<EgressRecord> = egress
-            .iter()
-            .map(|e| EgressRecord {
-                instance_id: self.instance_id.clone(),
-                plugin_key: self.bound.plugin().manifest().key.clone(),
-                call: call.to_string(),
-                at_ms: e.at_ms,
-                method: e.method.clone(),
-                url: e.url.clone(),
-                allowed: e.allowed,
-                reason: e.reason.clone(),
-                grant: e.grant.clone(),
-                status: e.status,
-                bytes_sent: e.bytes_sent,
-                bytes_received: e.bytes_received,
-                latency_ms: e.latency_ms,
-            })
-            .collect();
+        let records = egress_records(
+            &self.instance_id,
+            &self.bound.plugin().manifest().key,
+            call,
+            egress,
+        );
         self.store
             .append_egress(&records)
             .await

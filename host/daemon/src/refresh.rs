@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use ward_manifest::{ACCESS_TOKEN, Auth, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
 use ward_runtime::{EgressEntry, HostRequest, Plugin, SecretSet};
-use ward_store::{Credentials, EgressRecord, Instance, Store, StoreError};
+use ward_store::{Credentials, Instance, Store, StoreError};
 
 /// Refresh when the access token expires within this margin.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
@@ -235,24 +235,8 @@ fn form_urlencoded_pair(name: &str, value: &str) -> String {
 /// The egress log is evidence, not a precondition: failing to write it is
 /// logged and the refresh result stands.
 async fn record_egress(store: &Store, instance: &Instance, entries: &[EgressEntry]) {
-    let records: Vec<EgressRecord> = entries
-        .iter()
-        .map(|e| EgressRecord {
-            instance_id: instance.id.clone(),
-            plugin_key: instance.plugin_key.clone(),
-            call: "oauth-refresh".into(),
-            at_ms: e.at_ms,
-            method: e.method.clone(),
-            url: e.url.clone(),
-            allowed: e.allowed,
-            reason: e.reason.clone(),
-            grant: e.grant.clone(),
-            status: e.status,
-            bytes_sent: e.bytes_sent,
-            bytes_received: e.bytes_received,
-            latency_ms: e.latency_ms,
-        })
-        .collect();
+    let records =
+        crate::ingest::egress_records(&instance.id, &instance.plugin_key, "oauth-refresh", entries);
     if let Err(e) = store.append_egress(&records).await {
         tracing::warn!(instance = %instance.id, error = %e, "could not record the refresh in the egress log");
     }

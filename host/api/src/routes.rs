@@ -581,8 +581,18 @@ pub(crate) async fn test_instance(
         .is_some_and(|s| s.disabled);
     let connected =
         connect::test_now(&state.daemon.store, &loaded.plugin, &instance, !disabled).await?;
-    if connected.report.is_err() && !disabled {
-        state.daemon.scheduler.stop(&id);
+    if !disabled {
+        // Test now is the operator's verdict on the instance: passing
+        // releases a halted instance, failing halts it (no calls with
+        // credentials or a role known not to work, not even after a restart).
+        if connected.instance.status == ward_store::InstanceStatus::Connected {
+            if !state.daemon.scheduler.is_running(&id) {
+                state.daemon.scheduler.start(&id);
+            }
+        } else {
+            state.daemon.scheduler.stop(&id);
+            state.daemon.store.set_halted(&id, true).await?;
+        }
     }
     Ok(Json(test_view(&state, connected).await?))
 }

@@ -305,6 +305,9 @@ async fn instance_lifecycle() {
     assert_eq!(b["instance"]["status"]["state"], "error");
     let msg = b["instance"]["status"]["message"].as_str().unwrap();
     assert!(msg.starts_with("credentials rejected: reconnect"), "{msg}");
+    // Halted: a restarted daemon would not resume it.
+    assert!(store.is_halted(&id).await.unwrap());
+    assert!(!store.resumable_instances().await.unwrap().contains(&id));
     api.okta.restore_token();
 
     // Reconnect: new credentials, cursor and events kept, token still valid.
@@ -323,6 +326,9 @@ async fn instance_lifecycle() {
         store.cursor(&id, AUDIT_STREAM).await.unwrap().as_deref(),
         cursor_before.as_deref()
     );
+    // Reconnecting released the halt and restarted the worker.
+    assert!(!store.is_halted(&id).await.unwrap());
+    assert!(api.daemon.scheduler.is_running(&id));
     assert!(cursor_before.is_some());
     assert_eq!(b["instance"]["status"]["eventsStored"], stored_before);
     let (s, _) = api.call("GET", &own, Some(&element), None).await;

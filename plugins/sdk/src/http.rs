@@ -248,6 +248,40 @@ fn split_links(value: &str) -> Vec<&str> {
     parts
 }
 
+/// Standard base64 (RFC 4648 §4, with `=` padding) of `bytes`.
+///
+/// Connectors need it for credentials the host cannot assemble: the host
+/// substitutes `{{secret:NAME}}` verbatim, so a provider that wants
+/// `Basic base64(user:password)` gets a value `exchange` computed once and
+/// stored as its own secret (see [`basic_credentials`]).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The credential part of an `Authorization: Basic` header (RFC 7617):
+/// `base64("{username}:{password}")`.
+pub fn basic_credentials(username: &str, password: &str) -> String {
+    base64_encode(format!("{username}:{password}").as_bytes())
+}
+
 /// Appends query parameters to a URL, percent-encoding them.
 pub fn with_query(base: &str, params: &[(&str, &str)]) -> Result<String, Error> {
     let mut url = Url::parse(base)
@@ -407,5 +441,26 @@ mod tests {
         };
         assert_eq!(r.link("next").as_deref(), Some("https://x/next"));
         assert_eq!(r.link("prev"), None);
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_and_7617() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
+        assert_eq!(
+            basic_credentials("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 }

@@ -11,6 +11,7 @@
 //! - [`server`]: the HTTPS listener and the request log, fault plan and
 //!   rate-limit windows every stand-in uses.
 //! - [`okta`]: the Okta org stand-in.
+//! - [`zendesk`]: the Zendesk Support account stand-in.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -18,7 +19,9 @@ pub mod okta;
 pub mod server;
 mod synth;
 pub mod tls;
+pub mod zendesk;
 
 pub use okta::{OktaConfig, OktaStandIn};
 pub use server::{Fault, RecordedRequest};
 pub use tls::{IssuedCert, TestCa};
+pub use zendesk::{ZendeskConfig, ZendeskStandIn};

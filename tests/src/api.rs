@@ -174,8 +174,9 @@ impl ApiHarness {
         let back = self
             .consent(element, client_id, client_secret, config)
             .await;
-        let code = query_param(&back, "code")
-            .unwrap_or_else(|| panic!("the provider returned no code: {back}"));
+        let code = query_param(&back, "code");
+        assert!(code.is_some(), "the provider returned no code: {back}");
+        let code = code.unwrap();
         let state = query_param(&back, "state").unwrap();
         let callback = self.browser.get(back.as_str()).send().await.unwrap();
         assert_eq!(callback.status(), StatusCode::OK, "callback {back}");

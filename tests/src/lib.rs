@@ -24,6 +24,8 @@ use ward_store::{MasterKey, Store};
 
 /// The Okta connector component, built from `plugins/okta`.
 pub const OKTA_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_OKTA"));
+/// The Zendesk connector component, built from `plugins/zendesk`.
+pub const ZENDESK_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_ZENDESK"));
 /// The hostile test connector, built from `tests/plugins/hostile`.
 pub const HOSTILE_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_HOSTILE"));
 /// A connector importing an interface Ward does not provide, built from

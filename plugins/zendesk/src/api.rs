@@ -70,11 +70,15 @@ pub(crate) fn detail(response: &Response) -> String {
             .flatten()
             .filter_map(text)
             .collect(),
-        Some(e) => [Some(e), body.get("description"), body.get("error_description")]
-            .into_iter()
-            .flatten()
-            .filter_map(text)
-            .collect(),
+        Some(e) => [
+            Some(e),
+            body.get("description"),
+            body.get("error_description"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(text)
+        .collect(),
         None => Vec::new(),
     };
     if parts.is_empty() {
@@ -212,7 +216,11 @@ pub(crate) fn error_for(config: &Config, response: &Response, what: &str) -> Err
                 format!(
                     "Zendesk rate limit reached while {what} ({}{}); the account's limit is shared by every API client, raise this instance's requestsPerMinute only if the plan allows more",
                     rate.describe(),
-                    if detail.is_empty() { String::new() } else { format!("; {detail}") }
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {detail}")
+                    }
                 ),
             )
         }
@@ -224,9 +232,7 @@ pub(crate) fn error_for(config: &Config, response: &Response, what: &str) -> Err
             "Zendesk returned {} while {what} ({detail}); will retry",
             response.status
         )),
-        status => Error::internal(format!(
-            "Zendesk returned {status} while {what} ({detail})"
-        )),
+        status => Error::internal(format!("Zendesk returned {status} while {what} ({detail})")),
     }
 }
 
@@ -284,7 +290,10 @@ mod tests {
             &[],
             r#"{"error":{"title":"Forbidden","message":"You do not have access to this page."}}"#,
         );
-        assert_eq!(detail(&r), "Forbidden: You do not have access to this page.");
+        assert_eq!(
+            detail(&r),
+            "Forbidden: You do not have access to this page."
+        );
         assert!(!missing_scope(&r));
         let r = response(429, &[], "Rate limit exceeded\n please wait");
         assert_eq!(detail(&r), "Rate limit exceeded please wait");

@@ -294,16 +294,22 @@ pub(crate) fn map_event(raw: &RawValue, account: &str) -> Result<(Event, i64, u6
     Ok((event, time.div_euclid(1000), log.id))
 }
 
-/// The account's display name: the default brand's name when readable
-/// (an API token; OAuth's least-privilege scopes do not cover brands),
-/// else the subdomain. `None` for a transient failure: try again next call.
-pub(crate) fn account_name(config: &Config) -> Result<Option<String>> {
+/// The account's display name: the default brand's name when readable,
+/// else the subdomain. OAuth tokens never can read it: brands need the
+/// global `read` scope, which this connector does not ask for. Throttling,
+/// outages and rejected credentials are errors like on any other request,
+/// so the host waits or retries.
+pub(crate) fn account_name(config: &Config) -> Result<String> {
+    if api::oauth_mode(config) {
+        return Ok(subdomain(config)?.to_string());
+    }
     let response = get(config, &format!("{}/api/v2/brands", origin(config)?))?;
     match response.status {
         200..=299 => {}
-        401 => return Err(error_for(config, &response, "reading the account's brands")),
-        429 | 500..=599 => return Ok(None),
-        _ => return Ok(Some(subdomain(config)?.to_string())),
+        401 | 429 | 500..=599 => {
+            return Err(error_for(config, &response, "reading the account's name"));
+        }
+        _ => return Ok(subdomain(config)?.to_string()),
     }
     #[derive(Deserialize)]
     struct Brands {
@@ -322,22 +328,25 @@ pub(crate) fn account_name(config: &Config) -> Result<Option<String>> {
             b.brands.into_iter().nth(default).map(|b| b.name)
         })
         .filter(|n| !n.trim().is_empty());
-    Ok(Some(match name {
-        Some(n) => n,
-        None => subdomain(config)?.to_string(),
-    }))
+    match name {
+        Some(n) => Ok(n),
+        None => Ok(subdomain(config)?.to_string()),
+    }
 }
-
 
 /// `fetch-audit`: one page of the current window, or the first page of a
 /// new one.
-pub(crate) fn fetch(config: &Config, since: Timestamp, cursor: Option<String>) -> Result<AuditPage> {
+pub(crate) fn fetch(
+    config: &Config,
+    since: Timestamp,
+    cursor: Option<String>,
+) -> Result<AuditPage> {
     let mut cursor = match cursor {
         Some(text) => AuditCursor::parse(config, &text)?,
         None => AuditCursor::start(config, since)?,
     };
     if cursor.account.is_none() {
-        cursor.account = account_name(config)?;
+        cursor.account = Some(account_name(config)?);
     }
     let open_window = |c: &AuditCursor| -> Result<String> {
         window_url(config, secs_of(&c.from)?, now().div_euclid(1000))

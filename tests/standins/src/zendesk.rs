@@ -123,7 +123,8 @@ pub struct ZendeskConfig {
     pub events: usize,
     /// Users (at least one: the owner).
     pub users: usize,
-    /// The initial records are spread over this many days before start.
+    /// The initial records are spread over this many days before start
+    /// (the oldest a minute inside the span).
     pub backfill_span_days: u32,
     /// Seed for all generated data.
     pub seed: u64,
@@ -242,9 +243,10 @@ impl ZendeskStandIn {
             start,
         );
         // The newest initial record lands a second before start, so records
-        // appended "now" are always newer.
+        // appended "now" are always newer; the oldest a minute inside the
+        // span, so a backfill of that many days begun soon after sees all.
         let last = start / 1000 - 1;
-        let first = last - i64::from(cfg.backfill_span_days) * 86_400;
+        let first = (start / 1000 - i64::from(cfg.backfill_span_days) * 86_400 + 60).min(last);
         let n = cfg.events;
         let mut events: Vec<StoredEvent> = Vec::with_capacity(n);
         for i in 0..n {

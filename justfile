@@ -16,11 +16,11 @@ ci:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-hostile -p ward-undeclared -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-egnyte -p ward-hostile -p ward-undeclared -- -D warnings
 
 # Build the connectors as components into target/plugins.
 plugins:
-    cargo build --target wasm32-wasip2 --profile plugin --target-dir target/plugins -p ward-okta
+    cargo build --target wasm32-wasip2 --profile plugin --target-dir target/plugins -p ward-okta -p ward-egnyte
 
 # Print a built plugin's manifest, digest and imports.
 inspect plugin="ward_okta":

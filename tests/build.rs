@@ -6,7 +6,12 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Err(e) = ward_plugin_build::build(
         &root,
-        &["ward-okta", "ward-hostile", "ward-undeclared"],
+        &[
+            "ward-okta",
+            "ward-egnyte",
+            "ward-hostile",
+            "ward-undeclared",
+        ],
         "WARD_TEST_PLUGIN_",
     ) {
         println!("cargo:warning={e}");

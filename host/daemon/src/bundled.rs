@@ -2,7 +2,10 @@
 //! this crate's build script.
 
 /// (key, component bytes) of every bundled connector.
-pub const PLUGINS: &[(&str, &[u8])] = &[("okta", include_bytes!(env!("WARD_BUNDLED_WARD_OKTA")))];
+pub const PLUGINS: &[(&str, &[u8])] = &[
+    ("okta", include_bytes!(env!("WARD_BUNDLED_WARD_OKTA"))),
+    ("egnyte", include_bytes!(env!("WARD_BUNDLED_WARD_EGNYTE"))),
+];
 
 /// The component bytes of a bundled connector.
 pub fn get(key: &str) -> Option<&'static [u8]> {

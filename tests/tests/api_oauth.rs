@@ -9,124 +9,67 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use ward_standins::okta::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OktaConfig};
-use ward_tests::daemon::DaemonHarness;
+use ward_standins::okta::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OktaConfig, OktaStandIn};
+use ward_standins::tls::TestCa;
+use ward_tests::api::{ApiHarness, query_param};
 
 const EVENTS: usize = 12_000;
 
 struct Api {
-    h: DaemonHarness,
-    url: String,
-    auth: String,
-    /// Ward's API (plain HTTP on loopback).
-    http: reqwest::Client,
-    /// The operator's browser: trusts the stand-in CA, reaches the provider
-    /// under its real name, and shows redirects instead of following them.
-    browser: reqwest::Client,
+    h: ApiHarness,
+    okta: OktaStandIn,
+}
+
+impl std::ops::Deref for Api {
+    type Target = ApiHarness;
+    fn deref(&self) -> &ApiHarness {
+        &self.h
+    }
 }
 
 impl Api {
     async fn start() -> Api {
-        let h = DaemonHarness::start(
+        let ca = TestCa::generate().unwrap();
+        let okta = OktaStandIn::start(
             OktaConfig {
                 events: EVENTS,
                 users: 40,
                 ..OktaConfig::default()
             },
-            |_| {},
+            &ca,
         )
-        .await;
-        let secrets_file = ward_api::ensure_api_secrets(&h.daemon)
-            .await
-            .unwrap()
-            .unwrap();
-        let auth = ward_api::ApiSecrets::load(&secrets_file).unwrap().header();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = ward_api::router(h.daemon.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let browser = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(h.ca.ca_pem().as_bytes()).unwrap())
-            .resolve(&h.okta.host(), h.okta.addr())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Api {
-            h,
-            url,
-            auth,
-            http: reqwest::Client::new(),
-            browser,
-        }
+        .await
+        .unwrap();
+        let h = ApiHarness::start(ca, vec![(okta.host(), okta.addr())], |_| {}).await;
+        Api { h, okta }
     }
 
     fn callback(&self) -> String {
-        format!("{}/oauth/callback", self.url)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .header("authorization", &self.auth)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.h.callback_url()
     }
 
     async fn post_instance(&self, body: &Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}/instances", self.url))
-            .header("authorization", &self.auth)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.h.send(Method::POST, "/instances", Some(body)).await
     }
 
     /// Asks Ward for the consent URL, then plays the browser: opens it at
     /// the provider and returns where the provider redirects back to.
     async fn consent(&self) -> url::Url {
-        let (status, body) = self
-            .get(&format!(
-                "/elements/okta/oauth/url?apiKey={DEFAULT_CLIENT_ID}&apiSecret={DEFAULT_CLIENT_SECRET}&callbackUrl={}&domain=ward-demo",
-                urlencode(&self.callback())
-            ))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["element"], "okta");
-        let oauth_url = body["oauthUrl"].as_str().unwrap();
-        assert!(
-            oauth_url.starts_with("https://ward-demo.okta.com/oauth2/v1/authorize?"),
-            "{oauth_url}"
-        );
-        assert!(
-            !oauth_url.contains(DEFAULT_CLIENT_SECRET),
-            "client secret in the consent URL"
-        );
-        let consent = self.browser.get(oauth_url).send().await.unwrap();
-        assert_eq!(consent.status(), StatusCode::FOUND);
-        let location = consent.headers()["location"].to_str().unwrap();
-        assert!(location.starts_with(&self.callback()), "{location}");
-        url::Url::parse(location).unwrap()
+        self.h
+            .consent(
+                "okta",
+                DEFAULT_CLIENT_ID,
+                DEFAULT_CLIENT_SECRET,
+                &[("domain", "ward-demo")],
+            )
+            .await
     }
 }
 
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 fn param(url: &url::Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    query_param(url, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +118,10 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 
     // The scheduler backfills with the OAuth access token.
-    api.h.wait_caught_up(&id, EVENTS as u64).await;
+    api.wait_instance(&id, Duration::from_secs(60), |i| {
+        i["status"]["eventsStored"].as_u64() >= Some(EVENTS as u64)
+    })
+    .await;
     let (status, instance) = api.get(&format!("/instances/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(instance["status"]["state"], "connected", "{instance}");
@@ -223,13 +169,12 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
     }
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "an event was returned twice");
-    let expected: HashSet<String> = api.h.okta.event_ids().into_iter().collect();
+    let expected: HashSet<String> = api.okta.event_ids().into_iter().collect();
     assert_eq!(unique, expected);
 
     // Every call went with the Bearer token the host obtained; none with SSWS.
     assert!(
-        api.h
-            .okta
+        api.okta
             .requests()
             .iter()
             .filter(|r| r.path_and_query.starts_with("/api/v1/"))
@@ -252,7 +197,7 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declined_consent_creates_nothing_and_says_why() {
     let api = Api::start().await;
-    api.h.okta.set_oauth_decline(true);
+    api.okta.set_oauth_decline(true);
     let back = api.consent().await;
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
     assert!(param(&back, "code").is_none());

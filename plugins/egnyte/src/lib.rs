@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use ward_sdk::http::{Request, Response, with_query};
 use ward_sdk::oauth;
-use ward_sdk::time::{format_rfc3339, now};
+use ward_sdk::time::{format_rfc3339, now, parse_rfc3339};
 use ward_sdk::{
     Actor, ActorKind, AuditPage, Check, Config, Connector, Credentials, Error, Event, Grant,
     Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
@@ -496,8 +496,19 @@ fn person_target(text: &str, kind: &str) -> Target {
 }
 
 fn map_event(value: &Value, raw: &str, id: String) -> Result<Event> {
-    let time = value.get("date").and_then(Value::as_i64).ok_or_else(|| {
-        Error::internal("Egnyte audit event has no numeric `date` (epoch milliseconds)")
+    // Epoch milliseconds, as in Egnyte's example; a quoted number or an ISO
+    // date is accepted too rather than losing the event.
+    let time = match value.get("date") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| parse_rfc3339(s.trim()).ok()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Error::internal("Egnyte audit event has no readable `date` (epoch milliseconds)")
     })?;
     let source = text(value, "auditSource").unwrap_or("UNKNOWN_AUDIT");
     let action = text(value, "action").unwrap_or("unknown");
@@ -706,6 +717,23 @@ impl Connector for Egnyte {
         if response.status == 409 {
             return Err(error_for(&response, "exchanging the authorization code"));
         }
+        // Egnyte answers a bad, used or expired code with a 400 whose body
+        // it does not document; only a client or scope problem is the
+        // operator's configuration.
+        let oauth_error = serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+        if response.status == 400
+            && !matches!(
+                oauth_error.as_deref(),
+                Some("invalid_client" | "invalid_scope")
+            )
+        {
+            return Err(Error::unauthorized(format!(
+                "Egnyte refused the authorization code ({}): codes are single-use and expire after two minutes; start the connection again",
+                detail(&response)
+            )));
+        }
         oauth::parse_token_response(&response, SCOPES)
     }
 
@@ -748,6 +776,10 @@ impl Connector for Egnyte {
                 Some("standard") => Role::Standard,
                 _ => Role::Unknown,
             }
+        } else if user.status == 404 {
+            // The directory does not list the token's user (e.g. a
+            // service account): the audit probe decides.
+            Role::Unknown
         } else if user.status == 403 && gateway(&user).is_none() {
             match denial(&detail(&user)) {
                 Denial::Scope => {
@@ -1075,6 +1107,27 @@ mod tests {
         assert_eq!(parse_users_cursor("users:101").unwrap(), 101);
         assert!(parse_users_cursor("users:0").is_err());
         assert!(parse_users_cursor("101").is_err());
+    }
+
+    #[test]
+    fn dates_in_any_reasonable_form() {
+        for date in [
+            "1638936585716",
+            "\"1638936585716\"",
+            "\"2021-12-08T04:09:45.716Z\"",
+        ] {
+            let v: Value =
+                serde_json::from_str(&format!(r#"{{"date":{date},"action":"Login"}}"#)).unwrap();
+            assert_eq!(
+                map_event(&v, "{}", "x".into()).unwrap().time,
+                1_638_936_585_716
+            );
+        }
+        let v: Value = serde_json::from_str(r#"{"date":"yesterday"}"#).unwrap();
+        assert!(matches!(
+            map_event(&v, "{}", "x".into()),
+            Err(Error::Internal(_))
+        ));
     }
 
     #[test]

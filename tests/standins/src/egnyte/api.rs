@@ -258,26 +258,23 @@ fn list_users(st: &EgnyteState, query: &str) -> Response {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     };
-    let number = |k: &str, default: i64| {
-        match get(k) {
-            None => Ok(default),
-            Some(v) => v.trim().parse::<i64>().map_err(|_| {
-                users_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("{k} must be an integer, got {v:?}"),
-                )
-            }),
-        }
-        .map(|n| usize::try_from(n).unwrap_or(0))
+    let number = |k: &str, default: i64| -> Result<usize, String> {
+        let n = match get(k) {
+            None => default,
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("{k} must be an integer, got {v:?}"))?,
+        };
+        Ok(usize::try_from(n).unwrap_or(0))
     };
     // SCIM: startIndex below 1 means 1; a count over the maximum is capped.
-    let start = match number("startIndex", 1) {
-        Ok(n) => n.max(1),
-        Err(r) => return r,
-    };
-    let count = match number("count", USERS_MAX_COUNT as i64) {
-        Ok(n) => n.min(USERS_MAX_COUNT),
-        Err(r) => return r,
+    let (start, count) = match (
+        number("startIndex", 1),
+        number("count", USERS_MAX_COUNT as i64),
+    ) {
+        (Ok(start), Ok(count)) => (start.max(1), count.min(USERS_MAX_COUNT)),
+        (Err(m), _) | (_, Err(m)) => return users_error(StatusCode::BAD_REQUEST, &m),
     };
     let filter = match get("filter") {
         None => None,

@@ -5,7 +5,8 @@ use std::path::Path;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if let Err(e) = ward_plugin_build::build(&root, &["ward-okta", "ward-egnyte"], "WARD_BUNDLED_") {
+    if let Err(e) = ward_plugin_build::build(&root, &["ward-okta", "ward-egnyte"], "WARD_BUNDLED_")
+    {
         println!("cargo:warning={e}");
         std::process::exit(1);
     }

@@ -16,11 +16,11 @@ ci:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-zendesk -p ward-hostile -p ward-undeclared -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-egnyte -p ward-zendesk -p ward-hostile -p ward-undeclared -- -D warnings
 
 # Build the connectors as components into target/plugins.
 plugins:
-    cargo build --target wasm32-wasip2 --profile plugin --target-dir target/plugins -p ward-okta -p ward-zendesk
+    cargo build --target wasm32-wasip2 --profile plugin --target-dir target/plugins -p ward-okta -p ward-egnyte -p ward-zendesk
 
 # Print a built plugin's manifest, digest and imports.
 inspect plugin="ward_okta":

@@ -8,6 +8,7 @@ fn main() {
         &root,
         &[
             "ward-okta",
+            "ward-egnyte",
             "ward-zendesk",
             "ward-hostile",
             "ward-undeclared",

@@ -5,8 +5,11 @@ use std::path::Path;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if let Err(e) = ward_plugin_build::build(&root, &["ward-okta", "ward-zendesk"], "WARD_BUNDLED_")
-    {
+    if let Err(e) = ward_plugin_build::build(
+        &root,
+        &["ward-okta", "ward-egnyte", "ward-zendesk"],
+        "WARD_BUNDLED_",
+    ) {
         println!("cargo:warning={e}");
         std::process::exit(1);
     }

@@ -24,6 +24,8 @@ use ward_store::{MasterKey, Store};
 
 /// The Okta connector component, built from `plugins/okta`.
 pub const OKTA_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_OKTA"));
+/// The Egnyte connector component, built from `plugins/egnyte`.
+pub const EGNYTE_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_EGNYTE"));
 /// The Zendesk connector component, built from `plugins/zendesk`.
 pub const ZENDESK_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_ZENDESK"));
 /// The hostile test connector, built from `tests/plugins/hostile`.

@@ -53,6 +53,39 @@ async fn assert_exactly_the_stand_ins_events(h: &DaemonHarness, id: &str) {
     assert_eq!(unique, expected, "stored events differ from the provider's");
 }
 
+/// A quota wait longer than the scheduler sits out inside one sync (an
+/// hourly or daily quota) parks the instance, connected and saying until
+/// when, and it resumes by itself: never halted, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_quota_wait_parks_the_instance_without_halting_it() {
+    let h = DaemonHarness::start(okta(2_000), |c| c.scheduler.max_rate_wait_secs = 1).await;
+    let instance = h.connect_okta().await;
+    h.okta.retry_after_next(1, 3);
+    h.daemon.scheduler.start(&instance.id);
+    let parked = h
+        .wait_for(&instance.id, Duration::from_secs(10), |i, _| {
+            i.status_message
+                .as_deref()
+                .is_some_and(|m| m.contains("rate limit is used up"))
+        })
+        .await;
+    assert_eq!(parked.status, InstanceStatus::Connected, "{parked:?}");
+    let message = parked.status_message.unwrap();
+    assert!(message.contains("waiting 3 s until"), "{message}");
+    assert!(h.daemon.scheduler.is_running(&instance.id));
+
+    let done = h.wait_caught_up(&instance.id, 2_000).await;
+    assert_eq!(done.status, InstanceStatus::Connected);
+    assert_exactly_the_stand_ins_events(&h, &instance.id).await;
+    let calls = egress(&h, &instance.id, "fetch-audit").await;
+    let limited = calls.iter().position(|r| r.status == Some(429)).unwrap();
+    let waited = calls[limited + 1].at_ms - calls[limited].at_ms;
+    assert!(
+        waited >= 3_000,
+        "next request {waited} ms after Retry-After: 3"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_delays_the_next_call_and_loses_nothing() {
     let h = DaemonHarness::start(okta(3_000), |_| {}).await;

@@ -365,8 +365,13 @@ async fn instance_lifecycle() {
 
     // Elements.
     let (_, b) = api.admin_call("GET", "/elements", None).await;
-    assert_eq!(b[0]["key"], "okta");
-    let digest = b[0]["id"].as_str().unwrap().to_string();
+    let okta = b
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "okta")
+        .unwrap();
+    let digest = okta["id"].as_str().unwrap().to_string();
     let (s, b) = api
         .admin_call("GET", &format!("/elements/{digest}"), None)
         .await;

@@ -4,6 +4,7 @@
 /// (key, component bytes) of every bundled connector.
 pub const PLUGINS: &[(&str, &[u8])] = &[
     ("okta", include_bytes!(env!("WARD_BUNDLED_WARD_OKTA"))),
+    ("egnyte", include_bytes!(env!("WARD_BUNDLED_WARD_EGNYTE"))),
     ("zendesk", include_bytes!(env!("WARD_BUNDLED_WARD_ZENDESK"))),
 ];
 

@@ -187,6 +187,11 @@ pub struct SchedulerConfig {
     pub backoff_base_ms: u64,
     /// Longest backoff delay in milliseconds.
     pub backoff_max_ms: u64,
+    /// Longest provider rate-limit wait (`Retry-After`, reset headers)
+    /// sat out inside one sync. A longer one (Egnyte's hourly and daily
+    /// quotas) ends the sync: the tenant's budget is blocked until then and
+    /// the instance resumes by itself, never halted.
+    pub max_rate_wait_secs: u64,
     /// Override of every plugin's poll interval, in seconds (0: use the
     /// plugin's).
     pub poll_interval_secs: u64,
@@ -203,6 +208,7 @@ impl Default for SchedulerConfig {
             retry_attempts: 8,
             backoff_base_ms: 500,
             backoff_max_ms: 60_000,
+            max_rate_wait_secs: 900,
             poll_interval_secs: 0,
             users_interval_secs: 3600,
             shutdown_grace_secs: 20,

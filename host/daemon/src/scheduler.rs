@@ -413,6 +413,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     }
     .unwrap_or(loaded.effective.requests_per_minute.effective);
     let budget = inner.budgets.get(&key, &tenant, per_minute);
+    let tenant_budget = budget.clone();
     let hook_inner = inner.clone();
     let hook_id = id.to_string();
     let metrics = inner.metrics.clone();
@@ -446,7 +447,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             attempts: sched.retry_attempts.max(1),
             base: Duration::from_millis(sched.backoff_base_ms.max(1)),
             max: Duration::from_millis(sched.backoff_max_ms.max(sched.backoff_base_ms)),
-            ..Retry::default()
+            max_rate_wait: Duration::from_secs(sched.max_rate_wait_secs),
         },
     };
     let poll = if sched.poll_interval_secs > 0 {
@@ -528,8 +529,57 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             tracing::error!(instance = %id, error = %e, "store error during sync");
             Next::After(retry_later)
         }
+        Err(IngestError::Call {
+            source: CallError::Plugin(PluginError::RateLimited(r)),
+            ..
+        }) => {
+            // A quota that resets in an hour or at midnight is not a fault:
+            // the whole tenant sits it out and the instance carries on then.
+            let wait = Duration::from_millis(r.retry_after_ms).max(Duration::from_secs(1));
+            tenant_budget.block_for(wait);
+            let until = now_ms().saturating_add(ms(wait));
+            let message = format!(
+                "{key}: the provider's rate limit is used up{}; waiting {} until {} before the next call (nothing is lost)",
+                if r.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.message)
+                },
+                human_duration(wait),
+                rfc3339(until)
+            );
+            tracing::info!(instance = %id, %message, "long provider rate-limit wait");
+            set_status(inner, id, InstanceStatus::Connected, Some(&message)).await;
+            update(inner, id, |p| {
+                p.phase = Phase::Waiting;
+                p.next_run_ms = Some(until);
+                p.waiting_for = Some("rate limit".to_string());
+            });
+            Next::After(wait)
+        }
         Err(e @ IngestError::Call { .. }) => halt(inner, id, &describe(&e, &key)).await,
     }
+}
+
+/// `1 h 5 min`, `12 min`, `40 s`.
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, (secs % 3600) / 60) {
+        (0, 0) => format!("{secs} s"),
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 async fn sync_users_if_due(

@@ -11,16 +11,19 @@
 //! - [`server`]: the HTTPS listener and the request log, fault plan and
 //!   rate-limit windows every stand-in uses.
 //! - [`okta`]: the Okta org stand-in.
+//! - [`egnyte`]: the Egnyte domain stand-in.
 //! - [`zendesk`]: the Zendesk Support account stand-in.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod egnyte;
 pub mod okta;
 pub mod server;
 mod synth;
 pub mod tls;
 pub mod zendesk;
 
+pub use egnyte::{EgnyteConfig, EgnyteStandIn};
 pub use okta::{OktaConfig, OktaStandIn};
 pub use server::{Fault, RecordedRequest};
 pub use tls::{IssuedCert, TestCa};

@@ -26,13 +26,14 @@ enum Command {
     /// Run the bundled connectors against local provider stand-ins on the
     /// embedded store: connect, test, backfill, then poll.
     Demo {
-        /// Backfill, print `events: N, users: M` and exit.
+        /// Backfill, print each provider's and the total `events: N, users: M`, and exit.
         #[arg(long)]
         once: bool,
-        /// Events the Okta stand-in starts with.
-        #[arg(long, default_value_t = 25_000)]
+        /// Events each stand-in starts with (Okta over 45 days, Zendesk and
+        /// Egnyte within their 7-day backfill window).
+        #[arg(long, default_value_t = 12_000)]
         events: usize,
-        /// Users the Okta stand-in starts with.
+        /// Users each stand-in starts with.
         #[arg(long, default_value_t = 150)]
         users: usize,
         /// Directory for the database, master key and compile cache.

@@ -27,10 +27,20 @@ fn demo_once_backfills_and_prints_summary() {
         "stdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every bundled connector, each against its stand-in, connected through
+    // the REST API (Okta by API token, Zendesk and Egnyte by OAuth).
+    for key in ["okta", "zendesk", "egnyte"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{key}: events: 3000, users: "))),
+            "{stdout}"
+        );
+    }
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("events: 3000, users: ")),
+            .any(|l| l.starts_with("events: 9000, users: ")),
         "{stdout}"
     );
     assert!(dir.path().join("ward-demo.db").exists());

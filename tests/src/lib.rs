@@ -8,7 +8,6 @@ pub mod api;
 pub mod daemon;
 pub mod dns;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -117,24 +116,12 @@ impl Harness {
         )
         .await
         .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(dir.path().join("cache")),
-            egress: EgressConfig {
-                resolve: BTreeMap::from([
-                    (okta.host(), okta.addr()),
-                    ("echo.ward.test".to_string(), echo.addr()),
-                    ("collector.ward.test".to_string(), collector.addr()),
-                ]),
-                extra_roots_pem: vec![ca.ca_pem().to_string()],
-                ..EgressConfig::default()
-            },
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let store = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate())
-            .await
-            .unwrap();
+        let hosts = [
+            (okta.host(), okta.addr()),
+            ("echo.ward.test".to_string(), echo.addr()),
+            ("collector.ward.test".to_string(), collector.addr()),
+        ];
+        let (runtime, store, dir) = runtime_against(&ca, &hosts).await;
         Harness {
             ca,
             okta,
@@ -156,4 +143,58 @@ impl Harness {
     pub fn hostile_plugin(&self) -> Arc<Plugin> {
         self.runtime.load(HOSTILE_WASM).unwrap()
     }
+}
+
+/// A runtime loaded with one connector, reaching stand-ins under their real
+/// names, and a fresh SQLite store: what a connector-level test needs.
+pub struct Loaded {
+    /// The runtime; keep it alive as long as the plugin.
+    pub runtime: Runtime,
+    /// A store in `dir`.
+    pub store: Store,
+    /// The connector.
+    pub plugin: Arc<Plugin>,
+    /// Store and compile cache.
+    pub dir: TempDir,
+}
+
+/// Loads `wasm` into a runtime that resolves each (hostname, address) of
+/// `hosts` to its stand-in and trusts `ca`.
+pub async fn load_against(
+    ca: &TestCa,
+    hosts: &[(String, std::net::SocketAddr)],
+    wasm: &[u8],
+) -> Loaded {
+    let (runtime, store, dir) = runtime_against(ca, hosts).await;
+    let plugin = runtime.load(wasm).unwrap();
+    Loaded {
+        runtime,
+        store,
+        plugin,
+        dir,
+    }
+}
+
+/// A runtime that resolves each (hostname, address) of `hosts` to its
+/// stand-in and trusts `ca`, with a fresh store and compile cache in a
+/// temporary directory.
+pub async fn runtime_against(
+    ca: &TestCa,
+    hosts: &[(String, std::net::SocketAddr)],
+) -> (Runtime, Store, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        egress: EgressConfig {
+            resolve: hosts.iter().cloned().collect(),
+            extra_roots_pem: vec![ca.ca_pem().to_string()],
+            ..EgressConfig::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate())
+        .await
+        .unwrap();
+    (runtime, store, dir)
 }

@@ -15,10 +15,10 @@ use ward_daemon::connect::{ConnectError, Connected, NewConnection, create, test_
 use ward_daemon::ingest::{AUDIT, Ingestor, Retry, USERS};
 use ward_daemon::refresh::Refresher;
 use ward_runtime::types::{Grant, OauthCode, PluginError, TestReport};
-use ward_runtime::{CallError, EgressConfig, Plugin, Runtime, RuntimeConfig};
+use ward_runtime::{CallError, Plugin, Runtime};
 use ward_standins::egnyte::{CallerRole, EgnyteConfig, EgnyteStandIn, UsersListStyle};
 use ward_standins::tls::TestCa;
-use ward_store::{EventQuery, InstanceStatus, MasterKey, Store};
+use ward_store::{EventQuery, InstanceStatus, Store};
 use ward_tests::EGNYTE_WASM;
 
 const REDIRECT: &str = "https://ward.example/oauth/callback";
@@ -44,28 +44,14 @@ impl H {
     async fn start(cfg: EgnyteConfig) -> H {
         let ca = TestCa::generate().unwrap();
         let eg = EgnyteStandIn::start(cfg, &ca).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(dir.path().join("cache")),
-            egress: EgressConfig {
-                resolve: BTreeMap::from([(eg.host(), eg.addr())]),
-                extra_roots_pem: vec![ca.ca_pem().to_string()],
-                ..EgressConfig::default()
-            },
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let store = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate())
-            .await
-            .unwrap();
-        let plugin = runtime.load(EGNYTE_WASM).unwrap();
+        let l = ward_tests::load_against(&ca, &[(eg.host(), eg.addr())], EGNYTE_WASM).await;
         H {
             ca,
             eg,
-            store,
-            plugin,
-            _runtime: runtime,
-            _dir: dir,
+            store: l.store,
+            plugin: l.plugin,
+            _runtime: l.runtime,
+            _dir: l.dir,
         }
     }
 

@@ -15,11 +15,11 @@ use tempfile::TempDir;
 use ward_daemon::connect::{NewConnection, connect, create};
 use ward_daemon::ingest::{Ingestor, Retry};
 use ward_runtime::types::{Grant, OauthCode, PluginError, TestReport};
-use ward_runtime::{Bound, CallError, EgressConfig, Plugin, Runtime, RuntimeConfig, SecretSet};
+use ward_runtime::{Bound, CallError, Plugin, Runtime, SecretSet};
 use ward_standins::tls::TestCa;
 use ward_standins::zendesk::{Plan, RateHeaderStyle};
 use ward_standins::{ZendeskConfig, ZendeskStandIn};
-use ward_store::{EventOrder, EventQuery, InstanceStatus, MasterKey, Store};
+use ward_store::{EventOrder, EventQuery, InstanceStatus, Store};
 use ward_tests::ZENDESK_WASM;
 use ward_tests::api::ApiHarness;
 
@@ -39,28 +39,14 @@ struct Zd {
 async fn start(cfg: ZendeskConfig) -> Zd {
     let ca = TestCa::generate().unwrap();
     let zd = ZendeskStandIn::start(cfg, &ca).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.path().join("cache")),
-        egress: EgressConfig {
-            resolve: BTreeMap::from([(zd.host(), zd.addr())]),
-            extra_roots_pem: vec![ca.ca_pem().to_string()],
-            ..EgressConfig::default()
-        },
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate())
-        .await
-        .unwrap();
-    let plugin = runtime.load(ZENDESK_WASM).unwrap();
+    let l = ward_tests::load_against(&ca, &[(zd.host(), zd.addr())], ZENDESK_WASM).await;
     Zd {
         zd,
         ca,
-        _runtime: runtime,
-        store,
-        plugin,
-        _dir: dir,
+        _runtime: l.runtime,
+        store: l.store,
+        plugin: l.plugin,
+        _dir: l.dir,
     }
 }
 

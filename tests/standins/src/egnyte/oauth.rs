@@ -15,12 +15,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
-use url::form_urlencoded;
 
 use super::api::{gateway_error, json_response};
+use crate::server::{form_params as params, redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
 /// How long an authorization code stays valid.
@@ -99,37 +98,11 @@ fn random_key() -> String {
         .collect()
 }
 
-fn params(text: &str) -> HashMap<String, String> {
-    form_urlencoded::parse(text.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
     json_response(
         status,
         serde_json::json!({ "error": error, "error_description": description }).to_string(),
     )
-}
-
-fn redirect(location: &str) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
-fn with_params(base: &str, pairs: &[(&str, &str)]) -> String {
-    let mut out = base.to_string();
-    out.push(if base.contains('?') { '&' } else { '?' });
-    out.push_str(
-        &form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish(),
-    );
-    out
 }
 
 /// Egnyte wants an HTTPS redirect URI; loopback HTTP is let through so a

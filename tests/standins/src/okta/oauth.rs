@@ -17,8 +17,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
-use url::form_urlencoded;
 
+use crate::server::{form_params as params, redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
 /// How long an authorization code stays valid.
@@ -87,12 +87,6 @@ fn random_token(prefix: &str) -> String {
     )
 }
 
-fn params(text: &str) -> HashMap<String, String> {
-    form_urlencoded::parse(text.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
@@ -111,25 +105,6 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
         status,
         serde_json::json!({ "error": error, "error_description": description }),
     )
-}
-
-fn redirect(location: &str) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
-fn with_params(base: &str, pairs: &[(&str, &str)]) -> String {
-    let mut out = base.to_string();
-    out.push(if base.contains('?') { '&' } else { '?' });
-    let encoded: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    out.push_str(&encoded);
-    out
 }
 
 impl OAuthState {

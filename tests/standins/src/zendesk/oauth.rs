@@ -20,6 +20,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
+use crate::server::{redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
 /// How long an authorization code stays valid.
@@ -104,25 +105,6 @@ fn error_page(message: &str) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
-}
-
-fn redirect(location: &str) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
-fn with_params(base: &str, pairs: &[(&str, &str)]) -> String {
-    let encoded: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    format!(
-        "{base}{}{encoded}",
-        if base.contains('?') { '&' } else { '?' }
-    )
 }
 
 fn s256(verifier: &str) -> String {

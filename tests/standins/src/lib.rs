@@ -16,6 +16,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod authz;
 pub mod egnyte;
 pub mod okta;
 pub mod server;

@@ -19,6 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use super::api::{gateway_error, json_response};
+use crate::authz::Registration;
 use crate::server::{form_params as params, redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
@@ -52,10 +53,7 @@ struct Access {
 
 #[derive(Debug)]
 struct Inner {
-    client_id: String,
-    client_secret: String,
-    redirect_uris: Vec<String>,
-    granted: Option<Vec<String>>,
+    reg: Registration,
     codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Vec<String>>,
@@ -122,10 +120,7 @@ impl OAuthState {
     pub(crate) fn new(client_id: &str, client_secret: &str) -> OAuthState {
         OAuthState {
             inner: Mutex::new(Inner {
-                client_id: client_id.to_owned(),
-                client_secret: client_secret.to_owned(),
-                redirect_uris: Vec::new(),
-                granted: None,
+                reg: Registration::new(client_id, client_secret),
                 codes: HashMap::new(),
                 access: HashMap::new(),
                 refresh: HashMap::new(),
@@ -150,22 +145,19 @@ impl OAuthState {
     }
 
     pub(crate) fn set_client(&self, id: &str, secret: &str) {
-        let mut inner = self.lock();
-        inner.client_id = id.to_owned();
-        inner.client_secret = secret.to_owned();
+        self.lock().reg.set_client(id, secret);
     }
 
     pub(crate) fn client(&self) -> (String, String) {
-        let inner = self.lock();
-        (inner.client_id.clone(), inner.client_secret.clone())
+        self.lock().reg.client()
     }
 
     pub(crate) fn set_redirect_uris(&self, uris: Vec<String>) {
-        self.lock().redirect_uris = uris;
+        self.lock().reg.redirect_uris = uris;
     }
 
     pub(crate) fn set_granted_scopes(&self, scopes: Option<Vec<String>>) {
-        self.lock().granted = scopes;
+        self.lock().reg.granted = scopes;
     }
 
     pub(crate) fn set_lifetime_ms(&self, ms: Option<i64>) {
@@ -202,15 +194,13 @@ impl OAuthState {
         let inner = self.lock();
         // Problems with the key or redirect URI are shown to the user, never
         // redirected: the redirect target is not trusted yet.
-        if get("client_id") != inner.client_id {
+        if get("client_id") != inner.reg.client_id {
             return gateway_error("ERR_403_DEVELOPER_INACTIVE", "Developer Inactive", None);
         }
         let redirect_uri = get("redirect_uri");
-        let registered = if inner.redirect_uris.is_empty() {
-            acceptable_redirect(redirect_uri)
-        } else {
-            inner.redirect_uris.iter().any(|r| r == redirect_uri)
-        };
+        let registered = inner
+            .reg
+            .redirect_registered(redirect_uri, acceptable_redirect);
         if !registered {
             return token_error(
                 StatusCode::BAD_REQUEST,
@@ -245,10 +235,7 @@ impl OAuthState {
                 "The user denied access to the application.",
             );
         }
-        let granted: Vec<String> = match &inner.granted {
-            Some(g) => scopes.into_iter().filter(|s| g.contains(s)).collect(),
-            None => scopes,
-        };
+        let granted: Vec<String> = inner.reg.consent(scopes);
         drop(inner);
         let code = random_key();
         let issued_ms = self.now();
@@ -282,10 +269,10 @@ impl OAuthState {
             r.headers_mut().insert(header::RETRY_AFTER, secs.into());
             return r;
         }
-        if get("client_id") != inner.client_id {
+        if get("client_id") != inner.reg.client_id {
             return gateway_error("ERR_403_DEVELOPER_INACTIVE", "Developer Inactive", None);
         }
-        if get("client_secret") != inner.client_secret {
+        if get("client_secret") != inner.reg.client_secret {
             return token_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 
+use crate::authz::Registration;
 use crate::server::{form_params as params, redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
@@ -51,10 +52,7 @@ struct Access {
 
 #[derive(Debug)]
 struct Inner {
-    client_id: String,
-    client_secret: String,
-    redirect_uris: Vec<String>,
-    granted: Option<Vec<String>>,
+    reg: Registration,
     codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Vec<String>>,
@@ -111,10 +109,7 @@ impl OAuthState {
     pub(super) fn new(client_id: &str, client_secret: &str) -> OAuthState {
         OAuthState {
             inner: Mutex::new(Inner {
-                client_id: client_id.to_owned(),
-                client_secret: client_secret.to_owned(),
-                redirect_uris: Vec::new(),
-                granted: None,
+                reg: Registration::new(client_id, client_secret),
                 codes: HashMap::new(),
                 access: HashMap::new(),
                 refresh: HashMap::new(),
@@ -132,22 +127,19 @@ impl OAuthState {
     }
 
     pub(super) fn set_client(&self, id: &str, secret: &str) {
-        let mut inner = self.lock();
-        inner.client_id = id.to_owned();
-        inner.client_secret = secret.to_owned();
+        self.lock().reg.set_client(id, secret);
     }
 
     pub(super) fn client(&self) -> (String, String) {
-        let inner = self.lock();
-        (inner.client_id.clone(), inner.client_secret.clone())
+        self.lock().reg.client()
     }
 
     pub(super) fn set_redirect_uris(&self, uris: Vec<String>) {
-        self.lock().redirect_uris = uris;
+        self.lock().reg.redirect_uris = uris;
     }
 
     pub(super) fn set_granted_scopes(&self, scopes: Option<Vec<String>>) {
-        self.lock().granted = scopes;
+        self.lock().reg.granted = scopes;
     }
 
     pub(super) fn revoke_all(&self) {
@@ -172,7 +164,7 @@ impl OAuthState {
         let inner = self.lock();
         // Errors about the client or redirect URI are shown to the user,
         // never redirected: the redirect target is not trusted yet.
-        if get("client_id") != inner.client_id {
+        if get("client_id") != inner.reg.client_id {
             return token_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_client",
@@ -180,12 +172,10 @@ impl OAuthState {
             );
         }
         let redirect_uri = get("redirect_uri");
-        let registered = if inner.redirect_uris.is_empty() {
-            url::Url::parse(redirect_uri)
+        let registered = inner.reg.redirect_registered(redirect_uri, |u| {
+            url::Url::parse(u)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none())
-        } else {
-            inner.redirect_uris.iter().any(|r| r == redirect_uri)
-        };
+        });
         if !registered {
             return token_error(
                 StatusCode::BAD_REQUEST,
@@ -228,10 +218,7 @@ impl OAuthState {
         if self.decline.load(Ordering::SeqCst) {
             return fail("access_denied", "User denied access to the application.");
         }
-        let granted: Vec<String> = match &inner.granted {
-            Some(g) => scopes.into_iter().filter(|s| g.contains(s)).collect(),
-            None => scopes,
-        };
+        let granted: Vec<String> = inner.reg.consent(scopes);
         drop(inner);
         let code = random_token("");
         self.lock().codes.insert(
@@ -276,14 +263,14 @@ impl OAuthState {
                 "No client credentials found.",
             );
         }
-        if id != inner.client_id {
+        if id != inner.reg.client_id {
             return token_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "Invalid value for the `client_id` parameter",
             );
         }
-        if secret != inner.client_secret {
+        if secret != inner.reg.client_secret {
             return token_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",

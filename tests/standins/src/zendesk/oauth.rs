@@ -20,6 +20,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
+use crate::authz::Registration;
 use crate::server::{redirect_to as redirect, with_params};
 use crate::synth::now_ms;
 
@@ -48,10 +49,7 @@ struct Access {
 
 #[derive(Debug)]
 struct Inner {
-    client_id: String,
-    client_secret: String,
-    redirect_uris: Vec<String>,
-    granted: Option<Vec<String>>,
+    reg: Registration,
     codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Vec<String>>,
@@ -115,10 +113,7 @@ impl OAuthState {
     pub(super) fn new(client_id: &str, client_secret: &str) -> OAuthState {
         OAuthState {
             inner: Mutex::new(Inner {
-                client_id: client_id.to_owned(),
-                client_secret: client_secret.to_owned(),
-                redirect_uris: Vec::new(),
-                granted: None,
+                reg: Registration::new(client_id, client_secret),
                 codes: HashMap::new(),
                 access: HashMap::new(),
                 refresh: HashMap::new(),
@@ -135,22 +130,19 @@ impl OAuthState {
     }
 
     pub(super) fn client(&self) -> (String, String) {
-        let inner = self.lock();
-        (inner.client_id.clone(), inner.client_secret.clone())
+        self.lock().reg.client()
     }
 
     pub(super) fn set_client(&self, id: &str, secret: &str) {
-        let mut inner = self.lock();
-        inner.client_id = id.to_owned();
-        inner.client_secret = secret.to_owned();
+        self.lock().reg.set_client(id, secret);
     }
 
     pub(super) fn set_redirect_uris(&self, uris: Vec<String>) {
-        self.lock().redirect_uris = uris;
+        self.lock().reg.redirect_uris = uris;
     }
 
     pub(super) fn set_granted_scopes(&self, scopes: Option<Vec<String>>) {
-        self.lock().granted = scopes;
+        self.lock().reg.granted = scopes;
     }
 
     pub(super) fn revoke_all(&self) {
@@ -176,16 +168,14 @@ impl OAuthState {
             .collect();
         let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
         let inner = self.lock();
-        if get("client_id") != inner.client_id {
+        if get("client_id") != inner.reg.client_id {
             return error_page("The client identifier provided is invalid.");
         }
         let redirect_uri = get("redirect_uri");
-        let allowed = if inner.redirect_uris.is_empty() {
-            url::Url::parse(redirect_uri)
+        let allowed = inner.reg.redirect_registered(redirect_uri, |u| {
+            url::Url::parse(u)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none())
-        } else {
-            inner.redirect_uris.iter().any(|r| r == redirect_uri)
-        };
+        });
         if !allowed {
             return error_page("The redirect URI included is not valid.");
         }
@@ -217,10 +207,7 @@ impl OAuthState {
             return fail("access_denied", ACCESS_DENIED);
         }
         let requested: Vec<String> = get("scope").split_whitespace().map(str::to_owned).collect();
-        let scopes = match &inner.granted {
-            Some(g) => requested.into_iter().filter(|s| g.contains(s)).collect(),
-            None => requested,
-        };
+        let scopes = inner.reg.consent(requested);
         drop(inner);
         let code = random_hex(20);
         self.lock().codes.insert(
@@ -248,7 +235,9 @@ impl OAuthState {
         };
         let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
         let mut inner = self.lock();
-        if get("client_id") != inner.client_id || get("client_secret") != inner.client_secret {
+        if get("client_id") != inner.reg.client_id
+            || get("client_secret") != inner.reg.client_secret
+        {
             return token_error(StatusCode::UNAUTHORIZED, "invalid_client", INVALID_CLIENT);
         }
         let expires_in = match p.get("expires_in") {

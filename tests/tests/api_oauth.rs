@@ -261,3 +261,50 @@ async fn forged_and_replayed_states_are_rejected() {
     let (_, list) = api.get("/instances").await;
     assert_eq!(list, json!([]));
 }
+
+/// An access token that dies before its stored expiry (a backfill outliving
+/// its hour, an early revocation by the provider) is refreshed once by the
+/// host and ingestion carries on: nothing lost, nothing twice, no Error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_rejected_mid_sync_is_refreshed_and_nothing_is_lost() {
+    let api = Api::start().await;
+    let (status, created) = api
+        .h
+        .connect_oauth(
+            "okta",
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            &[("domain", "ward-demo")],
+            "Okta via OAuth",
+        )
+        .await;
+    assert!(status.is_success(), "{status} {created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    // Mid-backfill: the first pages are in, the token the worker holds
+    // (stored expiry: an hour from now) stops working.
+    api.wait_instance(&id, Duration::from_secs(30), |i| {
+        i["status"]["eventsStored"].as_u64() >= Some(1_000)
+    })
+    .await;
+    api.okta.expire_oauth_access_tokens();
+    api.okta.append_events(40);
+    let done = api
+        .wait_instance(&id, Duration::from_secs(30), |i| {
+            i["status"]["eventsStored"].as_u64() >= Some(EVENTS as u64 + 40)
+        })
+        .await;
+    assert_eq!(done["status"]["state"], "connected", "{done}");
+    assert!(api.okta.oauth_refreshes() >= 1, "the host never refreshed");
+    assert!(
+        api.okta
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.starts_with("/api/v1/logs") && r.status == 401),
+        "the stand-in never rejected the old token"
+    );
+    let ids = api.h.event_ids(&id).await;
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an event was stored twice");
+    let expected = api.okta.event_ids();
+    assert_eq!(unique, expected.iter().collect::<HashSet<_>>());
+}

@@ -53,6 +53,52 @@ async fn assert_exactly_the_stand_ins_events(h: &DaemonHarness, id: &str) {
     assert_eq!(unique, expected, "stored events differ from the provider's");
 }
 
+/// Two instances on one tenant draw from one budget: with the operator's
+/// policy at 6 requests a minute (a full bucket holds a minute's worth),
+/// two workers that each want a dozen pages make at most 6 requests between
+/// them in the first seconds, not 6 each. (An upper bound: a slow machine
+/// only makes fewer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_tenant_share_its_budget() {
+    let h = DaemonHarness::start(okta(10_000), |c| {
+        c.policy.insert(
+            "okta".to_string(),
+            ward_manifest::PluginPolicy {
+                requests_per_minute: Some(6),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let a = h.connect_okta().await;
+    let b = h.connect_okta().await;
+    h.daemon.scheduler.start(&a.id);
+    h.daemon.scheduler.start(&b.id);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut made = 0;
+    for id in [&a.id, &b.id] {
+        made += h
+            .daemon
+            .store
+            .egress(id, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.call == "fetch-audit" || r.call == "fetch-users")
+            .count();
+    }
+    // 6 from the full bucket, plus what 3 s refill at 0.1/s could add.
+    assert!(made <= 6, "{made} requests in 3 s on a 6/min tenant budget");
+    assert!(made >= 1, "the workers never started");
+    let first = h.daemon.store.event_count(&a.id).await.unwrap();
+    let second = h.daemon.store.event_count(&b.id).await.unwrap();
+    assert!(
+        first + second < 20_000,
+        "both backfills finished inside a 6/min budget: {first} + {second}"
+    );
+    h.daemon.shutdown().await;
+}
+
 /// A quota wait longer than the scheduler sits out inside one sync (an
 /// hourly or daily quota) parks the instance, connected and saying until
 /// when, and it resumes by itself: never halted, nothing lost.

@@ -124,6 +124,29 @@ impl Refresher {
         plugin: &Arc<Plugin>,
         instance: &Instance,
     ) -> Result<bool, RefreshError> {
+        self.refresh(store, plugin, instance, false).await
+    }
+
+    /// Refreshes the instance's access token whatever its stored expiry
+    /// says: the provider rejected it before then (revoked early, or a sync
+    /// outlived it). Returns `false` when the instance cannot be refreshed
+    /// (no host refresh, no refresh token).
+    pub async fn force_refresh(
+        &self,
+        store: &Store,
+        plugin: &Arc<Plugin>,
+        instance: &Instance,
+    ) -> Result<bool, RefreshError> {
+        self.refresh(store, plugin, instance, true).await
+    }
+
+    async fn refresh(
+        &self,
+        store: &Store,
+        plugin: &Arc<Plugin>,
+        instance: &Instance,
+        force: bool,
+    ) -> Result<bool, RefreshError> {
         let manifest = plugin.manifest();
         let Some(Auth::Oauth2 { refresh: true, .. }) = manifest.oauth2() else {
             return Ok(false);
@@ -135,9 +158,10 @@ impl Refresher {
         let Some(mut creds) = store.credentials(&instance.id).await? else {
             return Ok(false);
         };
-        let due = creds
-            .expires_at_ms
-            .is_some_and(|at| at - now_ms() <= self.margin.as_millis() as i64);
+        let due = force
+            || creds
+                .expires_at_ms
+                .is_some_and(|at| at - now_ms() <= self.margin.as_millis() as i64);
         if !due
             || !creds.secrets.contains_key(ACCESS_TOKEN)
             || !creds.secrets.contains_key(REFRESH_TOKEN)

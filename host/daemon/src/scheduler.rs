@@ -98,6 +98,9 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     rounds: tokio::sync::Semaphore,
+    /// Instances whose last run ended in a rejected access token that was
+    /// then force-refreshed: a second rejection in a row halts them.
+    force_refreshed: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +164,7 @@ impl Scheduler {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 rounds: tokio::sync::Semaphore::new(rounds),
+                force_refreshed: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -183,6 +187,9 @@ impl Scheduler {
         // Clearing the halt must land before the worker reads it, so the
         // worker's first step does it.
         self.spawn_with(&id, move |id| async move {
+            // New credentials or an operator's verdict: a rejection after
+            // this deserves its own refresh attempt.
+            lock(&inner.force_refreshed).remove(&id);
             if let Err(e) = inner.store.set_halted(&id, false).await {
                 tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
             }
@@ -502,6 +509,9 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         }
         Err(e) => Err(e),
     };
+    if result.is_ok() {
+        lock(&inner.force_refreshed).remove(id);
+    }
     match result {
         Ok(()) => {
             let now = now_ms();
@@ -518,6 +528,30 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             Next::After(poll)
         }
         Err(IngestError::Cancelled { .. }) => Next::Stop,
+        Err(
+            e @ IngestError::Call {
+                source: CallError::Plugin(PluginError::Unauthorized(_)),
+                ..
+            },
+        ) if lock(&inner.force_refreshed).insert(id.to_string()) => {
+            // An OAuth access token can die before its stored expiry (a
+            // backfill that outlives its hour, an early revocation): one
+            // forced refresh and a new run, before calling it an operator's
+            // problem. Pages already committed stay; the run resumes from
+            // the cursor.
+            match inner
+                .refresher
+                .force_refresh(store, &loaded.plugin, &instance)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(instance = %id, "access token rejected before its expiry; refreshed it");
+                    Next::After(Duration::ZERO)
+                }
+                Ok(false) => halt(inner, id, &describe(&e, &key)).await,
+                Err(r) => halt(inner, id, &format!("{}; {r}", describe(&e, &key))).await,
+            }
+        }
         Err(e) if e.needs_operator() => halt(inner, id, &describe(&e, &key)).await,
         Err(e @ IngestError::GaveUp { .. }) => {
             let message = describe(&e, &key);

@@ -394,6 +394,13 @@ impl OktaStandIn {
         self.state.oauth.revoke_all();
     }
 
+    /// Ends the life of every access token issued so far, as if their hour
+    /// ran out early (the stored expiry a client holds is now wrong);
+    /// refresh tokens keep working.
+    pub fn expire_oauth_access_tokens(&self) {
+        self.state.oauth.expire_access();
+    }
+
     /// Authorization codes issued by the authorize endpoint.
     pub fn oauth_codes_issued(&self) -> u64 {
         self.state.oauth.codes_issued.load(Ordering::SeqCst)

@@ -148,6 +148,13 @@ impl OAuthState {
         inner.refresh.clear();
     }
 
+    /// Ends every access token's life now; refresh tokens stay valid.
+    pub(super) fn expire_access(&self) {
+        for a in self.lock().access.values_mut() {
+            a.expires_ms = 0;
+        }
+    }
+
     /// Checks an `Authorization: Bearer` token.
     pub(super) fn bearer(&self, token: &str, now: i64) -> Bearer {
         match self.lock().access.get(token) {

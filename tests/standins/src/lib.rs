@@ -19,6 +19,7 @@
 mod authz;
 pub mod egnyte;
 pub mod okta;
+mod seal;
 pub mod server;
 mod synth;
 pub mod tls;

@@ -1,16 +1,12 @@
 //! Opaque audit stream cursors.
 //!
 //! Egnyte's `nextCursor` is an opaque base64-looking token
-//! (`AAN_lwABAX1zZe9AAAAA...`). Ours is a MAC'd base64url blob of the stream
+//! (`AAN_lwABAX1zZe9AAAAA...`). Ours seals (see [`crate::seal`]) the stream
 //! position, type filter and end date, so a client that edits or invents
-//! one gets a 400 here, as it would from Egnyte, instead of working against
-//! the stand-in only.
+//! one gets a 400 here, as it would from Egnyte.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
+use crate::seal::Sealer;
 
-const TAG_LEN: usize = 8;
 const PAYLOAD_LEN: usize = 8 + 2 + 8;
 
 /// Where a stream continues.
@@ -26,50 +22,24 @@ pub(crate) struct StreamCursor {
 
 /// Encodes and checks cursors with a per-domain key.
 #[derive(Debug, Clone)]
-pub(crate) struct CursorCodec {
-    key: [u8; 32],
-}
+pub(crate) struct CursorCodec(Sealer);
 
 impl CursorCodec {
-    /// Depends only on the domain and seed, so a restarted stand-in accepts
-    /// the cursors its predecessor issued.
     pub(crate) fn new(domain: &str, seed: u64) -> CursorCodec {
-        let mut h = Sha256::new();
-        h.update(b"ward-standin egnyte cursor\0");
-        h.update(domain.as_bytes());
-        h.update(seed.to_le_bytes());
-        CursorCodec {
-            key: h.finalize().into(),
-        }
-    }
-
-    fn tag(&self, payload: &[u8]) -> [u8; TAG_LEN] {
-        let mut h = Sha256::new();
-        h.update(self.key);
-        h.update(payload);
-        let digest = h.finalize();
-        let mut tag = [0u8; TAG_LEN];
-        tag.copy_from_slice(&digest[..TAG_LEN]);
-        tag
+        CursorCodec(Sealer::new("egnyte cursor", domain, seed))
     }
 
     pub(crate) fn encode(&self, c: StreamCursor) -> String {
-        let mut bytes = Vec::with_capacity(PAYLOAD_LEN + TAG_LEN);
+        let mut bytes = Vec::with_capacity(PAYLOAD_LEN);
         bytes.extend_from_slice(&c.pos.to_be_bytes());
         bytes.extend_from_slice(&c.types.to_be_bytes());
         bytes.extend_from_slice(&c.end.unwrap_or(i64::MIN).to_be_bytes());
-        let tag = self.tag(&bytes);
-        bytes.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(bytes)
+        self.0.seal(bytes)
     }
 
     pub(crate) fn decode(&self, text: &str) -> Option<StreamCursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
-        if bytes.len() != PAYLOAD_LEN + TAG_LEN {
-            return None;
-        }
-        let (payload, tag) = bytes.split_at(PAYLOAD_LEN);
-        if self.tag(payload) != tag {
+        let payload = self.0.open(text)?;
+        if payload.len() != PAYLOAD_LEN {
             return None;
         }
         let pos = u64::from_be_bytes(payload[0..8].try_into().ok()?);

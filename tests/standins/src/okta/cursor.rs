@@ -1,16 +1,11 @@
 //! Opaque System Log `after` cursors.
 //!
-//! Okta tells clients never to build or parse cursors themselves; making
-//! ours a MAC'd base64url blob (instead of, say, an integer offset) means a
-//! connector that fabricates or edits one gets a 400 here too, rather than
-//! working against the stand-in and failing against Okta.
+//! Sealed (see [`crate::seal`]): a connector that fabricates or edits one
+//! gets a 400 here, as it would from Okta.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-const TAG_LEN: usize = 10;
+use crate::seal::Sealer;
 
 /// Where a System Log listing continues.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,49 +37,19 @@ pub(crate) enum LogCursor {
 
 /// Encodes and checks cursors with a per-org key.
 #[derive(Debug, Clone)]
-pub(crate) struct CursorCodec {
-    key: [u8; 32],
-}
+pub(crate) struct CursorCodec(Sealer);
 
 impl CursorCodec {
-    /// Cursors depend only on the org and seed, so a stand-in restarted with
-    /// the same configuration accepts the cursors its predecessor issued, as
-    /// a real org would after a client restart.
     pub(crate) fn new(org: &str, seed: u64) -> CursorCodec {
-        let mut h = Sha256::new();
-        h.update(b"ward-standin okta cursor\0");
-        h.update(org.as_bytes());
-        h.update(seed.to_le_bytes());
-        CursorCodec {
-            key: h.finalize().into(),
-        }
-    }
-
-    fn tag(&self, payload: &[u8]) -> [u8; TAG_LEN] {
-        let mut h = Sha256::new();
-        h.update(self.key);
-        h.update(payload);
-        let digest = h.finalize();
-        let mut tag = [0u8; TAG_LEN];
-        tag.copy_from_slice(&digest[..TAG_LEN]);
-        tag
+        CursorCodec(Sealer::new("okta cursor", org, seed))
     }
 
     pub(crate) fn encode(&self, cursor: &LogCursor) -> String {
-        let mut bytes = serde_json::to_vec(cursor).unwrap_or_default();
-        let tag = self.tag(&bytes);
-        bytes.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(bytes)
+        self.0.seal(serde_json::to_vec(cursor).unwrap_or_default())
     }
 
     pub(crate) fn decode(&self, text: &str) -> Option<LogCursor> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-        let split = bytes.len().checked_sub(TAG_LEN)?;
-        let (payload, tag) = bytes.split_at(split);
-        if self.tag(payload) != tag {
-            return None;
-        }
-        serde_json::from_slice(payload).ok()
+        serde_json::from_slice(&self.0.open(text)?).ok()
     }
 }
 

@@ -3,6 +3,9 @@
 //! the asked-for scopes the consent screen grants. The provider modules keep
 //! their own request parsing and error bodies, which differ per provider.
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
 /// The registered client.
 #[derive(Debug)]
 pub(crate) struct Registration {
@@ -52,4 +55,52 @@ impl Registration {
             None => asked,
         }
     }
+}
+
+/// The consent screen's answer: back to the client with the code. `state`
+/// goes back exactly when the client sent one (RFC 6749 §4.1.2).
+pub(crate) fn back_with_code(redirect_uri: &str, code: &str, state: &str) -> Response {
+    back(redirect_uri, vec![("code", code)], state)
+}
+
+/// The consent screen's refusal (declined, bad scope...), sent back to a
+/// redirect URI already known to be registered.
+pub(crate) fn back_with_error(
+    redirect_uri: &str,
+    state: &str,
+    error: &str,
+    description: &str,
+) -> Response {
+    back(
+        redirect_uri,
+        vec![("error", error), ("error_description", description)],
+        state,
+    )
+}
+
+fn back<'a>(redirect_uri: &str, mut pairs: Vec<(&'a str, &'a str)>, state: &'a str) -> Response {
+    if !state.is_empty() {
+        pairs.push(("state", state));
+    }
+    redirect_to(&with_params(redirect_uri, &pairs))
+}
+
+/// `302 Found` to `location` (dropped if it is not a valid header value).
+fn redirect_to(location: &str) -> Response {
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// `base` with `pairs` appended to its query, as an authorization server
+/// builds the redirect back to the client.
+fn with_params(base: &str, pairs: &[(&str, &str)]) -> String {
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{encoded}")
 }

@@ -98,26 +98,6 @@ pub(crate) fn form_params(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// `302 Found` to `location` (dropped if it is not a valid header value).
-pub(crate) fn redirect_to(location: &str) -> Response {
-    let mut response = Response::new(axum::body::Body::empty());
-    *response.status_mut() = axum::http::StatusCode::FOUND;
-    if let Ok(v) = axum::http::HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    response
-}
-
-/// `base` with `pairs` appended to its query, as an authorization server
-/// builds the redirect back to the client.
-pub(crate) fn with_params(base: &str, pairs: &[(&str, &str)]) -> String {
-    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}{encoded}")
-}
-
 /// One request as the stand-in saw it, for assertions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {

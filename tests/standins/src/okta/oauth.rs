@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine as _;
 
-use crate::authz::Registration;
-use crate::server::{form_params as params, redirect_to as redirect, with_params};
+use crate::authz::{Registration, back_with_code, back_with_error};
+use crate::server::form_params as params;
 use crate::synth::now_ms;
 
 /// How long an authorization code stays valid.
@@ -192,14 +192,7 @@ impl OAuthState {
         }
         let state = get("state");
         let fail = |error: &str, description: &str| {
-            redirect(&with_params(
-                redirect_uri,
-                &[
-                    ("error", error),
-                    ("error_description", description),
-                    ("state", state),
-                ],
-            ))
+            back_with_error(redirect_uri, state, error, description)
         };
         if get("response_type") != "code" {
             return fail(
@@ -237,10 +230,7 @@ impl OAuthState {
             },
         );
         self.codes_issued.fetch_add(1, Ordering::SeqCst);
-        redirect(&with_params(
-            redirect_uri,
-            &[("code", &code), ("state", state)],
-        ))
+        back_with_code(redirect_uri, &code, state)
     }
 
     /// `POST /oauth2/v1/token`.

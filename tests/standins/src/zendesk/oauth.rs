@@ -20,8 +20,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use url::form_urlencoded;
 
-use crate::authz::Registration;
-use crate::server::{redirect_to as redirect, with_params};
+use crate::authz::{Registration, back_with_code, back_with_error};
 use crate::synth::now_ms;
 
 /// How long an authorization code stays valid.
@@ -181,11 +180,7 @@ impl OAuthState {
         }
         let state = get("state");
         let fail = |error: &str, description: &str| {
-            let mut pairs = vec![("error", error), ("error_description", description)];
-            if !state.is_empty() {
-                pairs.push(("state", state));
-            }
-            redirect(&with_params(redirect_uri, &pairs))
+            back_with_error(redirect_uri, state, error, description)
         };
         if get("response_type") != "code" {
             return fail(
@@ -220,11 +215,7 @@ impl OAuthState {
             },
         );
         self.codes_issued.fetch_add(1, Ordering::SeqCst);
-        let mut pairs = vec![("code", code.as_str())];
-        if !state.is_empty() {
-            pairs.push(("state", state));
-        }
-        redirect(&with_params(redirect_uri, &pairs))
+        back_with_code(redirect_uri, &code, state)
     }
 
     /// `POST /oauth/tokens` with a JSON body.

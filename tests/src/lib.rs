@@ -7,6 +7,7 @@
 pub mod api;
 pub mod daemon;
 pub mod dns;
+pub mod logs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,11 +62,20 @@ impl Harness {
         let echo_router = Router::new().route(
             "/{*path}",
             get(|headers: HeaderMap| async move {
-                headers
+                let seen = headers
                     .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string()
+                    .cloned()
+                    .unwrap_or(axum::http::HeaderValue::from_static(""));
+                // The body comes in two chunks split inside the value, as
+                // a provider streaming its answer might send it.
+                let text = seen.to_str().unwrap_or("").as_bytes().to_vec();
+                let (first, second) = text.split_at(text.len() / 2);
+                let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                    vec![Ok(first.to_vec()), Ok(second.to_vec())];
+                (
+                    [("x-echo-authorization", seen)],
+                    axum::body::Body::from_stream(futures::stream::iter(chunks)),
+                )
             }),
         );
         let echo = TlsServer::start(echo_router, &ca.issue(&["echo.ward.test"]).unwrap())
@@ -85,6 +95,21 @@ impl Harness {
                 }),
             )
             .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/slow",
+                get({
+                    let counter = counter.clone();
+                    move || {
+                        let counter = counter.clone();
+                        async move {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            // Longer than any test plugin's wall clock.
+                            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                            "late"
+                        }
+                    }
+                }),
+            )
             .route(
                 "/many-headers",
                 get(|| async {
@@ -142,6 +167,54 @@ impl Harness {
     /// Loads the hostile connector.
     pub fn hostile_plugin(&self) -> Arc<Plugin> {
         self.runtime.load(HOSTILE_WASM).unwrap()
+    }
+
+    /// Creates an instance row for `bound` and runs one audit sync through
+    /// the daemon's ingestion into the store (events, cursor and egress
+    /// rows land in SQLite as in production). Returns the instance id and
+    /// the sync's outcome.
+    pub async fn ingest_audit(
+        &self,
+        bound: ward_runtime::Bound,
+    ) -> (
+        String,
+        Result<ward_daemon::ingest::SyncStats, ward_daemon::ingest::IngestError>,
+    ) {
+        let instance = self
+            .store
+            .create_instance(&ward_store::NewInstance {
+                plugin_key: bound.plugin().manifest().key.clone(),
+                plugin_version: bound.plugin().manifest().version.clone(),
+                name: "hostile".into(),
+                config: std::collections::BTreeMap::new(),
+                tags: vec![],
+            })
+            .await
+            .unwrap();
+        let ingestor = ward_daemon::ingest::Ingestor {
+            store: self.store.clone(),
+            bound,
+            instance_id: instance.id.clone(),
+            // One attempt: a failure is asserted on, not retried.
+            retry: ward_daemon::ingest::Retry {
+                attempts: 1,
+                ..Default::default()
+            },
+        };
+        let result = ingestor.sync_audit(0, |_| {}).await;
+        (instance.id, result)
+    }
+
+    /// Every byte SQLite holds for this harness: the database file and its
+    /// write-ahead log, for asserting that a value was stored nowhere.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for name in ["ward.db", "ward.db-wal"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
+                bytes.extend(b);
+            }
+        }
+        bytes
     }
 }
 

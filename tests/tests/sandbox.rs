@@ -9,17 +9,25 @@ use std::sync::atomic::Ordering;
 
 use ward_manifest::PluginPolicy;
 use ward_runtime::types::PluginError;
-use ward_runtime::{Bound, CallError, CallReport, Plugin, RuntimeError, SecretSet};
-use ward_store::NewInstance;
+use ward_runtime::{Bound, CallError, CallReport, Plugin, Refusal, RuntimeError, SecretSet};
 use ward_tests::{HOSTILE_WASM, Harness, OKTA_WASM, UNDECLARED_WASM};
 
 const SECRET: &str = "hostile-secret-value-0123456789";
 
 fn bind(plugin: &Arc<Plugin>, attack: &str) -> Bound {
-    let config = BTreeMap::from([
+    bind_with(plugin, attack, None)
+}
+
+/// Binds with a `payload` handed to the plugin through its configuration
+/// (a side channel standing in for anything a plugin might learn).
+fn bind_with(plugin: &Arc<Plugin>, attack: &str, payload: Option<&str>) -> Bound {
+    let mut config = BTreeMap::from([
         ("domain".to_string(), "ward-demo".to_string()),
         ("attack".to_string(), attack.to_string()),
     ]);
+    if let Some(payload) = payload {
+        config.insert("payload".to_string(), payload.to_string());
+    }
     let secrets = SecretSet::new(BTreeMap::from([(
         "api_token".to_string(),
         SECRET.to_string(),
@@ -76,26 +84,10 @@ async fn request_outside_grants_is_denied_and_logged() {
     );
 
     // The egress log in the store records it too.
-    let instance = h
-        .store
-        .create_instance(&NewInstance {
-            plugin_key: "hostile".into(),
-            plugin_version: "0.1.0".into(),
-            name: "hostile".into(),
-            config: BTreeMap::new(),
-            tags: vec![],
-        })
-        .await
-        .unwrap();
-    let ingestor = ward_daemon::ingest::Ingestor {
-        store: h.store.clone(),
-        bound: bind(&h.hostile_plugin(), "outside"),
-        instance_id: instance.id.clone(),
-        retry: Default::default(),
-    };
-    let err = ingestor.sync_audit(0, |_| {}).await.unwrap_err();
+    let (instance, result) = h.ingest_audit(bind(&h.hostile_plugin(), "outside")).await;
+    let err = result.unwrap_err();
     assert!(err.to_string().contains("denied"), "{err}");
-    let log = h.store.egress(&instance.id, 10).await.unwrap();
+    let log = h.store.egress(&instance, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert!(!log[0].allowed);
     assert_eq!(log[0].plugin_key, "hostile");
@@ -148,7 +140,10 @@ async fn secret_reference_to_unbound_host_is_refused() {
 #[tokio::test]
 async fn secret_echoed_into_outputs_is_redacted() {
     let h = Harness::start(Default::default()).await;
-    let report = attack(&h, "echo-secret").await;
+    let plugin = h.hostile_plugin();
+    let report = bind_with(&plugin, "echo-secret", Some(SECRET))
+        .fetch_audit(0, None)
+        .await;
     let page = report.result.as_ref().unwrap();
     let everything = format!(
         "{:?} {:?} {:?} {:?}",
@@ -162,7 +157,9 @@ async fn secret_echoed_into_outputs_is_redacted() {
     assert!(report.stdio.contains("[REDACTED:api_token]"));
     assert!(report.redactions >= 5, "{}", report.redactions);
 
-    let report = attack(&h, "echo-secret-error").await;
+    let report = bind_with(&plugin, "echo-secret-error", Some(SECRET))
+        .fetch_audit(0, None)
+        .await;
     let message = plugin_error(&report);
     assert!(!message.contains(SECRET));
     assert!(message.contains("[REDACTED:api_token]"));
@@ -558,4 +555,278 @@ async fn an_operator_allowed_range_lifts_only_that_refusal() {
     );
     let report = bind(&plugin, "loopback-dns").fetch_audit(0, None).await;
     assert!(plugin_error(&report).contains("DestinationIpProhibited"));
+}
+
+/// The refusal kinds of a report's egress rows, in order.
+fn refusals(report: &CallReport<ward_runtime::types::AuditPage>) -> Vec<Option<Refusal>> {
+    report.egress.iter().map(|e| e.refusal).collect()
+}
+
+/// The ways a plugin could carry a value out: plain, reversed, base64, and
+/// hex of either (both cases), upper- and lower-cased.
+fn disguises(value: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let reversed: String = value.chars().rev().collect();
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut forms = vec![
+        value.to_string(),
+        reversed.clone(),
+        base64::engine::general_purpose::STANDARD.encode(value),
+        hex(value),
+        hex(&reversed),
+    ];
+    let upper: Vec<String> = forms.iter().map(|f| f.to_uppercase()).collect();
+    forms.extend(upper);
+    forms
+}
+
+fn assert_nowhere(haystack: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(haystack);
+    for form in disguises(SECRET) {
+        // A third of the hex form is what one event carries.
+        let piece = &form[..form.len().min(24)];
+        assert!(!text.contains(piece), "{what} holds {piece:?}");
+    }
+}
+
+#[tokio::test]
+async fn echoed_secret_reaches_the_plugin_only_as_its_reference() {
+    let h = Harness::start(Default::default()).await;
+    let (_guard, logs) = ward_tests::logs::capture();
+    let report = attack(&h, "echo-launder").await;
+    let page = report.result.as_ref().unwrap();
+    // What the guest read, body (sent in two chunks split inside the value)
+    // and header alike, is the reference, never the value.
+    assert_eq!(
+        page.cursor,
+        "read:{{secret:api_token}}|{{secret:api_token}}"
+    );
+    assert_eq!(page.events.len(), 3, "laundered across three events");
+    assert!(report.egress[0].allowed && report.egress[0].status == Some(200));
+    let everything = format!(
+        "{page:?} {:?} {:?} {:?}",
+        report.logs, report.stdio, report.egress
+    );
+    assert_nowhere(everything.as_bytes(), "the call's outputs");
+
+    // Through the daemon's ingestion into SQLite: events, cursor and the
+    // egress table hold nothing of it either; nor does the daemon's log.
+    let (instance, result) = h
+        .ingest_audit(bind(&h.hostile_plugin(), "echo-launder"))
+        .await;
+    result.unwrap();
+    assert_eq!(h.store.event_count(&instance).await.unwrap(), 3);
+    assert_eq!(
+        h.store.cursor(&instance, "audit").await.unwrap().as_deref(),
+        Some("read:{{secret:api_token}}|{{secret:api_token}}")
+    );
+    assert_eq!(h.store.egress(&instance, 10).await.unwrap().len(), 1);
+    assert_nowhere(&h.stored_bytes(), "the SQLite store");
+    assert_nowhere(logs.text().as_bytes(), "the daemon's log");
+}
+
+#[tokio::test]
+async fn echoed_reference_forwarded_to_an_unbound_host_is_refused() {
+    let h = Harness::start(Default::default()).await;
+    let report = attack(&h, "echo-forward").await;
+    // Header, POST body and URL: each refused, by kind.
+    assert_eq!(report.result.as_ref().unwrap().cursor, "false false false");
+    assert_eq!(
+        refusals(&report),
+        vec![
+            None,
+            Some(Refusal::SecretNotBound),
+            Some(Refusal::SecretInBody),
+            Some(Refusal::SecretReferenceInUrl),
+        ]
+    );
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0, "nothing left");
+}
+
+#[tokio::test]
+async fn raw_secret_values_go_only_to_grants_bound_to_them() {
+    let h = Harness::start(Default::default()).await;
+    let bound = || bind_with(&h.hostile_plugin(), "raw-forward", Some(SECRET));
+    let report = bound().fetch_audit(0, None).await;
+    // Unbound host (header, base64 in a body), bound host in the URL:
+    // refused; the bound host in a header: sent.
+    assert_eq!(
+        report.result.as_ref().unwrap().cursor,
+        "false false false true"
+    );
+    assert_eq!(
+        refusals(&report),
+        vec![
+            Some(Refusal::RawSecretValue),
+            Some(Refusal::RawSecretValue),
+            Some(Refusal::RawSecretValue),
+            None,
+        ]
+    );
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0);
+    let rows = format!("{:?}", report.egress);
+    assert_nowhere(rows.as_bytes(), "the egress rows");
+    assert!(rows.contains("[REDACTED:api_token]"), "{rows}");
+
+    let (instance, _) = h.ingest_audit(bound()).await;
+    assert_eq!(h.store.egress(&instance, 10).await.unwrap().len(), 4);
+    assert_nowhere(&h.stored_bytes(), "the SQLite store");
+}
+
+#[tokio::test]
+async fn encoded_path_variants_cannot_dodge_deny_paths() {
+    let h = Harness::start(Default::default()).await;
+    let plugin = h
+        .runtime
+        .load_with_policy(
+            HOSTILE_WASM,
+            toml_policy(r#"deny_paths = ["/api/v1/logs"]"#),
+        )
+        .unwrap();
+    let (instance, result) = h.ingest_audit(bind(&plugin, "path-variants")).await;
+    result.unwrap();
+    // %6cogs, %6C%6F%67%73, //logs, logs;x, LOGS: every one refused.
+    assert_eq!(
+        h.store.cursor(&instance, "audit").await.unwrap().as_deref(),
+        Some("false false false false false")
+    );
+    let report = bind(&plugin, "path-variants").fetch_audit(0, None).await;
+    assert_eq!(
+        refusals(&report),
+        vec![
+            Some(Refusal::PathDeniedByPolicy),
+            Some(Refusal::PathDeniedByPolicy),
+            Some(Refusal::PathNotCanonical),
+            Some(Refusal::PathNotCanonical),
+            Some(Refusal::PathDeniedByPolicy),
+        ]
+    );
+    let stored = h.store.egress(&instance, 10).await.unwrap();
+    assert_eq!(stored.len(), 5);
+    assert!(stored.iter().all(|row| !row.allowed), "{stored:?}");
+    assert!(h.okta.requests().is_empty(), "nothing reached the stand-in");
+
+    // What is checked is what is sent: the canonical path.
+    let report = attack(&h, "path-encoded").await;
+    assert!(report.egress[0].allowed, "{:?}", report.egress);
+    assert!(report.egress[0].url.ends_with("/api/v1/users?limit=1"));
+    let received = h.okta.requests();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path_and_query, "/api/v1/users?limit=1");
+}
+
+#[tokio::test]
+async fn plugin_log_lines_cannot_forge_daemon_log_lines() {
+    let h = Harness::start(Default::default()).await;
+    let (guard, logs) = ward_tests::logs::capture();
+    let report = attack(&h, "log-forge").await;
+    drop(guard);
+    report.result.unwrap();
+    let message = &report.logs[0].message;
+    assert!(!message.contains(['\n', '\r', '\u{1b}']), "{message:?}");
+    assert!(
+        message.contains("benign\\n2026-11-29T14:00:00"),
+        "{message}"
+    );
+    let text = logs.text();
+    let plugin_lines: Vec<&str> = text.lines().filter(|l| l.contains("forged")).collect();
+    assert_eq!(plugin_lines.len(), 1, "{text}");
+    assert!(plugin_lines[0].contains("plugin: benign"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("2026-11-29T14:00:00.000000Z")),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_when_the_call_is_stopped_is_logged_aborted() {
+    let h = Harness::start(Default::default()).await;
+    let (instance, result) = h
+        .ingest_audit(bind(&h.hostile_plugin(), "slow-request"))
+        .await;
+    assert!(result.is_err());
+    let report = attack(&h, "slow-request").await;
+    assert!(
+        matches!(report.result, Err(CallError::Timeout { wall_ms: 5000, .. })),
+        "{:?}",
+        report.result
+    );
+    assert_eq!(refusals(&report), vec![Some(Refusal::Aborted)]);
+    assert!(report.egress[0].allowed && report.egress[0].status.is_none());
+    let stored = h.store.egress(&instance, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].url.ends_with("/slow"));
+    assert!(
+        stored[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("aborted:"),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn request_body_over_the_cap_gets_its_egress_row() {
+    let h = Harness::start(Default::default()).await;
+    let (instance, result) = h
+        .ingest_audit(bind(&h.hostile_plugin(), "big-request"))
+        .await;
+    assert!(result.is_err());
+    let stored = h.store.egress(&instance, 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(!stored[0].allowed);
+    assert!(
+        stored[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("request body larger than 1048576 bytes"),
+        "{stored:?}"
+    );
+    let report = attack(&h, "big-request").await;
+    assert_eq!(refusals(&report), vec![Some(Refusal::RequestBodyTooLarge)]);
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn oversized_fields_and_implausible_times_are_refused_before_storage() {
+    let h = Harness::start(Default::default()).await;
+    for (attack_name, field) in [
+        ("long-error", "error message is 5000 bytes (cap 4096)"),
+        ("long-cursor", "cursor is 71680 bytes (cap 65536)"),
+        ("long-event-id", "event 0 id is 600 bytes (cap 512)"),
+    ] {
+        match attack(&h, attack_name).await.result {
+            Err(CallError::OutputTooLarge {
+                message, plugin, ..
+            }) => {
+                assert_eq!(plugin, "hostile");
+                assert!(message.contains(field), "{attack_name}: {message}");
+            }
+            other => panic!("{attack_name}: expected a cap, got {other:?}"),
+        }
+    }
+    for attack_name in ["old-event", "future-event"] {
+        match attack(&h, attack_name).await.result {
+            Err(CallError::InvalidOutput { message, .. }) => assert!(
+                message.contains("outside [1990-01-01, now + 1 day]"),
+                "{attack_name}: {message}"
+            ),
+            other => panic!("{attack_name}: expected a bad time, got {other:?}"),
+        }
+        let (instance, result) = h.ingest_audit(bind(&h.hostile_plugin(), attack_name)).await;
+        assert!(result.is_err());
+        assert_eq!(h.store.event_count(&instance).await.unwrap(), 0);
+        assert_eq!(h.store.cursor(&instance, "audit").await.unwrap(), None);
+    }
+    match bind(&h.hostile_plugin(), "long-check").test().await.result {
+        Err(CallError::OutputTooLarge { message, .. }) => {
+            assert!(message.contains("check 0 name is 5000 bytes"), "{message}")
+        }
+        other => panic!("expected a cap, got {other:?}"),
+    }
 }

@@ -28,9 +28,12 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-pub use caps::http::{EgressConfig, EgressEntry};
+pub use caps::http::{EgressConfig, EgressEntry, Refusal};
 pub use caps::log::LogLine;
 pub use caps::secrets::{Redactor, SecretSet};
+pub use output::{
+    MAX_CURSOR_BYTES, MAX_EVENT_FUTURE_MS, MAX_EVENT_ID_BYTES, MAX_MESSAGE_BYTES, MIN_EVENT_TIME_MS,
+};
 
 #[allow(missing_docs)]
 mod bindings {
@@ -596,14 +599,30 @@ pub enum CallError {
         /// Trap description.
         message: String,
     },
-    /// The plugin's result broke an output limit.
-    #[error("plugin `{plugin}` returned too much from {op}: {message}")]
+    /// The plugin's result broke an output limit or a per-field cap
+    /// (error and check messages 4 KiB, cursor 64 KiB, event id 512 bytes).
+    #[error(
+        "plugin `{plugin}` returned too much from {op}: {message}; nothing of the result was stored (a connector bug: report it to the plugin's vendor)"
+    )]
     OutputTooLarge {
         /// Plugin key.
         plugin: String,
         /// Operation.
         op: &'static str,
         /// Which limit.
+        message: String,
+    },
+    /// The plugin's result is implausible (an event time outside
+    /// [1990-01-01, now + 1 day]): a plugin error, nothing is stored.
+    #[error(
+        "plugin `{plugin}` returned an invalid result from {op}: {message}; nothing of the result was stored (a connector bug: report it to the plugin's vendor)"
+    )]
+    InvalidOutput {
+        /// Plugin key.
+        plugin: String,
+        /// Operation.
+        op: &'static str,
+        /// What is wrong, naming the field.
         message: String,
     },
 }
@@ -812,17 +831,9 @@ impl Bound {
     pub async fn host_request(&self, request: HostRequest) -> HostReport {
         use http_body_util::BodyExt as _;
         use wasmtime_wasi_http::WasiHttpHooks as _;
-        let inner = &self.plugin.runtime.inner;
-        let mut broker = caps::http::HttpBroker::new(
-            inner.egress.clone(),
-            self.grants.clone(),
-            self.secrets.clone(),
-            self.redactor.clone(),
-            self.limits,
-            self.plugin.policy.clone(),
-            &self.plugin.manifest.key,
-            &self.instance_id,
-        );
+        // The host reads the provider's real answer (a refresh must store
+        // the new tokens), so its responses are not scrubbed.
+        let mut broker = self.broker(self.redactor.clone(), false);
         let log = broker.egress_log();
         let result = async {
             let mut builder = http::Request::builder()
@@ -862,8 +873,47 @@ impl Bound {
             })
         }
         .await;
-        let egress = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
+        let egress = log.close();
         HostReport { result, egress }
+    }
+
+    /// The HTTP broker of one call or host request: the only place it is
+    /// built. `log_redactor` redacts its egress rows; `scrub_responses`
+    /// replaces stored values in responses by their references (for the
+    /// guest; not for the host's own requests).
+    fn broker(&self, log_redactor: Redactor, scrub_responses: bool) -> caps::http::HttpBroker {
+        caps::http::HttpBroker {
+            client: self.plugin.runtime.inner.egress.clone(),
+            grants: self.grants.clone(),
+            secrets: self.secrets.clone(),
+            // Built once at bind time: the automaton over every encoding is
+            // not free and is the same for every call of the instance.
+            stored: self.redactor.clone(),
+            log_redactor,
+            scrub_responses,
+            limits: self.limits,
+            policy: self.plugin.policy.clone(),
+            requests: 0,
+            log: caps::http::EgressLog::default(),
+            plugin: self.plugin.manifest.key.clone(),
+            instance: self.instance_id.clone(),
+        }
+    }
+
+    /// The stored values plus what the operator entered for `exchange`.
+    fn redactor_with(&self, grant: &Grant) -> Redactor {
+        let entered: Vec<&str> = match grant {
+            Grant::ApiToken(token) => vec![token.as_str()],
+            Grant::Basic(b) => vec![b.password.as_str()],
+            Grant::OauthCode(c) => std::iter::once(c.code.as_str())
+                .chain(c.code_verifier.as_deref())
+                .collect(),
+        };
+        Redactor::new(
+            self.secrets
+                .pairs()
+                .chain(entered.into_iter().map(|v| ("exchange-grant", v))),
+        )
     }
 
     async fn call(&self, op: Op<'_>) -> CallReport<Out> {
@@ -872,18 +922,13 @@ impl Bound {
         let plugin_key = self.plugin.manifest.key.clone();
         let inner = &self.plugin.runtime.inner;
         let sandbox = caps::wasi::sandbox();
-        let http = caps::http::HttpBroker::new(
-            inner.egress.clone(),
-            self.grants.clone(),
-            self.secrets.clone(),
-            // Built once at bind time: the needle list (with encodings) is
-            // not free and is the same for every call of the instance.
-            self.redactor.clone(),
-            self.limits,
-            self.plugin.policy.clone(),
-            &plugin_key,
-            &self.instance_id,
-        );
+        // During `exchange` the grant the operator entered (API token,
+        // password, OAuth code) is redacted from the egress log too.
+        let redactor = match &op {
+            Op::Exchange(grant) => self.redactor_with(grant),
+            _ => self.redactor.clone(),
+        };
+        let http = self.broker(redactor.clone(), true);
         let egress_log = http.egress_log();
         let state = HostState {
             table: ResourceTable::new(),
@@ -952,32 +997,33 @@ impl Bound {
                 wall_ms: self.limits.wall_ms,
             }),
             Ok(Err(trap)) => Err(classify_trap(&trap, &plugin_key, op_name, self.limits)),
-            Ok(Ok(Err(mut plugin_error))) => {
-                redactions += output::redact_error(&mut plugin_error, &self.redactor);
-                Err(CallError::Plugin(plugin_error))
-            }
-            Ok(Ok(Ok(mut out))) => match output::check(&out, self.limits) {
-                Err(message) => Err(CallError::OutputTooLarge {
-                    plugin: plugin_key.clone(),
-                    op: op_name,
-                    message,
-                }),
+            Ok(Ok(Err(mut plugin_error))) => match output::check_error(&plugin_error) {
+                Err(refused) => Err(refused_output(refused, &plugin_key, op_name, &redactor)),
                 Ok(()) => {
-                    redactions += output::redact(&mut out, &self.redactor);
+                    redactions += output::redact_error(&mut plugin_error, &redactor);
+                    Err(CallError::Plugin(plugin_error))
+                }
+            },
+            Ok(Ok(Ok(mut out))) => match output::check(&out, self.limits, caps::http::now_ms()) {
+                Err(refused) => Err(refused_output(refused, &plugin_key, op_name, &redactor)),
+                Ok(()) => {
+                    redactions += output::redact(&mut out, &redactor);
                     Ok(out)
                 }
             },
         };
 
         let state = store.into_data();
+        // Requests still in flight when the call stopped become `aborted`
+        // rows; the guest's pending futures are dropped with the state.
+        let egress = egress_log.close();
         let mut logs = state.log.lines;
         for line in &mut logs {
-            redactions += self.redactor.redact(&mut line.message);
+            redactions += redactor.redact(&mut line.message);
         }
         let mut stdio = String::from_utf8_lossy(&sandbox.stdout.contents()).into_owned();
         stdio.push_str(&String::from_utf8_lossy(&sandbox.stderr.contents()));
-        redactions += self.redactor.redact(&mut stdio);
-        let egress = std::mem::take(&mut *egress_log.lock().unwrap_or_else(|p| p.into_inner()));
+        redactions += redactor.redact(&mut stdio);
         if redactions > 0 {
             tracing::warn!(plugin = %plugin_key, instance = %self.instance_id, op = op_name, redactions, "plugin output contained secret values; redacted");
         }
@@ -993,6 +1039,28 @@ impl Bound {
             redactions,
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// The call error for a result [`output::check`] refused; the message names
+/// the field and is redacted like any plugin text.
+fn refused_output(
+    refused: output::Refused,
+    plugin: &str,
+    op: &'static str,
+    redactor: &Redactor,
+) -> CallError {
+    match refused {
+        output::Refused::TooLarge(message) => CallError::OutputTooLarge {
+            plugin: plugin.to_string(),
+            op,
+            message: redactor.redacted(&message),
+        },
+        output::Refused::Invalid(message) => CallError::InvalidOutput {
+            plugin: plugin.to_string(),
+            op,
+            message: redactor.redacted(&message),
+        },
     }
 }
 

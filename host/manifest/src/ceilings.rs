@@ -50,6 +50,21 @@ impl Default for Ceilings {
     }
 }
 
+/// Every bounded value: its name in the manifest and its key under
+/// `[limits]`.
+const BOUNDED: [(&str, &str); 10] = [
+    ("limits.memory_mib", "max_memory_mib"),
+    ("limits.cpu_ms", "max_cpu_ms"),
+    ("limits.wall_ms", "max_wall_ms"),
+    ("limits.requests_per_call", "max_requests_per_call"),
+    ("limits.response_bytes", "max_response_bytes"),
+    ("limits.request_bytes", "max_request_bytes"),
+    ("limits.output_bytes", "max_output_bytes"),
+    ("limits.page_items", "max_page_items"),
+    ("schedule.backfill_days", "max_backfill_days"),
+    ("schedule.poll_interval_secs", "min_poll_interval_secs"),
+];
+
 fn clamp<T: Copy + Ord + std::fmt::Display>(
     name: &str,
     ceiling: &str,
@@ -70,28 +85,30 @@ fn clamp<T: Copy + Ord + std::fmt::Display>(
 impl Ceilings {
     /// Checks the ceilings themselves (each at least 1).
     pub fn validate(&self) -> Result<(), String> {
-        let all = [
-            ("max_memory_mib", u64::from(self.max_memory_mib)),
-            ("max_cpu_ms", u64::from(self.max_cpu_ms)),
-            ("max_wall_ms", u64::from(self.max_wall_ms)),
-            (
-                "max_requests_per_call",
-                u64::from(self.max_requests_per_call),
-            ),
-            ("max_response_bytes", self.max_response_bytes),
-            ("max_request_bytes", self.max_request_bytes),
-            ("max_output_bytes", self.max_output_bytes),
-            ("max_page_items", u64::from(self.max_page_items)),
-            ("max_backfill_days", u64::from(self.max_backfill_days)),
-            (
-                "min_poll_interval_secs",
-                u64::from(self.min_poll_interval_secs),
-            ),
-        ];
-        match all.iter().find(|(_, v)| *v == 0) {
-            Some((name, _)) => Err(format!("limits.{name} must be at least 1")),
+        match BOUNDED
+            .iter()
+            .zip(self.values())
+            .find(|(_, ceiling)| *ceiling == 0)
+        {
+            Some(((_, key), _)) => Err(format!("limits.{key} must be at least 1")),
             None => Ok(()),
         }
+    }
+
+    /// The ceilings in [`BOUNDED`] order.
+    fn values(&self) -> [u64; 10] {
+        [
+            u64::from(self.max_memory_mib),
+            u64::from(self.max_cpu_ms),
+            u64::from(self.max_wall_ms),
+            u64::from(self.max_requests_per_call),
+            self.max_response_bytes,
+            self.max_request_bytes,
+            self.max_output_bytes,
+            u64::from(self.max_page_items),
+            u64::from(self.max_backfill_days),
+            u64::from(self.min_poll_interval_secs),
+        ]
     }
 
     /// `limits` with every value at most its ceiling; one warning per
@@ -179,58 +196,24 @@ impl Ceilings {
 
     /// Names of the effective values that sit exactly at their ceiling.
     pub fn reached(&self, l: &Limits, s: &Schedule) -> Vec<String> {
-        let pairs = [
-            (
-                "limits.memory_mib",
-                u64::from(l.memory_mib),
-                u64::from(self.max_memory_mib),
-            ),
-            (
-                "limits.cpu_ms",
-                u64::from(l.cpu_ms),
-                u64::from(self.max_cpu_ms),
-            ),
-            (
-                "limits.wall_ms",
-                u64::from(l.wall_ms),
-                u64::from(self.max_wall_ms),
-            ),
-            (
-                "limits.requests_per_call",
-                u64::from(l.requests_per_call),
-                u64::from(self.max_requests_per_call),
-            ),
-            (
-                "limits.response_bytes",
-                l.response_bytes,
-                self.max_response_bytes,
-            ),
-            (
-                "limits.request_bytes",
-                l.request_bytes,
-                self.max_request_bytes,
-            ),
-            ("limits.output_bytes", l.output_bytes, self.max_output_bytes),
-            (
-                "limits.page_items",
-                u64::from(l.page_items),
-                u64::from(self.max_page_items),
-            ),
-            (
-                "schedule.backfill_days",
-                u64::from(s.backfill_days),
-                u64::from(self.max_backfill_days),
-            ),
-            (
-                "schedule.poll_interval_secs",
-                u64::from(s.poll_interval_secs),
-                u64::from(self.min_poll_interval_secs),
-            ),
+        let values = [
+            u64::from(l.memory_mib),
+            u64::from(l.cpu_ms),
+            u64::from(l.wall_ms),
+            u64::from(l.requests_per_call),
+            l.response_bytes,
+            l.request_bytes,
+            l.output_bytes,
+            u64::from(l.page_items),
+            u64::from(s.backfill_days),
+            u64::from(s.poll_interval_secs),
         ];
-        pairs
+        BOUNDED
             .iter()
-            .filter(|(_, v, c)| v == c)
-            .map(|(n, v, _)| format!("{n} = {v}"))
+            .zip(values)
+            .zip(self.values())
+            .filter(|((_, value), ceiling)| value == ceiling)
+            .map(|(((name, _), value), _)| format!("{name} = {value}"))
             .collect()
     }
 }

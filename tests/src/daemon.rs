@@ -53,7 +53,16 @@ impl DaemonHarness {
     /// Starts the stand-in and opens a daemon on a fresh data directory;
     /// `tweak` may change the configuration first.
     pub async fn start(okta: OktaConfig, tweak: impl FnOnce(&mut Config)) -> DaemonHarness {
-        let ca = TestCa::generate().unwrap();
+        DaemonHarness::start_with_ca(TestCa::generate().unwrap(), okta, tweak).await
+    }
+
+    /// [`DaemonHarness::start`] with a CA the test already issued other
+    /// stand-ins' certificates from (the daemon trusts it).
+    pub async fn start_with_ca(
+        ca: TestCa,
+        okta: OktaConfig,
+        tweak: impl FnOnce(&mut Config),
+    ) -> DaemonHarness {
         let okta = OktaStandIn::start(okta, &ca).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");

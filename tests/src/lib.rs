@@ -8,6 +8,7 @@ pub mod api;
 pub mod daemon;
 pub mod dns;
 pub mod logs;
+pub mod plugin_files;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ward::plugin_cli;
 use ward_daemon::config::PluginsConfig;
@@ -14,61 +14,9 @@ use ward_daemon::{Config, Registry};
 use ward_manifest::Manifest;
 use ward_runtime::{Runtime, RuntimeConfig};
 use ward_store::{MasterKey, Store};
+use ward_tests::plugin_files::{rewrite_manifest, sign, write};
 use ward_tests::{HOSTILE_WASM, OKTA_WASM};
 use ward_trust::SignatureStatus;
-
-/// Rewrites the `ward-manifest` custom section(s) of a component, keeping
-/// everything else byte for byte. Components nest the core module (where
-/// the section lives) in a module section, so both levels are re-encoded
-/// with new sizes.
-fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    fn walk(bytes: &[u8], component: bool, edit: &dyn Fn(&str) -> String) -> Vec<u8> {
-        let mut out = bytes[..8].to_vec();
-        let mut reader = wasmparser::BinaryReader::new(&bytes[8..], 8);
-        while !reader.eof() {
-            let id = reader.read_u8().unwrap();
-            let size = reader.read_var_u32().unwrap() as usize;
-            let start = reader.original_position();
-            let content = &bytes[start..start + size];
-            reader.read_bytes(size).unwrap();
-            let new_content = if id == 0 {
-                let mut r = wasmparser::BinaryReader::new(content, 0);
-                let name = r.read_string().unwrap();
-                if name == ward_manifest::SECTION {
-                    let data = &content[r.original_position()..];
-                    let text = edit(std::str::from_utf8(data).unwrap());
-                    let mut c = Vec::new();
-                    leb(name.len(), &mut c);
-                    c.extend_from_slice(name.as_bytes());
-                    c.extend_from_slice(text.as_bytes());
-                    c
-                } else {
-                    content.to_vec()
-                }
-            } else if component && id == 1 {
-                walk(content, false, edit)
-            } else {
-                content.to_vec()
-            };
-            out.push(id);
-            leb(new_content.len(), &mut out);
-            out.extend_from_slice(&new_content);
-        }
-        out
-    }
-    walk(bytes, true, edit)
-}
 
 /// The Okta connector with a higher version and one more host granted.
 fn widened_okta() -> Vec<u8> {
@@ -91,20 +39,6 @@ fn widened_okta() -> Vec<u8> {
 
 fn manifest(bytes: &[u8]) -> Manifest {
     Manifest::from_section(&ward_runtime::read_manifest_section(bytes).unwrap()).unwrap()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn sign(secret: &str, path: &Path) {
-    let bytes = std::fs::read(path).unwrap();
-    let sig = ward_trust::sign(secret, &bytes, "x.wasm").unwrap();
-    let mut sig_path = path.as_os_str().to_owned();
-    sig_path.push(".minisig");
-    std::fs::write(PathBuf::from(sig_path), sig).unwrap();
 }
 
 async fn store_in(dir: &Path) -> Store {
@@ -409,4 +343,184 @@ async fn in_process_approve_loads_the_held_version() {
         "9.9.9"
     );
     assert!(registry.pending().is_empty());
+}
+
+/// The hostile connector with one edit to its embedded manifest, loaded the
+/// way the daemon loads a file: the error text, or the loaded plugin.
+fn load_edited(edit: &dyn Fn(&str) -> String) -> Result<Vec<u8>, String> {
+    let bytes = rewrite_manifest(HOSTILE_WASM, edit);
+    runtime()
+        .load(&bytes)
+        .map(|_| bytes)
+        .map_err(|e| e.to_string())
+}
+
+/// Manifests that would let a configuration value (or the vendor) hide
+/// where secrets go are refused at load, naming the field and the reason.
+#[tokio::test]
+async fn manifests_that_could_hide_a_destination_are_refused_at_load() {
+    let domain = "pattern = \"[a-z0-9-]+\"";
+    for pattern in [
+        ".*",
+        "[^/]+",
+        "\\\\S+",
+        "[a-z0-9-]+#?",
+        "[a-z0-9-]+(@[a-z]+)?",
+        "[a-z0-9:-]+",
+        "[a-z0-9/-]+",
+        "\\\\w+",
+    ] {
+        let e = load_edited(&|t| t.replacen(domain, &format!("pattern = \"{pattern}\""), 1))
+            .expect_err(pattern);
+        assert!(
+            e.contains("config.domain.pattern") && e.contains("https://{domain}.okta.com/api/v1/"),
+            "{pattern}: {e}"
+        );
+        assert!(e.contains("letters, digits, `-` and `.`"), "{pattern}: {e}");
+    }
+    // Plaintext grant bound to a secret.
+    let e = load_edited(&|t| t.replace("https://echo.ward.test/", "http://echo.ward.test/"))
+        .unwrap_err();
+    assert!(
+        e.contains("http[1].url") && e.contains("must use https"),
+        "{e}"
+    );
+    // IP-literal host bound to a secret; wildcard host.
+    let e = load_edited(&|t| {
+        format!("{t}\n[[http]]\nurl = \"https://203.0.113.7/\"\nmethods = [\"GET\"]\nsecrets = [\"api_token\"]\n")
+    })
+    .unwrap_err();
+    assert!(e.contains("IP-literal"), "{e}");
+    let e = load_edited(&|t| {
+        format!("{t}\n[[http]]\nurl = \"https://*.ward.test/\"\nmethods = [\"GET\"]\n")
+    })
+    .unwrap_err();
+    assert!(e.contains("wildcard"), "{e}");
+    // A backfill window that would put `since` before 1970.
+    let e = load_edited(&|t| format!("{t}\n[schedule]\nbackfill_days = 36500\n")).unwrap_err();
+    assert!(e.contains("schedule.backfill_days"), "{e}");
+    // The unedited hostile manifest and the bundled connectors load.
+    load_edited(&|t| t.to_string()).unwrap();
+    for (key, bytes) in ward_daemon::bundled::PLUGINS {
+        runtime()
+            .load(bytes)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+}
+
+/// `inspect` lists risks first (JSON and text): secrets per host, the
+/// plaintext grant, raw credentials in exchange, config fields that shape a
+/// host, `/` prefixes, secrets in bodies, limits at the ceiling; shows
+/// config defaults filled into the grant, and limits clamped to the
+/// daemon's ceilings as effective, with a warning.
+#[tokio::test]
+async fn inspect_lists_risks_defaults_and_clamped_limits() {
+    let bytes = load_edited(&|t| {
+        let t = t.replacen(
+            "pattern = \"[a-z0-9-]+\"",
+            "pattern = \"[a-z0-9-]+\"\ndefault = \"acme\"",
+            1,
+        );
+        let t = t.replace(
+            "https://collector.ward.test/",
+            "http://collector.ward.test/",
+        );
+        let t = t.replace("wall_ms = 5000", "wall_ms = 900000");
+        format!("{t}\n[schedule]\nbackfill_days = 1000\npoll_interval_secs = 1\n")
+    })
+    .unwrap();
+    let inspection = plugin_cli::inspect("hostile.wasm", &bytes, &[], &BTreeMap::new()).unwrap();
+    let json = serde_json::to_value(&inspection).unwrap();
+    let p = &json["permissions"];
+    let risks = p["risks"].as_array().unwrap();
+    let has = |kind: &str, subject: &str| {
+        risks
+            .iter()
+            .any(|r| r["kind"] == kind && r["subject"].as_str().unwrap().contains(subject))
+    };
+    assert_eq!(risks[0]["kind"], "plaintext-scheme", "{risks:#?}");
+    assert!(has("plaintext-scheme", "http://collector.ward.test/"));
+    assert!(has("secrets-sent-to-host", "https://echo.ward.test/"));
+    assert!(has("raw-credentials-in-exchange", "auth api-token"));
+    assert!(has(
+        "config-shapes-host",
+        "https://{domain}.okta.com/api/v1/"
+    ));
+    assert!(has("broad-path-prefix", "https://localhost/"));
+    assert!(has("limit-at-ceiling", "limits.wall_ms = 300000"));
+    assert!(has("limit-at-ceiling", "schedule.backfill_days = 366"));
+    assert!(!has("secrets-in-body", ""));
+    // Defaults: shown per field and filled into the displayed grant.
+    let domain = p["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "domain")
+        .unwrap();
+    assert_eq!(domain["default"], "acme");
+    assert_eq!(domain["shapes_host"], true);
+    assert_eq!(
+        p["http"][0]["url_with_defaults"],
+        "https://acme.okta.com/api/v1/"
+    );
+    assert_eq!(p["http"][0]["config_fields"][0]["default"], "acme");
+    // Ceilings: requested as declared, effective clamped, with warnings.
+    assert_eq!(p["limits"]["requested"]["wall_ms"], 900_000);
+    assert_eq!(p["limits"]["effective"]["wall_ms"], 300_000);
+    assert_eq!(p["schedule"]["requested"]["backfill_days"], 1000);
+    assert_eq!(p["schedule"]["effective"]["backfill_days"], 366);
+    assert_eq!(p["schedule"]["effective"]["poll_interval_secs"], 10);
+    assert_eq!(p["ceilings"]["max_wall_ms"], 300_000);
+    let warnings: Vec<&str> = p["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("limits.wall_ms = 900000")
+                && w.contains("limits.max_wall_ms = 300000")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("schedule.backfill_days = 1000"))
+    );
+    // The limits the runtime applies are the clamped ones.
+    let plugin = runtime().load(&bytes).unwrap();
+    assert_eq!(
+        plugin.policy().limits(plugin.manifest().limits).wall_ms,
+        300_000
+    );
+
+    // Text: risks (and warnings) come before everything else.
+    let text = plugin_cli::render_inspection(&inspection);
+    let risks_at = text.find("Risks (read these first):").unwrap();
+    assert!(risks_at < text.find("HTTP grants").unwrap(), "{text}");
+    assert!(risks_at < text.find("sha256").unwrap(), "{text}");
+    assert!(
+        text.contains("[plaintext-scheme] http://collector.ward.test/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("with defaults: https://acme.okta.com/api/v1/"),
+        "{text}"
+    );
+    assert!(text.contains("default \"acme\""), "{text}");
+    assert!(
+        text.contains("wall_ms            900000 -> 300000"),
+        "{text}"
+    );
+
+    // The daemon's own ceilings (`[limits]` in ward.toml) apply instead.
+    let config = Config::parse("[limits]\nmax_wall_ms = 2000\nmax_backfill_days = 30\n").unwrap();
+    let strict =
+        plugin_cli::inspect_with("hostile.wasm", &bytes, &[], &BTreeMap::new(), config.limits)
+            .unwrap();
+    assert_eq!(strict.permissions.limits.effective.wall_ms, 2000);
+    assert_eq!(strict.permissions.schedule.effective.backfill_days, 30);
+    assert!(Config::parse("[limits]\nmax_wall_ms = 0\n").is_err());
 }

@@ -284,3 +284,120 @@ async fn shutdown_mid_backfill_then_resume_stores_everything_once() {
     );
     daemon.shutdown().await;
 }
+
+/// Fair scheduling: 16 instances of a plugin whose every call stalls (the
+/// hostile connector's `stall` attack, under a manifest that grants the
+/// stalling host and asks for the daemon's 5-minute wall-limit ceiling;
+/// the provider answers only when the test says so) take at most the
+/// plugin's share of the 16 scheduler slots (half). An Okta instance started after them still
+/// gets a slot and completes its backfill while they are stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_instances_of_one_plugin_leave_slots_for_another_plugin() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::get;
+    use ward_daemon::scheduler::Phase;
+    use ward_runtime::types::Grant;
+    use ward_standins::server::TlsServer;
+    use ward_standins::tls::TestCa;
+    use ward_tests::HOSTILE_WASM;
+    use ward_tests::plugin_files::{rewrite_manifest, sign, write};
+
+    let ca = TestCa::generate().unwrap();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = received.clone();
+    let router = axum::Router::new().route(
+        "/hang/{*rest}",
+        get(move || {
+            let mut released = released.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _ = released.wait_for(|r| *r).await;
+                "released"
+            }
+        }),
+    );
+    let stall = TlsServer::start(router, &ca.issue(&["stall.ward.test"]).unwrap())
+        .await
+        .unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let vendor = ward_trust::generate().unwrap();
+    let stalling = rewrite_manifest(HOSTILE_WASM, &|t| {
+        t.replace("key = \"hostile\"", "key = \"stall\"")
+            .replace("wall_ms = 5000", "wall_ms = 300000")
+            + "\n[[http]]\nurl = \"https://stall.ward.test/hang/\"\nmethods = [\"GET\"]\n"
+    });
+    let file = write(plugins.path(), "stall.wasm", &stalling);
+    sign(&vendor.secret_file, &file);
+    let h = DaemonHarness::start_with_ca(ca, okta(300), |c| {
+        c.plugins.dirs = vec![plugins.path().to_path_buf()];
+        c.plugins.trusted_keys = vec![vendor.public_base64.clone()];
+        c.egress
+            .resolve
+            .insert("stall.ward.test".to_string(), stall.addr());
+        c.egress
+            .allow_private
+            .push(format!("{}/32", stall.addr().ip()));
+        assert_eq!(c.scheduler.max_concurrent_calls, 16);
+    })
+    .await;
+    let loaded = h.daemon.registry.get("stall").expect("stall plugin loaded");
+    // The manifest asks for a 5-minute wall limit: the ceiling, shown as a risk.
+    assert_eq!(loaded.effective.limits.effective.wall_ms, 300_000);
+    let mut stalled = Vec::new();
+    for i in 0..16 {
+        let (instance, _, _) = ward_daemon::connect::connect(
+            &h.daemon.store,
+            &loaded.plugin,
+            &format!("stall {i}"),
+            BTreeMap::from([
+                ("domain".to_string(), format!("tenant{i}")),
+                ("attack".to_string(), "stall".to_string()),
+            ]),
+            Grant::ApiToken(format!("token-{i}")),
+        )
+        .await
+        .unwrap();
+        h.daemon.scheduler.start(&instance.id);
+        stalled.push(instance.id);
+    }
+    // Wait until the stand-in holds the plugin's share of calls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while received.load(Ordering::SeqCst) < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stalled calls never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let instance = h.connect_okta().await;
+    h.daemon.scheduler.start(&instance.id);
+    let done = h.wait_caught_up(&instance.id, 300).await;
+    assert_eq!(done.status, InstanceStatus::Connected, "{done:?}");
+    assert_exactly_the_stand_ins_events(&h, &instance.id).await;
+    // Okta finished while the stalled calls were still stalled: exactly the
+    // plugin's share (8 of 16 slots) ever reached the stalling provider,
+    // and none of those instances stored anything.
+    assert_eq!(received.load(Ordering::SeqCst), 8);
+    let mut in_round = 0;
+    for id in &stalled {
+        assert_eq!(h.daemon.store.event_count(id).await.unwrap(), 0);
+        let rows = h.daemon.store.egress(id, 10).await.unwrap();
+        assert!(
+            rows.iter()
+                .all(|r| r.url.starts_with("https://stall.ward.test/")),
+            "{rows:?}"
+        );
+        if h.daemon.scheduler.progress(id).map(|p| p.phase) == Some(Phase::Backfill) {
+            in_round += 1;
+        }
+    }
+    assert_eq!(in_round, 8, "only the plugin's share of instances run");
+
+    release.send_replace(true);
+    h.daemon.shutdown().await;
+}

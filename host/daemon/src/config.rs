@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use ward_manifest::PluginPolicy;
+use ward_manifest::{Ceilings, PluginPolicy};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,9 @@ pub struct Config {
     pub policy: BTreeMap<String, PluginPolicy>,
     /// Scheduler settings.
     pub scheduler: SchedulerConfig,
+    /// Daemon-wide ceilings on every manifest's limits and schedule
+    /// (`[limits]`, keys `max_*` and `min_poll_interval_secs`).
+    pub limits: Ceilings,
     /// Dev mode: plugins load without trusted signatures. Set only by
     /// `ward serve --dev` (never from the file), and announced loudly at
     /// start-up and in `/healthz`.
@@ -70,6 +73,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             policy: BTreeMap::new(),
             scheduler: SchedulerConfig::default(),
+            limits: Ceilings::default(),
             dev: false,
         }
     }
@@ -180,6 +184,10 @@ impl Default for PluginsConfig {
 pub struct SchedulerConfig {
     /// Plugin calls running at once across all instances.
     pub max_concurrent_calls: usize,
+    /// Most of those one plugin may hold at once (0: half of
+    /// `max_concurrent_calls`, at least 1), so instances of one plugin that
+    /// stall cannot keep another plugin's instances from syncing.
+    pub max_calls_per_plugin: usize,
     /// Attempts per page on transient errors before the instance waits
     /// for its next poll.
     pub retry_attempts: u32,
@@ -205,6 +213,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             max_concurrent_calls: 16,
+            max_calls_per_plugin: 0,
             retry_attempts: 8,
             backoff_base_ms: 500,
             backoff_max_ms: 60_000,
@@ -237,6 +246,10 @@ impl Config {
                 .validate()
                 .map_err(|e| format!("[policy.{key}]: {e}"))?;
         }
+        config
+            .limits
+            .validate()
+            .map_err(|e| format!("[limits]: {e}"))?;
         for key in &config.plugins.trusted_keys {
             ward_trust::parse_public(key).map_err(|e| format!("plugins.trusted_keys: {e}"))?;
         }

@@ -111,11 +111,12 @@ impl Daemon {
         let store = ward_store::Store::open_sqlite(&db, key).await?;
         let runtime = ward_runtime::Runtime::new(runtime_config(&config)?)?;
         let registry = Arc::new(
-            Registry::load(
+            Registry::load_with_ceilings(
                 &runtime,
                 &store,
                 &config.plugins,
                 &config.policy,
+                config.limits,
                 config.dev,
             )
             .await?,
@@ -188,6 +189,7 @@ pub fn runtime_config(config: &Config) -> Result<ward_runtime::RuntimeConfig, Da
             connect_timeout: std::time::Duration::from_millis(config.egress.connect_timeout_ms),
             request_timeout: std::time::Duration::from_millis(config.egress.request_timeout_ms),
         },
+        max_memory_mib: config.limits.max_memory_mib,
         ..ward_runtime::RuntimeConfig::default()
     })
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use ward_manifest::{Effective, Manifest, PluginPolicy};
+use ward_manifest::{Ceilings, Effective, Manifest, PluginPolicy};
 use ward_runtime::{Plugin, Runtime, RuntimeError};
 use ward_store::{Store, StoreError};
 use ward_trust::{SignatureStatus, TrustError, TrustStore};
@@ -263,6 +263,20 @@ impl Registry {
         policies: &BTreeMap<String, PluginPolicy>,
         dev: bool,
     ) -> Result<Registry, RegistryError> {
+        Registry::load_with_ceilings(runtime, store, config, policies, Ceilings::default(), dev)
+            .await
+    }
+
+    /// [`Registry::load`] under the daemon's ceilings (`[limits]` of
+    /// `ward.toml`): every plugin's limits and schedule are clamped to them.
+    pub async fn load_with_ceilings(
+        runtime: &Runtime,
+        store: &Store,
+        config: &PluginsConfig,
+        policies: &BTreeMap<String, PluginPolicy>,
+        ceilings: Ceilings,
+        dev: bool,
+    ) -> Result<Registry, RegistryError> {
         let trust = TrustStore::new(&config.trusted_keys)?;
         if dev {
             tracing::warn!(
@@ -299,6 +313,7 @@ impl Registry {
                 Some(m) => policies.get(&m.key).cloned().unwrap_or_default(),
                 None => PluginPolicy::default(),
             };
+            let policy = PluginPolicy { ceilings, ..policy };
             match runtime.load_with_policy(&candidate.bytes, policy) {
                 Ok(plugin) => ready.push((plugin, candidate)),
                 Err(error) if candidate.source == PluginSource::Bundled => {

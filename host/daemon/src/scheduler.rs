@@ -98,6 +98,10 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     rounds: tokio::sync::Semaphore,
+    /// Each plugin's share of `rounds`, by plugin key.
+    plugin_rounds: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Size of each plugin's share.
+    per_plugin: usize,
     /// Instances whose last run ended in a rejected access token that was
     /// then force-refreshed: a second rejection in a row halts them.
     force_refreshed: Mutex<std::collections::HashSet<String>>,
@@ -150,6 +154,7 @@ impl Scheduler {
         refresher: Arc<Refresher>,
     ) -> Scheduler {
         let rounds = config.scheduler.max_concurrent_calls.max(1);
+        let per_plugin = plugin_share(rounds, config.scheduler.max_calls_per_plugin);
         Scheduler {
             inner: Arc::new(Inner {
                 store,
@@ -164,6 +169,8 @@ impl Scheduler {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 rounds: tokio::sync::Semaphore::new(rounds),
+                plugin_rounds: Mutex::new(HashMap::new()),
+                per_plugin,
                 force_refreshed: Mutex::new(std::collections::HashSet::new()),
             }),
         }
@@ -272,8 +279,34 @@ fn update(inner: &Inner, id: &str, f: impl FnOnce(&mut WorkerProgress)) {
         .or_insert_with(WorkerProgress::new));
 }
 
+/// How many of `total` slots one plugin may hold: `asked` when set (never
+/// more than `total`), else half, at least one.
+fn plugin_share(total: usize, asked: usize) -> usize {
+    if asked > 0 {
+        asked.min(total)
+    } else {
+        (total / 2).max(1)
+    }
+}
+
+/// The share of the scheduler's slots of the plugin an instance runs.
+async fn plugin_slots(inner: &Inner, id: &str) -> Option<Arc<tokio::sync::Semaphore>> {
+    let key = inner.store.instance(id).await.ok().flatten()?.plugin_key;
+    Some(
+        lock(&inner.plugin_rounds)
+            .entry(key)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(inner.per_plugin)))
+            .clone(),
+    )
+}
+
 async fn run(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) {
     let newest = inner.store.newest_event_ms(id).await.ok().flatten();
+    // Fairness: a round first takes one of its plugin's slots, then one of
+    // the daemon's, so instances of one plugin that stall (up to their wall
+    // limit, round after round) hold at most the plugin's share and the
+    // other plugins' instances still get the rest.
+    let share = plugin_slots(inner, id).await;
     update(inner, id, |p| {
         *p = WorkerProgress::new();
         p.newest_event_ms = newest;
@@ -283,12 +316,20 @@ async fn run(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) {
             return;
         }
         let next = {
+            let plugin_permit = match &share {
+                Some(share) => tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    p = share.acquire() => Some(p),
+                },
+                None => None,
+            };
             let permit = tokio::select! {
                 _ = cancel.cancelled() => return,
                 p = inner.rounds.acquire() => p,
             };
             let next = round(inner, id, cancel).await;
             drop(permit);
+            drop(plugin_permit);
             next
         };
         match next {
@@ -378,7 +419,6 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         )
         .await;
     };
-    let manifest = loaded.plugin.manifest().clone();
     match inner
         .refresher
         .ensure_fresh(store, &loaded.plugin, &instance)
@@ -457,14 +497,17 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             max_rate_wait: Duration::from_secs(sched.max_rate_wait_secs),
         },
     };
+    // The manifest's schedule within the daemon's ceilings; the operator's
+    // `scheduler.poll_interval_secs` overrides the interval.
+    let schedule = loaded.effective.schedule.effective;
     let poll = if sched.poll_interval_secs > 0 {
         Duration::from_secs(sched.poll_interval_secs)
     } else {
-        Duration::from_secs(u64::from(manifest.schedule.poll_interval_secs.max(1)))
+        Duration::from_secs(u64::from(schedule.poll_interval_secs.max(1)))
     };
 
     let backfilling = matches!(store.cursor(id, AUDIT_STREAM).await, Ok(None));
-    let since = now_ms() - i64::from(manifest.schedule.backfill_days) * DAY_MS;
+    let since = now_ms().saturating_sub(i64::from(schedule.backfill_days).saturating_mul(DAY_MS));
     update(inner, id, |p| {
         p.phase = if backfilling {
             Phase::Backfill

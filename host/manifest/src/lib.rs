@@ -8,14 +8,20 @@
 //! fields, grant secrets are declared. [`Manifest::grants_for`] fills the
 //! templates from an instance's configuration after checking each value.
 
+pub mod ceilings;
 pub mod diff;
 pub mod policy;
+pub mod risks;
+pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+pub use ceilings::Ceilings;
 pub use diff::{Change, ChangeKind, diff, widens};
 pub use policy::{Effective, PluginPolicy, effective};
+pub use risks::{Risk, RiskKind};
+pub use rules::check_host;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -382,6 +388,7 @@ impl Manifest {
             return Err(self.invalid("limits must be positive"));
         }
         self.validate_token_url()?;
+        rules::check(self).map_err(|e| self.invalid(e))?;
         Ok(())
     }
 
@@ -710,6 +717,12 @@ impl HttpGrant {
             Some(other) => other.to_string(),
             None => return Err(format!("grant {} filled as {filled} has no host", decl.url)),
         };
+        // A host shaped by config is re-checked once filled: whatever the
+        // patterns allowed, the result must be a DNS name.
+        if !rules::host_fields(&decl.url).is_empty() {
+            rules::check_host(&host)
+                .map_err(|e| format!("grant {} filled as {filled}: {e}", decl.url))?;
+        }
         let port = url
             .port_or_known_default()
             .ok_or_else(|| format!("grant {filled} has no port"))?;

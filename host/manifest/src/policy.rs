@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Limits, Manifest, UrlTemplate};
+use crate::risks::{Risk, risks};
+use crate::{Ceilings, Limits, Manifest, Schedule, UrlTemplate};
 
 /// `[policy.<plugin key>]` in `ward.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +31,10 @@ pub struct PluginPolicy {
     pub limits: LimitsPolicy,
     /// Lower shared rate budget (requests per minute per tenant).
     pub requests_per_minute: Option<u32>,
+    /// The daemon's ceilings (`[limits]` in `ward.toml`), attached by the
+    /// daemon when it loads the plugin; not part of `[policy.KEY]`.
+    #[serde(skip)]
+    pub ceilings: Ceilings,
 }
 
 /// Per-call limits an operator may lower. Unset fields keep the manifest's.
@@ -72,9 +77,18 @@ impl PluginPolicy {
         self.refuse_secrets.iter().any(|s| s == name)
     }
 
-    /// The manifest's limits lowered by this policy (never raised).
+    /// The manifest's limits lowered by this policy (never raised), then
+    /// clamped to the daemon's ceilings.
     pub fn limits(&self, declared: Limits) -> Limits {
-        effective_limits(declared, &self.limits, &mut Vec::new())
+        let mut ignored = Vec::new();
+        let lowered = effective_limits(declared, &self.limits, &mut ignored);
+        self.ceilings.clamp_limits(lowered, &mut ignored)
+    }
+
+    /// The manifest's schedule within the daemon's ceilings (backfill
+    /// window at most, poll interval at least).
+    pub fn schedule(&self, declared: Schedule) -> Schedule {
+        self.ceilings.clamp_schedule(declared, &mut Vec::new())
     }
 
     /// The manifest's rate budget lowered by this policy.
@@ -223,6 +237,9 @@ pub struct GrantView {
     /// Config fields the URL is filled from (their patterns bound the hosts
     /// and paths reachable).
     pub config_fields: Vec<ConfigDependency>,
+    /// The URL with every config field that has a `default` filled in
+    /// (what an instance gets when the operator leaves it out).
+    pub url_with_defaults: String,
     /// Methods requested and effective.
     pub methods: Pair<Vec<String>>,
     /// Secrets that may be substituted, requested and effective.
@@ -244,6 +261,25 @@ pub struct ConfigDependency {
     pub name: String,
     /// The (anchored) pattern every value must match.
     pub pattern: String,
+    /// The value used when the operator gives none.
+    pub default: Option<String>,
+    /// Whether the field chooses (part of) the grant's host.
+    pub shapes_host: bool,
+}
+
+/// A declared config field, as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigView {
+    /// Field name.
+    pub name: String,
+    /// The (anchored) pattern every value must match.
+    pub pattern: String,
+    /// Whether the operator must supply it.
+    pub required: bool,
+    /// The value used when the operator gives none.
+    pub default: Option<String>,
+    /// Whether some grant's host is filled from it.
+    pub shapes_host: bool,
 }
 
 /// A declared secret and where it may be sent.
@@ -272,12 +308,22 @@ pub struct Effective {
     pub vendor: String,
     /// Authentication, as declared (JSON).
     pub auth: serde_json::Value,
+    /// What a reviewer reads first, most serious first.
+    pub risks: Vec<Risk>,
+    /// Config fields with their patterns and defaults.
+    pub config: Vec<ConfigView>,
     /// HTTP grants.
     pub http: Vec<GrantView>,
     /// Secrets.
     pub secrets: Vec<SecretView>,
-    /// Per-call limits.
+    /// Per-call limits: requested, and effective after policy and the
+    /// daemon's ceilings.
     pub limits: Pair<Limits>,
+    /// Backfill window and poll interval: requested, and effective within
+    /// the daemon's ceilings.
+    pub schedule: Pair<Schedule>,
+    /// The daemon's ceilings applied.
+    pub ceilings: Ceilings,
     /// Shared rate budget per tenant, requests per minute.
     pub requests_per_minute: Pair<u32>,
     /// The operator policy applied.
@@ -351,6 +397,10 @@ fn rule_denies_all(rule: &str, host_template: &str) -> bool {
 pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
     let mut warnings = Vec::new();
     let limits = effective_limits(manifest.limits, &policy.limits, &mut warnings);
+    let limits = policy.ceilings.clamp_limits(limits, &mut warnings);
+    let schedule = policy
+        .ceilings
+        .clamp_schedule(manifest.schedule, &mut warnings);
     let declared_rpm = manifest.schedule.requests_per_minute;
     let rpm = match policy.requests_per_minute {
         Some(v) if v > declared_rpm => {
@@ -378,16 +428,24 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
             .map(|t| t.placeholders())
             .unwrap_or_default()
             .into_iter()
-            .map(|name| ConfigDependency {
-                pattern: manifest
-                    .config
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map(|f| format!("^(?:{})$", f.pattern))
-                    .unwrap_or_default(),
-                name,
+            .map(|name| {
+                let decl = manifest.config.iter().find(|f| f.name == name);
+                ConfigDependency {
+                    pattern: decl
+                        .map(|f| format!("^(?:{})$", f.pattern))
+                        .unwrap_or_default(),
+                    default: decl.and_then(|f| f.default.clone()),
+                    shapes_host: crate::rules::host_fields(&grant.url).contains(&name),
+                    name,
+                }
             })
             .collect();
+        let url_with_defaults = fields
+            .iter()
+            .fold(grant.url.clone(), |url, f| match &f.default {
+                Some(value) => url.replace(&format!("{{{}}}", f.name), value),
+                None => url,
+            });
         let denied_hosts: Vec<String> = policy
             .deny_hosts
             .iter()
@@ -429,6 +487,7 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
             port: parts.port,
             path_prefix: parts.path,
             config_fields: fields,
+            url_with_defaults,
             methods: Pair {
                 requested: grant.methods.clone(),
                 effective: if denied {
@@ -477,17 +536,37 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
             }
         })
         .collect();
+    let config = manifest
+        .config
+        .iter()
+        .map(|f| ConfigView {
+            name: f.name.clone(),
+            pattern: format!("^(?:{})$", f.pattern),
+            required: f.required,
+            default: f.default.clone(),
+            shapes_host: http
+                .iter()
+                .any(|g| crate::rules::host_fields(&g.url).contains(&f.name)),
+        })
+        .collect();
     Effective {
         key: manifest.key.clone(),
         version: manifest.version.clone(),
         vendor: manifest.vendor.clone(),
         auth: serde_json::to_value(&manifest.auth).unwrap_or(serde_json::Value::Null),
+        risks: risks(manifest, &http, &limits, &schedule, &policy.ceilings),
+        config,
         http,
         secrets,
         limits: Pair {
             requested: manifest.limits,
             effective: limits,
         },
+        schedule: Pair {
+            requested: manifest.schedule,
+            effective: schedule,
+        },
+        ceilings: policy.ceilings,
         requests_per_minute: Pair {
             requested: declared_rpm,
             effective: rpm,

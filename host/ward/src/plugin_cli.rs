@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use ward_manifest::{Change, ChangeKind, Effective, Manifest, PluginPolicy};
+use ward_manifest::{Ceilings, Change, ChangeKind, Effective, Manifest, PluginPolicy};
 use ward_trust::{SignatureStatus, TrustStore};
 
 /// Version of the `inspect --json` document layout.
@@ -169,16 +169,31 @@ fn manifest_of(bytes: &[u8]) -> anyhow::Result<Manifest> {
     Ok(Manifest::from_section(&section)?)
 }
 
-/// Builds the `inspect` document. `trusted` are public keys; `policies`
-/// the operator's policies by key.
+/// Builds the `inspect` document with the default daemon ceilings.
+/// `trusted` are public keys; `policies` the operator's policies by key.
 pub fn inspect(
     file: &str,
     bytes: &[u8],
     trusted: &[String],
     policies: &BTreeMap<String, PluginPolicy>,
 ) -> anyhow::Result<Inspection> {
+    inspect_with(file, bytes, trusted, policies, Ceilings::default())
+}
+
+/// Builds the `inspect` document under the daemon's `ceilings` (`[limits]`
+/// of its configuration).
+pub fn inspect_with(
+    file: &str,
+    bytes: &[u8],
+    trusted: &[String],
+    policies: &BTreeMap<String, PluginPolicy>,
+    ceilings: Ceilings,
+) -> anyhow::Result<Inspection> {
     let manifest = manifest_of(bytes)?;
-    let policy = policies.get(&manifest.key).cloned().unwrap_or_default();
+    let policy = PluginPolicy {
+        ceilings,
+        ..policies.get(&manifest.key).cloned().unwrap_or_default()
+    };
     let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
     let plugin = runtime.load_with_policy(bytes, policy)?;
     let signature = if file.starts_with("bundled:") {
@@ -216,18 +231,46 @@ pub fn diff(old: &[u8], new: &[u8]) -> anyhow::Result<DiffReport> {
     })
 }
 
-fn print_inspection(i: &Inspection) {
+/// The human-readable `inspect` report: risks and warnings first, then
+/// identity, grants, config fields, secrets and limits.
+pub fn render_inspection(i: &Inspection) -> String {
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            out.push_str(&format!($($arg)*));
+            out.push('\n');
+        }};
+    }
     let p = &i.permissions;
-    println!("{} {} ({}) by {}", i.key, i.version, i.name, i.vendor);
-    println!("  file       {} ({} bytes)", i.file, i.size_bytes);
-    println!("  sha256     {}", i.digest);
-    println!("  signature  {}", i.signature);
-    println!("  world      {}", i.world);
-    println!("  imports    {}", i.imports.join(", "));
-    println!("  auth       {}", p.auth);
-    println!("\nHTTP grants (requested -> effective):");
+    say!("{} {} ({}) by {}", i.key, i.version, i.name, i.vendor);
+    say!("\nRisks (read these first):");
+    if p.risks.is_empty() {
+        say!("  none");
+    }
+    for r in &p.risks {
+        say!(
+            "  [{}] {}: {}",
+            serde_json::to_value(r.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.subject,
+            r.detail
+        );
+    }
+    for w in &p.warnings {
+        say!("  warning: {w}");
+    }
+    say!("");
+    say!("  file       {} ({} bytes)", i.file, i.size_bytes);
+    say!("  sha256     {}", i.digest);
+    say!("  signature  {}", i.signature);
+    say!("  world      {}", i.world);
+    say!("  imports    {}", i.imports.join(", "));
+    say!("  auth       {}", p.auth);
+    say!("\nHTTP grants (requested -> effective):");
     for g in &p.http {
-        println!(
+        say!(
             "  [{:?}] {} {}://{}:{}{}",
             g.status,
             g.methods.requested.join(","),
@@ -236,11 +279,22 @@ fn print_inspection(i: &Inspection) {
             g.port,
             g.path_prefix
         );
+        if g.url_with_defaults != g.url {
+            say!("      with defaults: {}", g.url_with_defaults);
+        }
         for f in &g.config_fields {
-            println!("      {{{}}} must match {}", f.name, f.pattern);
+            say!(
+                "      {{{}}} must match {}{}",
+                f.name,
+                f.pattern,
+                f.default
+                    .as_ref()
+                    .map(|d| format!(" (default {d:?})"))
+                    .unwrap_or_default()
+            );
         }
         if !g.secrets.requested.is_empty() {
-            println!(
+            say!(
                 "      secrets: {} -> {}{}",
                 g.secrets.requested.join(","),
                 if g.secrets.effective.is_empty() {
@@ -256,15 +310,33 @@ fn print_inspection(i: &Inspection) {
             );
         }
         for d in &g.denied_hosts {
-            println!("      policy denies host {d}");
+            say!("      policy denies host {d}");
         }
         for d in &g.denied_paths {
-            println!("      policy denies path {d}");
+            say!("      policy denies path {d}");
         }
     }
-    println!("\nSecrets:");
+    say!("\nConfig fields:");
+    for c in &p.config {
+        say!(
+            "  {}{} must match {}{}{}",
+            c.name,
+            if c.required { "" } else { " (optional)" },
+            c.pattern,
+            c.default
+                .as_ref()
+                .map(|d| format!(", default {d:?}"))
+                .unwrap_or_default(),
+            if c.shapes_host {
+                ", chooses a grant's host"
+            } else {
+                ""
+            }
+        );
+    }
+    say!("\nSecrets:");
     for s in &p.secrets {
-        println!(
+        say!(
             "  {}{}: sent only to {}",
             s.name,
             if s.refused {
@@ -279,26 +351,39 @@ fn print_inspection(i: &Inspection) {
             }
         );
     }
-    println!("\nLimits (requested -> effective):");
+    say!("\nLimits (requested -> effective):");
     let (r, e) = (
         serde_json::to_value(p.limits.requested).unwrap_or_default(),
         serde_json::to_value(p.limits.effective).unwrap_or_default(),
     );
     if let (Some(r), Some(e)) = (r.as_object(), e.as_object()) {
         for (name, value) in r {
-            println!(
+            say!(
                 "  {name:<18} {value} -> {}",
                 e.get(name).cloned().unwrap_or_default()
             );
         }
     }
-    println!(
+    say!(
         "  {:<18} {} -> {}",
-        "requests_per_minute", p.requests_per_minute.requested, p.requests_per_minute.effective
+        "requests_per_minute",
+        p.requests_per_minute.requested,
+        p.requests_per_minute.effective
     );
-    for w in &p.warnings {
-        println!("warning: {w}");
-    }
+    let (r, e) = (&p.schedule.requested, &p.schedule.effective);
+    say!(
+        "  {:<18} {} -> {}",
+        "backfill_days",
+        r.backfill_days,
+        e.backfill_days
+    );
+    say!(
+        "  {:<18} {} -> {}",
+        "poll_interval_secs",
+        r.poll_interval_secs,
+        e.poll_interval_secs
+    );
+    out
 }
 
 /// Runs a `ward plugin` subcommand. Returns the process exit code.
@@ -369,19 +454,21 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
             let bytes = read_plugin(&file)?;
             let mut trusted = Vec::new();
             let mut policies = BTreeMap::new();
+            let mut ceilings = Ceilings::default();
             if let Some(path) = config {
                 let config = ward_daemon::Config::load(&path)?;
                 trusted.extend(config.plugins.trusted_keys.iter().cloned());
                 policies = config.policy;
+                ceilings = config.limits;
             }
             for k in &pubkey {
                 trusted.push(read_key_arg(k)?);
             }
-            let inspection = inspect(&file, &bytes, &trusted, &policies)?;
+            let inspection = inspect_with(&file, &bytes, &trusted, &policies, ceilings)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&inspection)?);
             } else {
-                print_inspection(&inspection);
+                print!("{}", render_inspection(&inspection));
             }
             Ok(0)
         }

@@ -195,6 +195,12 @@ impl Connector for Hostile {
                 let followed = Request::get(location).send();
                 Ok(page(Vec::new(), format!("{status} {followed:?}")))
             }
+            // Waits on a provider that answers only when the test lets it
+            // (the test grants `stall.ward.test` in a rewritten manifest).
+            "stall" => {
+                Request::get("https://stall.ward.test/hang/now").send()?;
+                Ok(page(Vec::new(), "stalled".into()))
+            }
             "big-response" => {
                 Request::get("https://collector.ward.test/big").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))

@@ -1,0 +1,73 @@
+//! Plugin files for tests: a component with its embedded manifest edited,
+//! written to a plugin directory and signed like a vendor would.
+
+use std::path::{Path, PathBuf};
+
+/// Rewrites the `ward-manifest` custom section(s) of a component, keeping
+/// everything else byte for byte. Components nest the core module (where
+/// the section lives) in a module section, so both levels are re-encoded
+/// with new sizes.
+pub fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn walk(bytes: &[u8], component: bool, edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+        let mut out = bytes[..8].to_vec();
+        let mut reader = wasmparser::BinaryReader::new(&bytes[8..], 8);
+        while !reader.eof() {
+            let id = reader.read_u8().unwrap();
+            let size = reader.read_var_u32().unwrap() as usize;
+            let start = reader.original_position();
+            let content = &bytes[start..start + size];
+            reader.read_bytes(size).unwrap();
+            let new_content = if id == 0 {
+                let mut r = wasmparser::BinaryReader::new(content, 0);
+                let name = r.read_string().unwrap();
+                if name == ward_manifest::SECTION {
+                    let data = &content[r.original_position()..];
+                    let text = edit(std::str::from_utf8(data).unwrap());
+                    let mut c = Vec::new();
+                    leb(name.len(), &mut c);
+                    c.extend_from_slice(name.as_bytes());
+                    c.extend_from_slice(text.as_bytes());
+                    c
+                } else {
+                    content.to_vec()
+                }
+            } else if component && id == 1 {
+                walk(content, false, edit)
+            } else {
+                content.to_vec()
+            };
+            out.push(id);
+            leb(new_content.len(), &mut out);
+            out.extend_from_slice(&new_content);
+        }
+        out
+    }
+    walk(bytes, true, edit)
+}
+
+/// Writes `bytes` as `dir/name`.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Signs `path` with a minisign secret key file's text; writes `path.minisig`.
+pub fn sign(secret: &str, path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let sig = ward_trust::sign(secret, &bytes, "x.wasm").unwrap();
+    let mut sig_path = path.as_os_str().to_owned();
+    sig_path.push(".minisig");
+    std::fs::write(PathBuf::from(sig_path), sig).unwrap();
+}

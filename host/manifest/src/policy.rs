@@ -223,6 +223,14 @@ pub struct GrantView {
     /// Config fields the URL is filled from (their patterns bound the hosts
     /// and paths reachable).
     pub config_fields: Vec<ConfigDependency>,
+    /// Every host the grant may be filled to, with the placeholders of
+    /// fields that list `values` expanded (`{domain}.okta.com`,
+    /// `{domain}.oktapreview.com`, ...).
+    pub host_families: Vec<String>,
+    /// Set when the host ends in a value the operator types (a custom
+    /// domain): secrets bound to this grant are sent to an operator-named
+    /// host.
+    pub operator_named_host: bool,
     /// Methods requested and effective.
     pub methods: Pair<Vec<String>>,
     /// Secrets that may be substituted, requested and effective.
@@ -388,16 +396,17 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
                 name,
             })
             .collect();
+        let host_families = manifest.host_families(&parts.host);
+        let operator_named_host = manifest.is_operator_named(&parts.host);
         let denied_hosts: Vec<String> = policy
             .deny_hosts
             .iter()
-            .filter(|r| rule_may_match(r, &parts.host))
+            .filter(|r| host_families.iter().any(|h| rule_may_match(r, h)))
             .cloned()
             .collect();
-        let host_denied = policy
-            .deny_hosts
+        let host_denied = host_families
             .iter()
-            .any(|r| rule_denies_all(r, &parts.host));
+            .all(|h| policy.deny_hosts.iter().any(|r| rule_denies_all(r, h)));
         let denied_paths: Vec<String> = policy
             .deny_paths
             .iter()
@@ -429,6 +438,8 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
             port: parts.port,
             path_prefix: parts.path,
             config_fields: fields,
+            operator_named_host,
+            host_families,
             methods: Pair {
                 requested: grant.methods.clone(),
                 effective: if denied {

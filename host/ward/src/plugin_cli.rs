@@ -216,18 +216,28 @@ pub fn diff(old: &[u8], new: &[u8]) -> anyhow::Result<DiffReport> {
     })
 }
 
-fn print_inspection(i: &Inspection) {
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// The human-readable `ward plugin inspect` table.
+pub fn render_inspection(i: &Inspection) -> String {
+    let mut out = String::new();
     let p = &i.permissions;
-    println!("{} {} ({}) by {}", i.key, i.version, i.name, i.vendor);
-    println!("  file       {} ({} bytes)", i.file, i.size_bytes);
-    println!("  sha256     {}", i.digest);
-    println!("  signature  {}", i.signature);
-    println!("  world      {}", i.world);
-    println!("  imports    {}", i.imports.join(", "));
-    println!("  auth       {}", p.auth);
-    println!("\nHTTP grants (requested -> effective):");
+    outln!(out, "{} {} ({}) by {}", i.key, i.version, i.name, i.vendor);
+    outln!(out, "  file       {} ({} bytes)", i.file, i.size_bytes);
+    outln!(out, "  sha256     {}", i.digest);
+    outln!(out, "  signature  {}", i.signature);
+    outln!(out, "  world      {}", i.world);
+    outln!(out, "  imports    {}", i.imports.join(", "));
+    outln!(out, "  auth       {}", p.auth);
+    outln!(out, "\nHTTP grants (requested -> effective):");
     for g in &p.http {
-        println!(
+        outln!(out, 
             "  [{:?}] {} {}://{}:{}{}",
             g.status,
             g.methods.requested.join(","),
@@ -237,10 +247,19 @@ fn print_inspection(i: &Inspection) {
             g.path_prefix
         );
         for f in &g.config_fields {
-            println!("      {{{}}} must match {}", f.name, f.pattern);
+            outln!(out, "      {{{}}} must match {}", f.name, f.pattern);
+        }
+        if g.host_families.len() > 1 || g.host_families.iter().any(|h| *h != g.host) {
+            outln!(out, "      hosts: {}", g.host_families.join(", "));
+        }
+        if g.operator_named_host {
+            outln!(out, 
+                "      OPERATOR-NAMED HOST: {} is whatever the operator types; secrets bound here are sent there",
+                g.host
+            );
         }
         if !g.secrets.requested.is_empty() {
-            println!(
+            outln!(out, 
                 "      secrets: {} -> {}{}",
                 g.secrets.requested.join(","),
                 if g.secrets.effective.is_empty() {
@@ -256,15 +275,15 @@ fn print_inspection(i: &Inspection) {
             );
         }
         for d in &g.denied_hosts {
-            println!("      policy denies host {d}");
+            outln!(out, "      policy denies host {d}");
         }
         for d in &g.denied_paths {
-            println!("      policy denies path {d}");
+            outln!(out, "      policy denies path {d}");
         }
     }
-    println!("\nSecrets:");
+    outln!(out, "\nSecrets:");
     for s in &p.secrets {
-        println!(
+        outln!(out, 
             "  {}{}: sent only to {}",
             s.name,
             if s.refused {
@@ -279,26 +298,27 @@ fn print_inspection(i: &Inspection) {
             }
         );
     }
-    println!("\nLimits (requested -> effective):");
+    outln!(out, "\nLimits (requested -> effective):");
     let (r, e) = (
         serde_json::to_value(p.limits.requested).unwrap_or_default(),
         serde_json::to_value(p.limits.effective).unwrap_or_default(),
     );
     if let (Some(r), Some(e)) = (r.as_object(), e.as_object()) {
         for (name, value) in r {
-            println!(
+            outln!(out, 
                 "  {name:<18} {value} -> {}",
                 e.get(name).cloned().unwrap_or_default()
             );
         }
     }
-    println!(
+    outln!(out, 
         "  {:<18} {} -> {}",
         "requests_per_minute", p.requests_per_minute.requested, p.requests_per_minute.effective
     );
     for w in &p.warnings {
-        println!("warning: {w}");
+        outln!(out, "warning: {w}");
     }
+    out
 }
 
 /// Runs a `ward plugin` subcommand. Returns the process exit code.
@@ -381,7 +401,7 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&inspection)?);
             } else {
-                print_inspection(&inspection);
+                print!("{}", render_inspection(&inspection));
             }
             Ok(0)
         }

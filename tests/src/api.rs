@@ -180,21 +180,8 @@ impl ApiHarness {
         let state = query_param(&back, "state").unwrap();
         let callback = self.browser.get(back.as_str()).send().await.unwrap();
         assert_eq!(callback.status(), StatusCode::OK, "callback {back}");
-        let configuration: serde_json::Map<String, Value> = config
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect();
-        self.send(
-            Method::POST,
-            "/instances",
-            Some(&json!({
-                "element": {"key": element},
-                "providerData": {"code": code, "state": state},
-                "configuration": configuration,
-                "name": name,
-            })),
-        )
-        .await
+        self.create_instance(element, json!({"code": code, "state": state}), config, name)
+            .await
     }
 
     /// `POST /instances` with an operator-entered API token. Returns POST's
@@ -203,6 +190,18 @@ impl ApiHarness {
         &self,
         element: &str,
         api_token: &str,
+        config: &[(&str, &str)],
+        name: &str,
+    ) -> (StatusCode, Value) {
+        self.create_instance(element, json!({"apiToken": api_token}), config, name)
+            .await
+    }
+
+    /// `POST /instances` with the given `providerData`.
+    pub async fn create_instance(
+        &self,
+        element: &str,
+        provider_data: Value,
         config: &[(&str, &str)],
         name: &str,
     ) -> (StatusCode, Value) {
@@ -215,7 +214,7 @@ impl ApiHarness {
             "/instances",
             Some(&json!({
                 "element": {"key": element},
-                "providerData": {"apiToken": api_token},
+                "providerData": provider_data,
                 "configuration": configuration,
                 "name": name,
             })),

@@ -47,10 +47,45 @@ async fn delete(h: &ApiHarness, id: &str) {
     assert!(status.is_success(), "{body}");
 }
 
+/// Connects once per typed form, checks the value stored and echoed for
+/// `field`, and deletes the instance again. Returns the created answers.
+async fn assert_each_form_accepted<F, Fut>(
+    h: &ApiHarness,
+    field: &str,
+    want: &str,
+    forms: &[&'static str],
+    connect: F,
+) -> Vec<Value>
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = (StatusCode, Value)>,
+{
+    let mut answers = Vec::new();
+    for typed in forms {
+        let (status, created) = connect(typed).await;
+        assert_eq!(status, StatusCode::CREATED, "{typed:?}: {created}");
+        assert_eq!(
+            created["configuration"][field], want,
+            "{typed:?}: {created}"
+        );
+        assert_eq!(created["operatorNamedHosts"], json!([]), "{created}");
+        let id = created["id"].as_str().unwrap();
+        let (_, shown) = h.get(&format!("/instances/{id}")).await;
+        assert_eq!(shown["configuration"], created["configuration"]);
+        delete(h, id).await;
+        answers.push(created);
+    }
+    answers
+}
+
 /// A 422 whose message carries `example`; nothing was created.
 async fn assert_refused(h: &ApiHarness, answer: (StatusCode, Value), example: &str, typed: &str) {
     let (status, body) = answer;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{typed:?}: {body}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{typed:?}: {body}"
+    );
     let message = body.to_string();
     assert!(message.contains(example), "{typed:?}: {message}");
     assert!(h.instance_ids().await.is_empty(), "{typed:?} stored");
@@ -60,27 +95,23 @@ async fn assert_refused(h: &ApiHarness, answer: (StatusCode, Value), example: &s
 async fn okta_org_address_in_every_form_is_normalised_and_echoed() {
     let (h, org) = okta(small_okta("acme")).await;
     let token = OktaConfig::default().api_token;
-    for typed in [
+    let forms = [
         "acme",
         "acme.okta.com",
         "https://acme.okta.com/",
         "https://ACME.okta.com/admin/dashboard?tab=1",
         "  acme.okta.com.  ",
         "http://acme.okta.com",
-    ] {
-        let (status, created) = h
-            .connect_token("okta", &token, &[("domain", typed)], typed)
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{typed:?}: {created}");
-        let config = &created["configuration"];
-        assert_eq!(config["domain"], "acme", "{typed:?}: {created}");
-        assert_eq!(config["base_domain"], "okta.com", "{typed:?}");
-        assert!(config.get("custom_domain").is_none(), "{created}");
-        assert_eq!(created["operatorNamedHosts"], json!([]), "{created}");
-        let id = created["id"].as_str().unwrap();
-        let (_, shown) = h.get(&format!("/instances/{id}")).await;
-        assert_eq!(shown["configuration"], *config);
-        delete(&h, id).await;
+    ];
+    let (h, token) = (&h, &token);
+    let created = assert_each_form_accepted(h, "domain", "acme", &forms, |typed| async move {
+        h.connect_token("okta", token, &[("domain", typed)], typed)
+            .await
+    })
+    .await;
+    for c in created {
+        assert_eq!(c["configuration"]["base_domain"], "okta.com", "{c}");
+        assert!(c["configuration"].get("custom_domain").is_none(), "{c}");
     }
     assert!(
         org.requests()
@@ -117,7 +148,12 @@ async fn okta_refuses_what_cannot_be_an_org_with_an_example_and_stores_nothing()
         .connect_token("okta", &token, &[("domain", "acme.evil.com")], "x")
         .await;
     let message = body.to_string();
-    for family in ["okta-emea.com", "oktapreview.com", "okta-gov.com", "okta.mil"] {
+    for family in [
+        "okta-emea.com",
+        "oktapreview.com",
+        "okta-gov.com",
+        "okta.mil",
+    ] {
         assert!(message.contains(family), "{message}");
     }
     assert!(message.contains("custom_domain"), "{message}");
@@ -175,7 +211,10 @@ async fn okta_preview_org_connects_and_backfills_through_the_api() {
         .connect_token(
             "okta",
             &token,
-            &[("domain", "https://acme-sandbox.oktapreview.com/admin/dashboard")],
+            &[(
+                "domain",
+                "https://acme-sandbox.oktapreview.com/admin/dashboard",
+            )],
             "Okta preview",
         )
         .await;
@@ -190,9 +229,17 @@ async fn okta_preview_org_connects_and_backfills_through_the_api() {
     assert_eq!(h.event_ids(id).await.len(), 40);
 
     let received = org.requests();
-    assert!(received.iter().any(|r| r.path_and_query.starts_with("/api/v1/logs")));
+    assert!(
+        received
+            .iter()
+            .any(|r| r.path_and_query.starts_with("/api/v1/logs"))
+    );
     for r in &received {
-        assert_eq!(r.host.as_deref(), Some("acme-sandbox.oktapreview.com"), "{r:?}");
+        assert_eq!(
+            r.host.as_deref(),
+            Some("acme-sandbox.oktapreview.com"),
+            "{r:?}"
+        );
         assert_eq!(r.auth_scheme.as_deref(), Some("SSWS"), "{r:?}");
     }
     let egress = h.egress_hosts(id).await;
@@ -241,7 +288,11 @@ async fn okta_custom_domain_org_backfills_and_is_flagged_as_operator_named() {
 
     // Every call went to the custom domain, none to the org's okta.com host.
     let received = org.requests();
-    assert!(received.iter().any(|r| r.path_and_query.starts_with("/api/v1/logs")));
+    assert!(
+        received
+            .iter()
+            .any(|r| r.path_and_query.starts_with("/api/v1/logs"))
+    );
     for r in &received {
         assert_eq!(r.host.as_deref(), Some("login.acme-corp.example"), "{r:?}");
     }
@@ -267,25 +318,23 @@ async fn zendesk_subdomain_in_every_form_is_normalised_and_refusals_show_an_exam
     .unwrap();
     let h = ApiHarness::start(ca, vec![(zd.host(), zd.addr())], |_| {}).await;
     let (email, token) = zd.api_token();
-    for typed in [
+    let (h, email, token) = (&h, &email, &token);
+    let connect = |typed: &'static str| async move {
+        h.connect_token(
+            "zendesk",
+            token,
+            &[("subdomain", typed), ("email", email)],
+            typed,
+        )
+        .await
+    };
+    let forms = [
         "acme",
         "acme.zendesk.com",
         "https://acme.zendesk.com/agent/dashboard",
         "ACME.ZENDESK.COM/",
-    ] {
-        let (status, created) = h
-            .connect_token(
-                "zendesk",
-                &token,
-                &[("subdomain", typed), ("email", &email)],
-                typed,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{typed:?}: {created}");
-        assert_eq!(created["configuration"]["subdomain"], "acme", "{typed:?}");
-        assert_eq!(created["operatorNamedHosts"], json!([]));
-        delete(&h, created["id"].as_str().unwrap()).await;
-    }
+    ];
+    assert_each_form_accepted(h, "subdomain", "acme", &forms, connect).await;
     let sent = zd.requests().len();
     for typed in [
         "acme.zendesk.com.evil.io",
@@ -293,17 +342,14 @@ async fn zendesk_subdomain_in_every_form_is_normalised_and_refusals_show_an_exam
         "https://acme.zendesk.com:8443/",
         "support.acme.zendesk.com",
     ] {
-        let answer = h
-            .connect_token(
-                "zendesk",
-                &token,
-                &[("subdomain", typed), ("email", &email)],
-                typed,
-            )
-            .await;
-        assert_refused(&h, answer, "enter `acme` or `acme.zendesk.com`", typed).await;
+        let answer = connect(typed).await;
+        assert_refused(h, answer, "enter `acme` or `acme.zendesk.com`", typed).await;
     }
-    assert_eq!(zd.requests().len(), sent, "a refused address reached Zendesk");
+    assert_eq!(
+        zd.requests().len(),
+        sent,
+        "a refused address reached Zendesk"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,18 +368,17 @@ async fn egnyte_domain_in_every_form_is_normalised_through_the_oauth_flow() {
     .unwrap();
     let h = ApiHarness::start(ca, vec![(eg.host(), eg.addr())], |_| {}).await;
     let (client_id, secret) = eg.oauth_client();
-    for typed in [
+    let forms = [
         "acme",
         "acme.egnyte.com",
         "https://acme.egnyte.com/app/index.do#storage",
-    ] {
-        let (status, created) = h
-            .connect_oauth("egnyte", &client_id, &secret, &[("domain", typed)], typed)
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{typed:?}: {created}");
-        assert_eq!(created["configuration"]["domain"], "acme", "{typed:?}");
-        delete(&h, created["id"].as_str().unwrap()).await;
-    }
+    ];
+    let (h, client_id, secret) = (&h, &client_id, &secret);
+    assert_each_form_accepted(h, "domain", "acme", &forms, |typed| async move {
+        h.connect_oauth("egnyte", client_id, secret, &[("domain", typed)], typed)
+            .await
+    })
+    .await;
     for typed in ["acme.egnyte.eu", "https://acme.egnyte.com.evil.io/"] {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("apiKey", &client_id)
@@ -341,9 +386,7 @@ async fn egnyte_domain_in_every_form_is_normalised_through_the_oauth_flow() {
             .append_pair("callbackUrl", &h.callback_url())
             .append_pair("domain", typed)
             .finish();
-        let answer = h
-            .get(&format!("/elements/egnyte/oauth/url?{query}"))
-            .await;
+        let answer = h.get(&format!("/elements/egnyte/oauth/url?{query}")).await;
         assert_refused(&h, answer, "enter `acme` or `acme.egnyte.com`", typed).await;
     }
 }

@@ -89,6 +89,19 @@ fn widened_okta() -> Vec<u8> {
     })
 }
 
+/// `ward plugin inspect bundled:okta`, and its `--json` document.
+fn inspect_bundled_okta() -> (plugin_cli::Inspection, serde_json::Value) {
+    let inspection = plugin_cli::inspect(
+        "bundled:okta",
+        ward_daemon::bundled::get("okta").unwrap(),
+        &[],
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&inspection).unwrap();
+    (inspection, json)
+}
+
 fn manifest(bytes: &[u8]) -> Manifest {
     Manifest::from_section(&ward_runtime::read_manifest_section(bytes).unwrap()).unwrap()
 }
@@ -214,14 +227,7 @@ async fn only_plugins_signed_by_a_trusted_key_load_unless_dev_mode() {
 
 #[tokio::test]
 async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
-    let inspection = plugin_cli::inspect(
-        "bundled:okta",
-        ward_daemon::bundled::get("okta").unwrap(),
-        &[],
-        &BTreeMap::new(),
-    )
-    .unwrap();
-    let json = serde_json::to_value(&inspection).unwrap();
+    let (_, json) = inspect_bundled_okta();
     let fields: Vec<&str> = json
         .as_object()
         .unwrap()
@@ -298,14 +304,7 @@ async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
 /// domain) is flagged, in JSON and in the text table.
 #[tokio::test]
 async fn inspect_json_shows_okta_host_families_and_flags_the_custom_domain() {
-    let inspection = plugin_cli::inspect(
-        "bundled:okta",
-        ward_daemon::bundled::get("okta").unwrap(),
-        &[],
-        &BTreeMap::new(),
-    )
-    .unwrap();
-    let json = serde_json::to_value(&inspection).unwrap();
+    let (inspection, json) = inspect_bundled_okta();
     let grants = json["permissions"]["http"].as_array().unwrap();
     let by_url = |url: &str| {
         grants
@@ -329,7 +328,10 @@ async fn inspect_json_shows_okta_host_families_and_flags_the_custom_domain() {
         assert_eq!(grant["operator_named_host"], false, "{url}");
     }
     let custom = by_url("https://{custom_domain}/api/v1/");
-    assert_eq!(custom["host_families"], serde_json::json!(["{custom_domain}"]));
+    assert_eq!(
+        custom["host_families"],
+        serde_json::json!(["{custom_domain}"])
+    );
     assert_eq!(custom["operator_named_host"], true);
     assert_eq!(
         custom["secrets"]["effective"],
@@ -355,8 +357,14 @@ async fn inspect_json_shows_okta_host_families_and_flags_the_custom_domain() {
     }
 
     let text = plugin_cli::render_inspection(&inspection);
-    assert!(text.contains("hosts: {domain}.okta.com, {domain}.okta-emea.com"), "{text}");
-    assert!(text.contains("OPERATOR-NAMED HOST: {custom_domain}"), "{text}");
+    assert!(
+        text.contains("hosts: {domain}.okta.com, {domain}.okta-emea.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("OPERATOR-NAMED HOST: {custom_domain}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

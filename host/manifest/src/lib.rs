@@ -355,8 +355,7 @@ impl Manifest {
                     field.name
                 )));
             }
-            if !field.values.is_empty() && field.pattern != tenant::values_pattern(&field.values)
-            {
+            if !field.values.is_empty() && field.pattern != tenant::values_pattern(&field.values) {
                 return Err(self.invalid(format!(
                     "config field `{}` declares `values`; leave out its `pattern`",
                     field.name

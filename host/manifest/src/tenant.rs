@@ -258,7 +258,11 @@ fn refusal(
         ),
         Some(first) => {
             let under = if families.len() > 1 {
-                format!(" ({} tenants live under {})", manifest.name, families.join(", "))
+                format!(
+                    " ({} tenants live under {})",
+                    manifest.name,
+                    families.join(", ")
+                )
             } else {
                 String::new()
             };
@@ -308,7 +312,10 @@ mod tests {
             ("acme", Some("acme")),
             (" ACME.Okta.com. ", Some("acme.okta.com")),
             ("https://acme.okta.com/", Some("acme.okta.com")),
-            ("http://acme.okta.com/admin/dashboard?x=1#y", Some("acme.okta.com")),
+            (
+                "http://acme.okta.com/admin/dashboard?x=1#y",
+                Some("acme.okta.com"),
+            ),
             ("acme.okta.com/app/UserHome", Some("acme.okta.com")),
             ("https://acme.okta.com:443/", Some("acme.okta.com")),
             ("https://acme.okta.com:8443/", None),
@@ -448,7 +455,10 @@ secrets = ["api_token"]
             "suffix_field = \"base_domain\", suffix = \"okta.com\" }",
         );
         assert!(Manifest::parse(&both).is_err());
-        let no_values = CELLS.replace("suffix_field = \"base_domain\"", "suffix_field = \"custom_domain\"");
+        let no_values = CELLS.replace(
+            "suffix_field = \"base_domain\"",
+            "suffix_field = \"custom_domain\"",
+        );
         assert!(Manifest::parse(&no_values).is_err());
         let bad_example = CELLS.replace("example = \"acme\"", "example = \"acme.evil.com\"");
         assert!(Manifest::parse(&bad_example).is_err());

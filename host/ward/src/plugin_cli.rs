@@ -237,7 +237,8 @@ pub fn render_inspection(i: &Inspection) -> String {
     outln!(out, "  auth       {}", p.auth);
     outln!(out, "\nHTTP grants (requested -> effective):");
     for g in &p.http {
-        outln!(out, 
+        outln!(
+            out,
             "  [{:?}] {} {}://{}:{}{}",
             g.status,
             g.methods.requested.join(","),
@@ -253,13 +254,15 @@ pub fn render_inspection(i: &Inspection) -> String {
             outln!(out, "      hosts: {}", g.host_families.join(", "));
         }
         if g.operator_named_host {
-            outln!(out, 
+            outln!(
+                out,
                 "      OPERATOR-NAMED HOST: {} is whatever the operator types; secrets bound here are sent there",
                 g.host
             );
         }
         if !g.secrets.requested.is_empty() {
-            outln!(out, 
+            outln!(
+                out,
                 "      secrets: {} -> {}{}",
                 g.secrets.requested.join(","),
                 if g.secrets.effective.is_empty() {
@@ -283,7 +286,8 @@ pub fn render_inspection(i: &Inspection) -> String {
     }
     outln!(out, "\nSecrets:");
     for s in &p.secrets {
-        outln!(out, 
+        outln!(
+            out,
             "  {}{}: sent only to {}",
             s.name,
             if s.refused {
@@ -305,15 +309,19 @@ pub fn render_inspection(i: &Inspection) -> String {
     );
     if let (Some(r), Some(e)) = (r.as_object(), e.as_object()) {
         for (name, value) in r {
-            outln!(out, 
+            outln!(
+                out,
                 "  {name:<18} {value} -> {}",
                 e.get(name).cloned().unwrap_or_default()
             );
         }
     }
-    outln!(out, 
+    outln!(
+        out,
         "  {:<18} {} -> {}",
-        "requests_per_minute", p.requests_per_minute.requested, p.requests_per_minute.effective
+        "requests_per_minute",
+        p.requests_per_minute.requested,
+        p.requests_per_minute.effective
     );
     for w in &p.warnings {
         outln!(out, "warning: {w}");

@@ -268,7 +268,10 @@ impl OktaStandIn {
                 Some("SUPER_ADMIN" | "ORG_ADMIN" | "READ_ONLY_ADMIN")
             ),
             revoked: AtomicBool::new(false),
-            link_host: cfg.custom_domain.clone().unwrap_or_else(|| dir.host.clone()),
+            link_host: cfg
+                .custom_domain
+                .clone()
+                .unwrap_or_else(|| dir.host.clone()),
             cursors: CursorCodec::new(&cfg.org, cfg.seed),
             dir,
             events: RwLock::new(log),

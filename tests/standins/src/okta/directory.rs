@@ -678,7 +678,14 @@ mod tests {
     #[test]
     fn names_and_ids() {
         assert_eq!(company_name("ward-demo"), "Ward Demo Inc");
-        let d = Directory::generate("ward-demo", "okta.com", 7, 50, Some("SUPER_ADMIN"), 1_750_000_000_000);
+        let d = Directory::generate(
+            "ward-demo",
+            "okta.com",
+            7,
+            50,
+            Some("SUPER_ADMIN"),
+            1_750_000_000_000,
+        );
         assert_eq!(d.users.len(), 50);
         for u in &d.users {
             assert!(u.id.starts_with("00u") && u.id.len() == 20, "{}", u.id);

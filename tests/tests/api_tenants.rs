@@ -381,12 +381,12 @@ async fn egnyte_domain_in_every_form_is_normalised_through_the_oauth_flow() {
     .await;
     for typed in ["acme.egnyte.eu", "https://acme.egnyte.com.evil.io/"] {
         let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("apiKey", &client_id)
-            .append_pair("apiSecret", &secret)
+            .append_pair("apiKey", client_id)
+            .append_pair("apiSecret", secret)
             .append_pair("callbackUrl", &h.callback_url())
             .append_pair("domain", typed)
             .finish();
         let answer = h.get(&format!("/elements/egnyte/oauth/url?{query}")).await;
-        assert_refused(&h, answer, "enter `acme` or `acme.egnyte.com`", typed).await;
+        assert_refused(h, answer, "enter `acme` or `acme.egnyte.com`", typed).await;
     }
 }

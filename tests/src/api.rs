@@ -180,6 +180,31 @@ impl ApiHarness {
         let state = query_param(&back, "state").unwrap();
         let callback = self.browser.get(back.as_str()).send().await.unwrap();
         assert_eq!(callback.status(), StatusCode::OK, "callback {back}");
+        self.create_instance(element, json!({"code": code, "state": state}), config, name)
+            .await
+    }
+
+    /// `POST /instances` with an operator-entered API token. Returns POST's
+    /// answer.
+    pub async fn connect_token(
+        &self,
+        element: &str,
+        api_token: &str,
+        config: &[(&str, &str)],
+        name: &str,
+    ) -> (StatusCode, Value) {
+        self.create_instance(element, json!({"apiToken": api_token}), config, name)
+            .await
+    }
+
+    /// `POST /instances` with the given `providerData`.
+    pub async fn create_instance(
+        &self,
+        element: &str,
+        provider_data: Value,
+        config: &[(&str, &str)],
+        name: &str,
+    ) -> (StatusCode, Value) {
         let configuration: serde_json::Map<String, Value> = config
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
@@ -189,12 +214,42 @@ impl ApiHarness {
             "/instances",
             Some(&json!({
                 "element": {"key": element},
-                "providerData": {"code": code, "state": state},
+                "providerData": provider_data,
                 "configuration": configuration,
                 "name": name,
             })),
         )
         .await
+    }
+
+    /// Every instance id, through `GET /instances`.
+    pub async fn instance_ids(&self) -> Vec<String> {
+        let (status, list) = self.get("/instances").await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The hosts of every request in the instance's egress log, and whether
+    /// each was allowed.
+    pub async fn egress_hosts(&self, id: &str) -> Vec<(String, bool)> {
+        let (status, page) = self.get(&format!("/instances/{id}/egress")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let url = url::Url::parse(r["url"].as_str().unwrap()).unwrap();
+                (
+                    url.host_str().unwrap_or_default().to_owned(),
+                    r["allowed"].as_bool().unwrap(),
+                )
+            })
+            .collect()
     }
 
     /// Test now.

@@ -37,6 +37,19 @@ fn widened_okta() -> Vec<u8> {
     })
 }
 
+/// `ward plugin inspect bundled:okta`, and its `--json` document.
+fn inspect_bundled_okta() -> (plugin_cli::Inspection, serde_json::Value) {
+    let inspection = plugin_cli::inspect(
+        "bundled:okta",
+        ward_daemon::bundled::get("okta").unwrap(),
+        &[],
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&inspection).unwrap();
+    (inspection, json)
+}
+
 fn manifest(bytes: &[u8]) -> Manifest {
     Manifest::from_section(&ward_runtime::read_manifest_section(bytes).unwrap()).unwrap()
 }
@@ -148,14 +161,7 @@ async fn only_plugins_signed_by_a_trusted_key_load_unless_dev_mode() {
 
 #[tokio::test]
 async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
-    let inspection = plugin_cli::inspect(
-        "bundled:okta",
-        ward_daemon::bundled::get("okta").unwrap(),
-        &[],
-        &BTreeMap::new(),
-    )
-    .unwrap();
-    let json = serde_json::to_value(&inspection).unwrap();
+    let (_, json) = inspect_bundled_okta();
     let fields: Vec<&str> = json
         .as_object()
         .unwrap()
@@ -212,7 +218,7 @@ async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
         );
         assert_eq!(grant["status"], "granted");
         assert_eq!(grant["scheme"], "https");
-        assert!(grant["host"].as_str().unwrap().ends_with(".okta.com"));
+        assert!(!grant["host_families"].as_array().unwrap().is_empty());
     }
     assert_eq!(
         json["permissions"]["limits"]["requested"],
@@ -224,6 +230,74 @@ async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
             .unwrap()
             .iter()
             .any(|f| f["name"] == "domain")
+    );
+}
+
+/// Okta's host families are explicit: each grant lists every host it may be
+/// filled to, and the one grant whose host the operator types (a custom URL
+/// domain) is flagged, in JSON and in the text table.
+#[tokio::test]
+async fn inspect_json_shows_okta_host_families_and_flags_the_custom_domain() {
+    let (inspection, json) = inspect_bundled_okta();
+    let grants = json["permissions"]["http"].as_array().unwrap();
+    let by_url = |url: &str| {
+        grants
+            .iter()
+            .find(|g| g["url"] == url)
+            .unwrap_or_else(|| panic!("no grant {url}"))
+    };
+    let cells = [
+        "{domain}.okta.com",
+        "{domain}.okta-emea.com",
+        "{domain}.oktapreview.com",
+        "{domain}.okta-gov.com",
+        "{domain}.okta.mil",
+    ];
+    for url in [
+        "https://{domain}.{base_domain}/api/v1/",
+        "https://{domain}.{base_domain}/oauth2/v1/",
+    ] {
+        let grant = by_url(url);
+        assert_eq!(grant["host_families"], serde_json::json!(cells), "{url}");
+        assert_eq!(grant["operator_named_host"], false, "{url}");
+    }
+    let custom = by_url("https://{custom_domain}/api/v1/");
+    assert_eq!(
+        custom["host_families"],
+        serde_json::json!(["{custom_domain}"])
+    );
+    assert_eq!(custom["operator_named_host"], true);
+    assert_eq!(
+        custom["secrets"]["effective"],
+        serde_json::json!(["api_token", "access_token"])
+    );
+    // Exactly one grant reaches a host outside Okta's families.
+    assert_eq!(
+        grants
+            .iter()
+            .filter(|g| g["operator_named_host"] == true)
+            .count(),
+        1
+    );
+    // The custom-domain field is a host name, never a pattern that could
+    // hold a path, port or user.
+    let field = custom["config_fields"][0]["pattern"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("^(?:")
+        .trim_end_matches(")$");
+    for c in [".*", "/", "@", ":", "#", "\\S", "[^"] {
+        assert!(!field.contains(c), "{field}");
+    }
+
+    let text = plugin_cli::render_inspection(&inspection);
+    assert!(
+        text.contains("hosts: {domain}.okta.com, {domain}.okta-emea.com"),
+        "{text}"
+    );
+    assert!(
+        text.contains("OPERATOR-NAMED HOST: {custom_domain}"),
+        "{text}"
     );
 }
 

@@ -435,7 +435,13 @@ pub(crate) async fn create_instance(
     let loaded = element(&state, &req.element.key)?;
     let key = loaded.plugin.manifest().key.clone();
     let (grant, host_secrets, state_config) = grant_from(&state, &key, req.provider_data).await?;
-    let mut config = req.configuration;
+    // Normalised first, so that `acme.zendesk.com` here matches the `acme`
+    // an OAuth URL was issued for.
+    let mut config = loaded
+        .plugin
+        .manifest()
+        .normalize_config(&req.configuration)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     if let Some(bound_config) = state_config {
         // The consent was given for this configuration (tenant, client id);
         // a different one would send the code elsewhere.

@@ -194,9 +194,26 @@ pub struct InstanceView {
     pub requests_per_minute: u32,
     /// Status.
     pub status: StatusView,
-    /// Configuration (never holds secrets).
+    /// Configuration (never holds secrets), as normalised: `acme` for an
+    /// Okta `domain` typed as `https://acme.okta.com/`.
     pub configuration: BTreeMap<String, String>,
+    /// Hosts outside the provider's own host families that this instance's
+    /// tokens are sent to because the operator named them (an Okta custom
+    /// URL domain). Empty for most instances.
+    pub operator_named_hosts: Vec<OperatorNamedHost>,
 }
+
+/// A host the operator named, where the instance's tokens are sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorNamedHost {
+    /// The host name, e.g. `login.acme.com`.
+    pub host: String,
+    /// Always "token sent to an operator-named host".
+    pub note: String,
+}
+
+/// The note on every [`OperatorNamedHost`].
+pub const OPERATOR_NAMED_NOTE: &str = "token sent to an operator-named host";
 
 /// One check of a test.
 #[derive(Debug, Serialize, ToSchema)]
@@ -328,6 +345,21 @@ pub(crate) async fn instance_view(
         .filter(|d| *d > 0)
         .unwrap_or(DEFAULT_ROTATION_DAYS);
     let default_rpm = schedule.map(|s| s.requests_per_minute).unwrap_or(0);
+    let operator_named_hosts = plugin
+        .as_ref()
+        .and_then(|p| {
+            p.plugin
+                .manifest()
+                .operator_named_hosts(&instance.config)
+                .ok()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(|host| OperatorNamedHost {
+            host,
+            note: OPERATOR_NAMED_NOTE.to_owned(),
+        })
+        .collect();
     let progress = daemon.scheduler.progress(&instance.id);
     let now = now_ms();
     let newest = store.newest_event_ms(&instance.id).await?;
@@ -375,5 +407,6 @@ pub(crate) async fn instance_view(
         tags: instance.tags,
         status,
         configuration: instance.config,
+        operator_named_hosts,
     })
 }

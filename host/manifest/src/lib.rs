@@ -13,6 +13,7 @@ pub mod diff;
 pub mod policy;
 pub mod risks;
 pub mod rules;
+pub mod tenant;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -22,6 +23,7 @@ pub use diff::{Change, ChangeKind, diff, widens};
 pub use policy::{Effective, PluginPolicy, effective};
 pub use risks::{Risk, RiskKind};
 pub use rules::check_host;
+pub use tenant::TenantHost;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -94,8 +96,18 @@ pub struct ConfigField {
     /// Label shown in the console.
     #[serde(default)]
     pub label: String,
-    /// Regular expression the whole value must match.
+    /// Regular expression the whole value must match. May be omitted when
+    /// `values` is given (it then is exactly one of the values).
+    #[serde(default)]
     pub pattern: String,
+    /// The only values accepted (for instance a provider's host families),
+    /// listed so that `inspect` can show every host a grant may reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// The field names a provider tenant: values are normalised from what
+    /// operators paste (host names, URLs) before validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantHost>,
     /// Whether the operator must supply it.
     #[serde(default = "yes")]
     pub required: bool,
@@ -301,8 +313,13 @@ pub struct Manifest {
 impl Manifest {
     /// Parses and validates manifest TOML.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let manifest: Manifest =
+        let mut manifest: Manifest =
             toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
+        for field in &mut manifest.config {
+            if field.pattern.is_empty() && !field.values.is_empty() {
+                field.pattern = tenant::values_pattern(&field.values);
+            }
+        }
         manifest.validate()?;
         Ok(manifest)
     }
@@ -338,6 +355,18 @@ impl Manifest {
             if !fields.insert(field.name.as_str()) {
                 return Err(self.invalid(format!("config field `{}` declared twice", field.name)));
             }
+            if field.pattern.is_empty() {
+                return Err(self.invalid(format!(
+                    "config field `{}` needs a `pattern` or `values`",
+                    field.name
+                )));
+            }
+            if !field.values.is_empty() && field.pattern != tenant::values_pattern(&field.values) {
+                return Err(self.invalid(format!(
+                    "config field `{}` declares `values`; leave out its `pattern`",
+                    field.name
+                )));
+            }
             let re = anchored(&field.pattern)
                 .map_err(|e| self.invalid(format!("config field `{}` pattern: {e}", field.name)))?;
             if let Some(default) = &field.default
@@ -349,6 +378,7 @@ impl Manifest {
                 )));
             }
         }
+        tenant::validate(self).map_err(|e| self.invalid(e))?;
         let secrets: BTreeSet<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
         self.validate_auth(&secrets, &fields)?;
         for grant in &self.http {
@@ -541,6 +571,7 @@ impl Manifest {
                 )));
             }
         }
+        let given = tenant::normalize(self, given).map_err(config_err)?;
         let mut out = BTreeMap::new();
         for field in &self.config {
             let value = match given.get(&field.name).or(field.default.as_ref()) {
@@ -554,6 +585,14 @@ impl Manifest {
                 None => continue,
             };
             let re = anchored(&field.pattern).map_err(|e| config_err(e.to_string()))?;
+            if !field.values.is_empty() && !field.values.contains(&value) {
+                return Err(config_err(format!(
+                    "field `{}` value {:?} is not one of: {}",
+                    field.name,
+                    value,
+                    field.values.join(", ")
+                )));
+            }
             if !re.is_match(&value) {
                 return Err(config_err(format!(
                     "field `{}` value {:?} does not match {}",
@@ -565,28 +604,76 @@ impl Manifest {
         Ok(out)
     }
 
+    /// Normalises the tenant fields present in `given` (see [`tenant`])
+    /// without checking the rest: what [`Manifest::validate_config`] does
+    /// first, for callers comparing configurations.
+    pub fn normalize_config(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ManifestError> {
+        tenant::normalize(self, given).map_err(|message| ManifestError::Config {
+            key: self.key.clone(),
+            message,
+        })
+    }
+
+    /// Every host a grant's host template may be filled to, with the
+    /// placeholders of fields that list `values` expanded.
+    pub fn host_families(&self, host_template: &str) -> Vec<String> {
+        tenant::host_families(self, host_template)
+    }
+
+    /// Whether a grant's host template ends in a value the operator types
+    /// (a custom domain) instead of a provider host family.
+    pub fn is_operator_named(&self, host_template: &str) -> bool {
+        tenant::operator_named(self, host_template)
+    }
+
+    /// The hosts of a validated configuration's grants that the operator
+    /// named (see [`Manifest::is_operator_named`]): where the plugin may send
+    /// its tokens outside the provider's own host families.
+    pub fn operator_named_hosts(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ManifestError> {
+        let mut hosts: Vec<String> = self
+            .grants_for(config)?
+            .into_iter()
+            .filter(|g| {
+                let template = g.template.split_once("://").map_or("", |(_, r)| r);
+                let host = template.split('/').next().unwrap_or_default();
+                self.is_operator_named(host)
+            })
+            .map(|g| g.host)
+            .collect();
+        hosts.dedup();
+        Ok(hosts)
+    }
+
     /// Fills every HTTP grant template from a configuration that has passed
-    /// [`Manifest::validate_config`].
+    /// [`Manifest::validate_config`]. A grant using an optional field the
+    /// configuration leaves unset is not granted to that instance.
     pub fn grants_for(
         &self,
         config: &BTreeMap<String, String>,
     ) -> Result<Vec<HttpGrant>, ManifestError> {
-        self.http
-            .iter()
-            .map(|decl| {
-                let template = UrlTemplate::parse(&decl.url).map_err(|e| self.invalid(e))?;
-                let url = template
-                    .fill(config)
-                    .map_err(|message| ManifestError::Config {
-                        key: self.key.clone(),
-                        message,
-                    })?;
-                HttpGrant::new(decl, &url).map_err(|message| ManifestError::Config {
-                    key: self.key.clone(),
-                    message,
-                })
-            })
-            .collect()
+        let mut grants = Vec::new();
+        for decl in &self.http {
+            let template = UrlTemplate::parse(&decl.url).map_err(|e| self.invalid(e))?;
+            let unset_optional = template.placeholders().iter().any(|p| {
+                !config.contains_key(p) && self.config.iter().any(|f| &f.name == p && !f.required)
+            });
+            if unset_optional {
+                continue;
+            }
+            let config_err = |message| ManifestError::Config {
+                key: self.key.clone(),
+                message,
+            };
+            let url = template.fill(config).map_err(config_err)?;
+            grants.push(HttpGrant::new(decl, &url).map_err(config_err)?);
+        }
+        Ok(grants)
     }
 }
 

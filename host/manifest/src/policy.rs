@@ -240,6 +240,14 @@ pub struct GrantView {
     /// The URL with every config field that has a `default` filled in
     /// (what an instance gets when the operator leaves it out).
     pub url_with_defaults: String,
+    /// Every host the grant may be filled to, with the placeholders of
+    /// fields that list `values` expanded (`{domain}.okta.com`,
+    /// `{domain}.oktapreview.com`, ...).
+    pub host_families: Vec<String>,
+    /// Set when the host ends in a value the operator types (a custom
+    /// domain): secrets bound to this grant are sent to an operator-named
+    /// host.
+    pub operator_named_host: bool,
     /// Methods requested and effective.
     pub methods: Pair<Vec<String>>,
     /// Secrets that may be substituted, requested and effective.
@@ -446,16 +454,17 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
                 Some(value) => url.replace(&format!("{{{}}}", f.name), value),
                 None => url,
             });
+        let host_families = manifest.host_families(&parts.host);
+        let operator_named_host = manifest.is_operator_named(&parts.host);
         let denied_hosts: Vec<String> = policy
             .deny_hosts
             .iter()
-            .filter(|r| rule_may_match(r, &parts.host))
+            .filter(|r| host_families.iter().any(|h| rule_may_match(r, h)))
             .cloned()
             .collect();
-        let host_denied = policy
-            .deny_hosts
+        let host_denied = host_families
             .iter()
-            .any(|r| rule_denies_all(r, &parts.host));
+            .all(|h| policy.deny_hosts.iter().any(|r| rule_denies_all(r, h)));
         let denied_paths: Vec<String> = policy
             .deny_paths
             .iter()
@@ -488,6 +497,8 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
             path_prefix: parts.path,
             config_fields: fields,
             url_with_defaults,
+            operator_named_host,
+            host_families,
             methods: Pair {
                 requested: grant.methods.clone(),
                 effective: if denied {

@@ -293,6 +293,15 @@ pub fn render_inspection(i: &Inspection) -> String {
                     .unwrap_or_default()
             );
         }
+        if g.host_families.len() > 1 || g.host_families.iter().any(|h| *h != g.host) {
+            say!("      hosts: {}", g.host_families.join(", "));
+        }
+        if g.operator_named_host {
+            say!(
+                "      OPERATOR-NAMED HOST: {} is whatever the operator types; secrets bound here are sent there",
+                g.host
+            );
+        }
         if !g.secrets.requested.is_empty() {
             say!(
                 "      secrets: {} -> {}{}",

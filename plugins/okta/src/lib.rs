@@ -33,11 +33,23 @@ const LOG_READER_ROLES: &[&str] = &[
 
 struct Okta;
 
-fn base(config: &Config) -> Result<String> {
+/// The org's own host: `{domain}.{base_domain}` (`base_domain` is
+/// `okta.com` unless the org lives in another Okta cell family).
+fn org_host(config: &Config) -> Result<String> {
     Ok(format!(
-        "https://{}.okta.com/api/v1",
-        config.require("domain")?
+        "{}.{}",
+        config.require("domain")?,
+        config.get("base_domain").unwrap_or("okta.com")
     ))
+}
+
+/// The API base: on the operator's custom URL domain when one is set,
+/// otherwise on the org's own host.
+fn base(config: &Config) -> Result<String> {
+    match config.get("custom_domain") {
+        Some(custom) => Ok(format!("https://{custom}/api/v1")),
+        None => Ok(format!("https://{}/api/v1", org_host(config)?)),
+    }
 }
 
 /// Scopes the OAuth mode asks for; `offline_access` yields the refresh token.
@@ -56,10 +68,7 @@ fn client_id(config: &Config) -> Result<&str> {
 }
 
 fn oauth_base(config: &Config) -> Result<String> {
-    Ok(format!(
-        "https://{}.okta.com/oauth2/v1",
-        config.require("domain")?
-    ))
+    Ok(format!("https://{}/oauth2/v1", org_host(config)?))
 }
 
 fn get(config: &Config, url: &str) -> Result<Response> {
@@ -662,6 +671,25 @@ mod tests {
             ("domain", "a"),
             ("ward.auth", "api-token")
         ])));
+    }
+
+    #[test]
+    fn calls_go_to_the_org_cell_or_the_custom_domain() {
+        let preview = Config::from_pairs([("domain", "acme"), ("base_domain", "oktapreview.com")]);
+        assert_eq!(
+            base(&preview).unwrap(),
+            "https://acme.oktapreview.com/api/v1"
+        );
+        let custom = Config::from_pairs([
+            ("domain", "acme"),
+            ("base_domain", "okta.com"),
+            ("custom_domain", "login.acme.example"),
+        ]);
+        assert_eq!(base(&custom).unwrap(), "https://login.acme.example/api/v1");
+        assert_eq!(
+            oauth_base(&custom).unwrap(),
+            "https://acme.okta.com/oauth2/v1"
+        );
     }
 
     #[test]

@@ -59,6 +59,13 @@ pub const DEFAULT_CLIENT_SECRET: &str = "ward-demo-client-secret-7f3a9c21";
 pub struct OktaConfig {
     /// Org subdomain: `ward-demo` serves `ward-demo.okta.com`.
     pub org: String,
+    /// The Okta host family the org lives under: `okta.com` (default),
+    /// `oktapreview.com` for a preview org, ...
+    pub base_domain: String,
+    /// A custom URL domain the org also answers on (`login.acme.example`);
+    /// links in responses then point there, as Okta's do for requests made
+    /// on the custom domain.
+    pub custom_domain: Option<String>,
     /// The only API token accepted, sent as `Authorization: SSWS <token>`.
     pub api_token: String,
     /// System Log events present at start.
@@ -85,6 +92,8 @@ impl Default for OktaConfig {
     fn default() -> Self {
         OktaConfig {
             org: "ward-demo".to_owned(),
+            base_domain: "okta.com".to_owned(),
+            custom_domain: None,
             api_token: "00ward-demo-ssws-token".to_owned(),
             events: 1000,
             users: 25,
@@ -117,6 +126,9 @@ struct OktaState {
     can_read_org: bool,
     revoked: AtomicBool,
     dir: Directory,
+    /// The host links in responses point to: the custom URL domain when the
+    /// org has one, else the org's host.
+    link_host: String,
     events: RwLock<Vec<StoredEvent>>,
     faults: FaultPlan,
     rates: RateWindows,
@@ -213,8 +225,18 @@ impl OktaStandIn {
         );
         anyhow::ensure!(!cfg.api_token.is_empty(), "api_token must not be empty");
         let start = now_ms();
+        if let Some(custom) = &cfg.custom_domain {
+            anyhow::ensure!(
+                !custom.is_empty()
+                    && custom
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
+                "custom_domain must be a host name such as \"login.acme.example\", got {custom:?}"
+            );
+        }
         let dir = Directory::generate(
             &cfg.org,
+            &cfg.base_domain,
             cfg.seed,
             cfg.users,
             cfg.admin_role.as_deref(),
@@ -246,6 +268,10 @@ impl OktaStandIn {
                 Some("SUPER_ADMIN" | "ORG_ADMIN" | "READ_ONLY_ADMIN")
             ),
             revoked: AtomicBool::new(false),
+            link_host: cfg
+                .custom_domain
+                .clone()
+                .unwrap_or_else(|| dir.host.clone()),
             cursors: CursorCodec::new(&cfg.org, cfg.seed),
             dir,
             events: RwLock::new(log),
@@ -254,7 +280,9 @@ impl OktaStandIn {
             responses: AtomicU64::new(0),
             oauth: oauth::OAuthState::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
         });
-        let cert = ca.issue(&[&state.dir.host])?;
+        let mut names = vec![state.dir.host.as_str()];
+        names.extend(cfg.custom_domain.as_deref());
+        let cert = ca.issue(&names)?;
         let requests = RequestLog::default();
         let router = requests.layer(
             Router::new()
@@ -278,6 +306,11 @@ impl OktaStandIn {
     /// The org's hostname, e.g. `ward-demo.okta.com`.
     pub fn host(&self) -> String {
         self.state.dir.host.clone()
+    }
+
+    /// The custom URL domain the org also answers on, if configured.
+    pub fn custom_domain(&self) -> Option<String> {
+        (self.state.link_host != self.state.dir.host).then(|| self.state.link_host.clone())
     }
 
     /// `https://{host}`, without a port, as a client would configure it.

@@ -398,14 +398,14 @@ impl Params {
 
 fn self_link(st: &OktaState, path: &str, query: &str) -> String {
     if query.is_empty() {
-        format!("<https://{}{path}>; rel=\"self\"", st.dir.host)
+        format!("<https://{}{path}>; rel=\"self\"", st.link_host)
     } else {
-        format!("<https://{}{path}?{query}>; rel=\"self\"", st.dir.host)
+        format!("<https://{}{path}?{query}>; rel=\"self\"", st.link_host)
     }
 }
 
 fn next_link(st: &OktaState, path: &str, query: &str) -> String {
-    format!("<https://{}{path}?{query}>; rel=\"next\"", st.dir.host)
+    format!("<https://{}{path}?{query}>; rel=\"next\"", st.link_host)
 }
 
 /// `eventType eq "a" [or eventType eq "b" ...]`, the part of Okta's SCIM

@@ -241,12 +241,13 @@ mod stream {
 impl Directory {
     pub(crate) fn generate(
         org: &str,
+        base_domain: &str,
         seed: u64,
         users: usize,
         admin_role: Option<&str>,
         start_ms: i64,
     ) -> Directory {
-        let host = format!("{org}.okta.com");
+        let host = format!("{org}.{base_domain}");
         let mut misc = Rng::for_item(seed, stream::MISC, 0);
         // Okta ids end in a short cell/shard marker that is the same for
         // every object in an org (e.g. `...0g4`, `...5d7`).
@@ -677,7 +678,14 @@ mod tests {
     #[test]
     fn names_and_ids() {
         assert_eq!(company_name("ward-demo"), "Ward Demo Inc");
-        let d = Directory::generate("ward-demo", 7, 50, Some("SUPER_ADMIN"), 1_750_000_000_000);
+        let d = Directory::generate(
+            "ward-demo",
+            "okta.com",
+            7,
+            50,
+            Some("SUPER_ADMIN"),
+            1_750_000_000_000,
+        );
         assert_eq!(d.users.len(), 50);
         for u in &d.users {
             assert!(u.id.starts_with("00u") && u.id.len() == 20, "{}", u.id);

@@ -858,7 +858,14 @@ mod tests {
 
     #[test]
     fn every_kind_renders_valid_json() {
-        let dir = Directory::generate("ward-demo", 3, 20, Some("SUPER_ADMIN"), 1_750_000_000_000);
+        let dir = Directory::generate(
+            "ward-demo",
+            "okta.com",
+            3,
+            20,
+            Some("SUPER_ADMIN"),
+            1_750_000_000_000,
+        );
         let mut seen = std::collections::HashSet::new();
         for seq in 0..3000 {
             let (kind, uuid) = identity(3, seq);

@@ -925,7 +925,10 @@ secrets = ["api_token"]
         assert!(err.contains("both name field `domain`"), "{err}");
         let unknown = BTreeMap::from([("site".to_string(), "acme".to_string())]);
         let err = m.validate_config(&unknown).unwrap_err().to_string();
-        assert!(err.contains("domain (or subdomain, okta.subdomain)"), "{err}");
+        assert!(
+            err.contains("domain (or subdomain, okta.subdomain)"),
+            "{err}"
+        );
         // An alias may not shadow a field, nor be declared twice.
         let clash = OKTA.replace(
             "name = \"domain\"\n",

@@ -106,10 +106,22 @@ impl ApiHarness {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        self.send_as(&self.auth, method, path, body).await
+    }
+
+    /// Any request with this `Authorization` value; the body is JSON when
+    /// given.
+    pub async fn send_as(
+        &self,
+        authorization: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.url))
-            .header("authorization", &self.auth);
+            .header("authorization", authorization);
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -6,6 +6,9 @@
 //! - `Authorization: Element <token>`: one instance; only its read and
 //!   test routes (anything else is 403). Tokens are looked up by their
 //!   SHA-256, so the lookup time says nothing about the token.
+//! - `Authorization: User <secret>, Organization <secret>, Element <token>`
+//!   (SAP Open Connectors' instance form): all three must be right, and the
+//!   caller gets the same scope as with `Element <token>` alone.
 //! - `/oauth/callback` is reached by a browser that has no header: its
 //!   single-use `state` is the credential and the handler checks it.
 
@@ -45,7 +48,8 @@ const ELEMENT_ROUTES: &[(Method, &str)] = &[
 const CALLBACK: &str = "/oauth/callback";
 
 const HOW: &str = "send `Authorization: User <secret>, Organization <secret>` (the secrets are in \
-                   <data_dir>/api-secrets.toml) or `Authorization: Element <instance token>`";
+                   <data_dir>/api-secrets.toml), `Authorization: Element <instance token>`, or \
+                   `Authorization: User <secret>, Organization <secret>, Element <instance token>`";
 
 /// The middleware in front of every route.
 pub(crate) async fn authenticate(
@@ -97,42 +101,60 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, A
             "the Authorization header is not ASCII; {HOW}"
         )));
     };
-    let value = value.trim();
-    if let Some(token) = value.strip_prefix("Element ") {
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(ApiError::unauthorized(format!(
-                "empty Element token; {HOW}"
-            )));
-        }
-        return match state
-            .daemon
-            .store
-            .instance_by_token(&sha256_hex(token))
-            .await?
-        {
-            Some(id) => Ok(Principal::Element(id)),
-            None => Err(ApiError::unauthorized(
-                "unknown Element token (the instance may have been deleted); use the token \
-                 returned by POST /instances",
-            )),
-        };
-    }
     let mut user = None;
     let mut org = None;
+    let mut element = None;
     for part in value.split(',') {
         let part = part.trim();
         if let Some(v) = part.strip_prefix("User ") {
             user = Some(v.trim());
         } else if let Some(v) = part.strip_prefix("Organization ") {
             org = Some(v.trim());
+        } else if let Some(v) = part.strip_prefix("Element ") {
+            element = Some(v.trim());
         }
     }
-    let (Some(user), Some(org)) = (user, org) else {
+    match (user, org, element) {
+        // `Element <token>` alone, or SAP Open Connectors' three-part form
+        // `User <u>, Organization <o>, Element <token>`: the instance's
+        // scope either way; in the three-part form the operator secrets
+        // must be right too.
+        (None, None, Some(token)) => element_principal(state, token).await,
+        (Some(user), Some(org), Some(token)) => {
+            operator(state, user, org).await?;
+            element_principal(state, token).await
+        }
+        (Some(user), Some(org), None) => operator(state, user, org).await,
+        _ => Err(ApiError::unauthorized(format!(
+            "the Authorization header must carry both User and Organization secrets, an Element \
+             token, or all three; {HOW}"
+        ))),
+    }
+}
+
+/// The instance an `Element` token belongs to.
+async fn element_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if token.is_empty() {
         return Err(ApiError::unauthorized(format!(
-            "the Authorization header must carry both User and Organization secrets; {HOW}"
+            "empty Element token; {HOW}"
         )));
-    };
+    }
+    match state
+        .daemon
+        .store
+        .instance_by_token(&sha256_hex(token))
+        .await?
+    {
+        Some(id) => Ok(Principal::Element(id)),
+        None => Err(ApiError::unauthorized(
+            "unknown Element token (the instance may have been deleted); use the token \
+             returned by POST /instances",
+        )),
+    }
+}
+
+/// Checks the operator's User and Organization secrets.
+async fn operator(state: &AppState, user: &str, org: &str) -> Result<Principal, ApiError> {
     let config = &state.daemon.config.api;
     let stored = state.daemon.store.api_secret_hashes().await?;
     let expected_user = config

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use ward_daemon::connect::ConnectError;
+use ward_daemon::consent::ConsentError;
 use ward_runtime::CallError;
 use ward_runtime::types::PluginError;
 use ward_store::StoreError;
@@ -117,6 +118,24 @@ impl From<ConnectError> for ApiError {
             ConnectError::Call { plugin, source } => call_error(&plugin, &source),
             ConnectError::Store(s) => s.into(),
             ConnectError::NoCredentials(_) => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<ConsentError> for ApiError {
+    fn from(e: ConsentError) -> ApiError {
+        match e {
+            ConsentError::UnknownState
+            | ConsentError::CodeNotReturned { .. }
+            | ConsentError::CodeMismatch => ApiError::unauthorized(e.to_string()),
+            ConsentError::OtherElement { .. } | ConsentError::Mismatch { .. } => {
+                ApiError::conflict(e.to_string())
+            }
+            ConsentError::MissingClient { .. } | ConsentError::BadCallback(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ConsentError::Connect(c) => c.into(),
+            ConsentError::Store(s) => s.into(),
         }
     }
 }

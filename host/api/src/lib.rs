@@ -65,7 +65,7 @@ impl Modify for SecuritySchemes {
             auth::SCHEME_ELEMENT,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
-                "`Element <instance token>`: read and test one instance",
+                "`Element <instance token>` (or `User <secret>, Organization <secret>, Element <instance token>`): read and test one instance",
             ))),
         );
         components.add_security_scheme(

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use ward_daemon::connect::{self, Connected, NewConnection};
+use ward_daemon::consent::{self, CALLBACK_PATH, ClientSettings, CodeGrant, ConsentError, RESTART};
 use ward_daemon::metrics::Snapshot;
 use ward_daemon::registry::LoadedPlugin;
 use ward_runtime::types::PluginError;
-use ward_runtime::types::{BasicCredentials, Grant, OauthCode};
+use ward_runtime::types::{BasicCredentials, Grant};
 use ward_runtime::{CallError, SecretSet};
 use ward_store::{EventOrder, EventQuery, Instance, OauthState};
 
@@ -140,89 +140,82 @@ async fn test_view(state: &AppState, c: Connected) -> ApiResult<TestView> {
     })
 }
 
-const RESTART: &str = "start again at GET /elements/{keyOrId}/oauth/url";
+/// What `providerData` asks for: an OAuth code (with or without Ward's
+/// state), or credentials `exchange` takes as they are.
+enum ProviderGrant {
+    Code(CodeGrant),
+    Direct(Grant),
+}
 
-/// Turns `providerData` into a grant, consuming an OAuth state when given.
-/// Returns the grant, the host-held secrets, and the configuration the
-/// state was issued for.
-async fn grant_from(
-    state: &AppState,
-    element_key: &str,
-    data: ProviderData,
-) -> ApiResult<(
-    Grant,
-    BTreeMap<String, String>,
-    Option<BTreeMap<String, String>>,
-)> {
+/// The OAuth client settings under SAP Open Connectors' names, taken out of
+/// a `configuration` (or query) map; `alternatives` are Ward's query names
+/// (`apiKey`, `apiSecret`, `callbackUrl`), accepted too.
+fn take_client_settings(
+    map: &mut BTreeMap<String, String>,
+    alternatives: bool,
+) -> ApiResult<ClientSettings> {
+    let mut take = |sap: &str, ward: &str| -> ApiResult<Option<String>> {
+        let a = map.remove(sap).filter(|v| !v.is_empty());
+        let b = if alternatives {
+            map.remove(ward).filter(|v| !v.is_empty())
+        } else {
+            None
+        };
+        match (a, b) {
+            (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(format!(
+                "{sap} and {ward} are the same setting and differ; give it once"
+            ))),
+            (a, b) => Ok(a.or(b)),
+        }
+    };
+    Ok(ClientSettings {
+        client_id: take("oauth.api.key", "apiKey")?,
+        client_secret: take("oauth.api.secret", "apiSecret")?,
+        callback_url: take("oauth.callback.url", "callbackUrl")?,
+    })
+}
+
+/// Parses `providerData` (with the request's OAuth client settings).
+fn provider_grant(data: ProviderData, client: ClientSettings) -> ApiResult<ProviderGrant> {
+    let direct = |grant| {
+        if client == ClientSettings::default() {
+            Ok(ProviderGrant::Direct(grant))
+        } else {
+            Err(ApiError::bad_request(
+                "oauth.api.key, oauth.api.secret and oauth.callback.url apply only to \
+                 providerData {code}; remove them for an API token or user name and password",
+            ))
+        }
+    };
     match data {
         ProviderData {
             code: Some(code),
-            state: Some(oauth_state),
+            state,
             api_token: None,
             username: None,
             password: None,
-        } => {
-            let Some(st) = state
-                .daemon
-                .store
-                .consume_oauth_state(&sha256_hex(&oauth_state))
-                .await?
-            else {
-                return Err(ApiError::unauthorized(format!(
-                    "unknown, expired or already used OAuth state; {RESTART}"
-                )));
-            };
-            if st.element_key != element_key {
-                return Err(ApiError::conflict(format!(
-                    "this OAuth state was issued for element {:?}, not {element_key:?}; {RESTART}",
-                    st.element_key
-                )));
-            }
-            let code_ok = st
-                .code_sha256
-                .as_deref()
-                .is_some_and(|h| bool::from(h.as_bytes().ct_eq(sha256_hex(&code).as_bytes())));
-            if !code_ok {
-                return Err(ApiError::unauthorized(format!(
-                    "the code does not match the one the provider returned with this state; \
-                     the state is now used up; {RESTART}"
-                )));
-            }
-            let mut host = BTreeMap::new();
-            if let Some(secret) = st.client_secret {
-                host.insert("client_secret".to_owned(), secret);
-            }
-            Ok((
-                Grant::OauthCode(OauthCode {
-                    code,
-                    redirect_uri: st.callback_url,
-                    code_verifier: None,
-                }),
-                host,
-                Some(st.config),
-            ))
-        }
+        } => Ok(ProviderGrant::Code(CodeGrant {
+            code,
+            state: state.filter(|s| !s.is_empty()),
+            client,
+        })),
         ProviderData {
             api_token: Some(token),
             code: None,
             state: None,
             username: None,
             password: None,
-        } => Ok((Grant::ApiToken(token), BTreeMap::new(), None)),
+        } => direct(Grant::ApiToken(token)),
         ProviderData {
             username: Some(username),
             password: Some(password),
             code: None,
             state: None,
             api_token: None,
-        } => Ok((
-            Grant::Basic(BasicCredentials { username, password }),
-            BTreeMap::new(),
-            None,
-        )),
+        } => direct(Grant::Basic(BasicCredentials { username, password })),
         _ => Err(ApiError::bad_request(
-            "providerData must hold exactly one of {code, state} (OAuth, from /oauth/callback), \
-             {apiToken}, or {username, password}",
+            "providerData must hold one of {code} (OAuth; with the `state` when the code came \
+             through Ward's /oauth/callback), {apiToken}, or {username, password}",
         )),
     }
 }
@@ -252,14 +245,16 @@ pub(crate) async fn get_element(
 }
 
 /// Starts an OAuth authorization: issues a single-use `state` and returns
-/// the provider's consent URL. Every query parameter other than `apiKey`,
-/// `apiSecret` and `callbackUrl` is a configuration field of the element.
+/// the provider's consent URL. Every query parameter other than the OAuth
+/// client settings (`apiKey`, `apiSecret`, `callbackUrl` or SAP's
+/// `oauth.api.key`, `oauth.api.secret`, `oauth.callback.url`) is a
+/// configuration field of the element, or one of its aliases.
 #[utoipa::path(get, path = "/elements/{keyOrId}/oauth/url", tag = "oauth",
     params(
         ("keyOrId" = String, Path, description = "Plugin key or digest"),
-        ("apiKey" = String, Query, description = "OAuth client id"),
-        ("apiSecret" = Option<String>, Query, description = "OAuth client secret (kept encrypted, never returned)"),
-        ("callbackUrl" = Option<String>, Query, description = "Redirect URI; default <public_url>/oauth/callback"),
+        ("apiKey" = Option<String>, Query, description = "OAuth client id (or `oauth.api.key`); required"),
+        ("apiSecret" = Option<String>, Query, description = "OAuth client secret (or `oauth.api.secret`; kept encrypted, never returned)"),
+        ("callbackUrl" = Option<String>, Query, description = "Redirect URI (or `oauth.callback.url`); default <public_url>/oauth/callback"),
     ),
     security(("UserOrganization" = [])),
     responses((status = 200, body = OauthUrlView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -269,31 +264,30 @@ pub(crate) async fn oauth_url(
     Path(key_or_id): Path<String>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<OauthUrlView>> {
-    let mut params = query(q)?;
+    let mut params: BTreeMap<String, String> = query(q)?.into_iter().collect();
     let loaded = element(&state, &key_or_id)?;
     let manifest = loaded.plugin.manifest();
-    let client_id = params
-        .remove("apiKey")
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request("apiKey (the OAuth client id) is required"))?;
-    let client_secret = params.remove("apiSecret").filter(|v| !v.is_empty());
-    let callback_url = match params.remove("callbackUrl") {
+    let client = take_client_settings(&mut params, true)?;
+    let client_id = client.client_id.ok_or_else(|| {
+        ApiError::bad_request("apiKey (or oauth.api.key: the OAuth client id) is required")
+    })?;
+    let client_secret = client.client_secret;
+    let callback_url = match client.callback_url {
         Some(u) => u,
         None => match &state.daemon.config.api.public_url {
-            Some(base) => format!("{}/oauth/callback", base.trim_end_matches('/')),
+            Some(base) => format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')),
             None => {
                 return Err(ApiError::bad_request(
-                    "callbackUrl is required when [api] public_url is not configured",
+                    "callbackUrl (or oauth.callback.url) is required when [api] public_url is \
+                     not configured",
                 ));
             }
         },
     };
-    let parsed = url::Url::parse(&callback_url)
-        .map_err(|e| ApiError::bad_request(format!("callbackUrl {callback_url:?}: {e}")))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ApiError::bad_request("callbackUrl must be an http(s) URL"));
-    }
-    let mut config: BTreeMap<String, String> = params.into_iter().collect();
+    consent::check_callback_url(&callback_url)?;
+    let mut config = manifest
+        .resolve_aliases(&params)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     if manifest.config.iter().any(|f| f.name == "client_id") {
         config.insert("client_id".to_owned(), client_id.clone());
     }
@@ -434,42 +428,31 @@ pub(crate) async fn create_instance(
     let req: CreateInstance = parse_body(&body)?;
     let loaded = element(&state, &req.element.key)?;
     let key = loaded.plugin.manifest().key.clone();
-    let (grant, host_secrets, state_config) = grant_from(&state, &key, req.provider_data).await?;
-    // Normalised first, so that `acme.zendesk.com` here matches the `acme`
-    // an OAuth URL was issued for.
-    let mut config = loaded
-        .plugin
-        .manifest()
-        .normalize_config(&req.configuration)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    if let Some(bound_config) = state_config {
-        // The consent was given for this configuration (tenant, client id);
-        // a different one would send the code elsewhere.
-        for (k, v) in &config {
-            if bound_config.get(k).is_some_and(|b| b != v) {
-                return Err(ApiError::conflict(format!(
-                    "configuration field {k:?} differs from the one the OAuth URL was issued \
-                     for; {RESTART}"
-                )));
-            }
-        }
-        config = bound_config;
-    }
+    let mut config = req.configuration;
+    let client = take_client_settings(&mut config, false)?;
     let name = req
         .name
         .unwrap_or_else(|| loaded.plugin.manifest().name.clone());
-    let connected = connect::create(
-        &state.daemon.store,
-        &loaded.plugin,
-        NewConnection {
-            name,
-            config,
-            tags: req.tags,
-            grant,
-            host_secrets,
-        },
-    )
-    .await?;
+    let store = &state.daemon.store;
+    let connected = match provider_grant(req.provider_data, client)? {
+        ProviderGrant::Code(code) => {
+            consent::create(store, &loaded.plugin, code, name, config, req.tags).await?
+        }
+        ProviderGrant::Direct(grant) => {
+            connect::create(
+                store,
+                &loaded.plugin,
+                NewConnection {
+                    name,
+                    config,
+                    tags: req.tags,
+                    grant,
+                    host_secrets: BTreeMap::new(),
+                },
+            )
+            .await?
+        }
+    };
     let id = connected.instance.id.clone();
     if let Err(e @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
         // The provider refused the credentials outright: keep nothing.
@@ -618,31 +601,32 @@ pub(crate) async fn put_credentials(
     let req: Reconnect = parse_body(&body)?;
     let instance = load_instance(&state, &id).await?;
     let loaded = plugin_of(&state, &instance)?;
-    let (grant, host_secrets, state_config) =
-        grant_from(&state, &instance.plugin_key, req.provider_data).await?;
-    if let Some(c) = state_config
-        && c != instance.config
-    {
-        return Err(ApiError::conflict(format!(
-            "the OAuth URL was issued for a different configuration than instance {id}'s; \
-             {RESTART} with the instance's configuration"
+    let mut configuration = req.configuration;
+    let client = take_client_settings(&mut configuration, false)?;
+    if let Some(field) = configuration.keys().next() {
+        return Err(ApiError::bad_request(format!(
+            "configuration field {field:?}: a reconnect keeps the instance's configuration and \
+             takes only oauth.api.key, oauth.api.secret and oauth.callback.url; create a new \
+             instance to change it"
         )));
     }
-    let disabled = state
-        .daemon
-        .store
+    let grant = provider_grant(req.provider_data, client)?;
+    let store = &state.daemon.store;
+    let disabled = store
         .instance_settings(&id)
         .await?
         .is_some_and(|s| s.disabled);
     state.daemon.scheduler.stop(&id);
-    let connected = connect::reconnect(
-        &state.daemon.store,
-        &loaded.plugin,
-        &instance,
-        &grant,
-        &host_secrets,
-    )
-    .await?;
+    let connected = match grant {
+        ProviderGrant::Code(code) => {
+            consent::reconnect(store, &loaded.plugin, &instance, code).await
+        }
+        ProviderGrant::Direct(grant) => {
+            connect::reconnect(store, &loaded.plugin, &instance, &grant, &BTreeMap::new())
+                .await
+                .map_err(ConsentError::from)
+        }
+    }?;
     if disabled {
         state.daemon.store.set_disabled(&id, true).await?;
     } else if connected.instance.status == ward_store::InstanceStatus::Connected {

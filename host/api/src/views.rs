@@ -73,9 +73,13 @@ pub struct CallbackView {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderData {
-    /// OAuth code from `/oauth/callback`.
+    /// OAuth authorization code, from Ward's `/oauth/callback` or the
+    /// client's own callback.
     pub code: Option<String>,
-    /// OAuth state from `/oauth/callback`.
+    /// The OAuth state Ward issued with the consent URL (required when the
+    /// code came through Ward's `/oauth/callback`; without it the code is
+    /// exchanged with `oauth.api.key`, `oauth.api.secret` and
+    /// `oauth.callback.url` from `configuration`).
     pub state: Option<String>,
     /// API token, for token-auth plugins.
     pub api_token: Option<String>,
@@ -106,7 +110,9 @@ pub struct CreateInstance {
     pub element: ElementRef,
     /// Credentials or OAuth result.
     pub provider_data: ProviderData,
-    /// Configuration fields declared by the element's manifest.
+    /// Configuration fields declared by the element's manifest (or their
+    /// aliases), plus the OAuth client settings `oauth.api.key`,
+    /// `oauth.api.secret` and `oauth.callback.url`.
     #[serde(default)]
     pub configuration: BTreeMap<String, String>,
     /// Free-form tags.
@@ -122,6 +128,10 @@ pub struct CreateInstance {
 pub struct Reconnect {
     /// New credentials or OAuth result.
     pub provider_data: ProviderData,
+    /// Only the OAuth client settings `oauth.api.key`, `oauth.api.secret`
+    /// and `oauth.callback.url`, for a code without a state.
+    #[serde(default)]
+    pub configuration: BTreeMap<String, String>,
 }
 
 /// `PATCH /instances/{id}` body; absent fields are unchanged.

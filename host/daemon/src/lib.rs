@@ -4,6 +4,8 @@
 //! - [`registry`]: which plugins are installed, signed, approved and what
 //!   they may do (manifest ∩ operator policy).
 //! - [`connect`]: exchange → encrypted credentials → test.
+//! - [`consent`]: OAuth codes (Ward's callback or the client's) → [`connect`],
+//!   with the single-use `state` kept until the exchange reaches a verdict.
 //! - [`ingest`]: pulling pages from a bound plugin into the store, with
 //!   exactly-once commits, rate-limit waits and transient-error backoff.
 //! - [`scheduler`]: one worker per instance: backfill, then poll; shared
@@ -17,6 +19,7 @@ pub mod budget;
 pub mod bundled;
 pub mod config;
 pub mod connect;
+pub mod consent;
 pub mod ingest;
 pub mod metrics;
 pub mod refresh;

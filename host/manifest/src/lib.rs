@@ -117,6 +117,12 @@ pub struct ConfigField {
     /// Help text.
     #[serde(default)]
     pub description: String,
+    /// Other names an instance configuration may use for this field (for
+    /// example the SAP Open Connectors name `subdomain` for Egnyte's
+    /// `domain`); [`Manifest::validate_config`] stores the value under
+    /// [`ConfigField::name`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A secret the connector uses by reference.
@@ -344,7 +350,10 @@ impl Manifest {
         if !ident.is_match(&self.key) {
             return Err(self.invalid("key must match ^[a-z][a-z0-9_-]{0,63}$"));
         }
+        let alias_name = Regex::new("^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+            .map_err(|e| self.invalid(format!("internal pattern: {e}")))?;
         let mut fields = BTreeSet::new();
+        let mut aliases = BTreeSet::new();
         for field in &self.config {
             if !ident.is_match(&field.name) {
                 return Err(self.invalid(format!(
@@ -367,6 +376,17 @@ impl Manifest {
                     field.name
                 )));
             }
+            for alias in &field.aliases {
+                if !alias_name.is_match(alias) {
+                    return Err(self.invalid(format!(
+                        "alias `{alias}` of config field `{}` must match ^[A-Za-z][A-Za-z0-9._-]{{0,63}}$",
+                        field.name
+                    )));
+                }
+                if !aliases.insert(alias.as_str()) {
+                    return Err(self.invalid(format!("config alias `{alias}` declared twice")));
+                }
+            }
             let re = anchored(&field.pattern)
                 .map_err(|e| self.invalid(format!("config field `{}` pattern: {e}", field.name)))?;
             if let Some(default) = &field.default
@@ -379,6 +399,11 @@ impl Manifest {
             }
         }
         tenant::validate(self).map_err(|e| self.invalid(e))?;
+        if let Some(clash) = aliases.intersection(&fields).next() {
+            return Err(self.invalid(format!(
+                "`{clash}` is both a config field and another field's alias"
+            )));
+        }
         let secrets: BTreeSet<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
         self.validate_auth(&secrets, &fields)?;
         for grant in &self.http {
@@ -555,23 +580,9 @@ impl Manifest {
         &self,
         given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ManifestError> {
-        let config_err = |message: String| ManifestError::Config {
-            key: self.key.clone(),
-            message,
-        };
-        for name in given.keys() {
-            if !self.config.iter().any(|f| &f.name == name) {
-                return Err(config_err(format!(
-                    "unknown field `{name}`; this plugin takes: {}",
-                    self.config
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-        let given = tenant::normalize(self, given).map_err(config_err)?;
+        let config_err = |message: String| self.config_error(message);
+        let given = self.resolve_aliases(given)?;
+        let given = tenant::normalize(self, &given).map_err(config_err)?;
         let mut out = BTreeMap::new();
         for field in &self.config {
             let value = match given.get(&field.name).or(field.default.as_ref()) {
@@ -611,10 +622,8 @@ impl Manifest {
         &self,
         given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, ManifestError> {
-        tenant::normalize(self, given).map_err(|message| ManifestError::Config {
-            key: self.key.clone(),
-            message,
-        })
+        let given = self.resolve_aliases(given)?;
+        tenant::normalize(self, &given).map_err(|message| self.config_error(message))
     }
 
     /// Every host a grant's host template may be filled to, with the
@@ -648,6 +657,65 @@ impl Manifest {
             .collect();
         hosts.dedup();
         Ok(hosts)
+    }
+
+    /// Renames every field given under one of its declared
+    /// [`ConfigField::aliases`] to the field's name. Unknown names are
+    /// refused with the list of names this plugin takes; a field given under
+    /// two names with different values is refused too.
+    pub fn resolve_aliases(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ManifestError> {
+        let config_err = |message: String| self.config_error(message);
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        let mut named_as: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, value) in given {
+            let Some(field) = self
+                .config
+                .iter()
+                .find(|f| &f.name == name || f.aliases.iter().any(|a| a == name))
+            else {
+                return Err(config_err(format!(
+                    "unknown field `{name}`; this plugin takes: {}",
+                    self.config_names().join(", ")
+                )));
+            };
+            if let Some(previous) = out.get(&field.name)
+                && previous != value
+            {
+                let other = named_as.get(field.name.as_str()).copied().unwrap_or("");
+                return Err(config_err(format!(
+                    "`{other}` and `{name}` both name field `{}` with different values; give it once",
+                    field.name
+                )));
+            }
+            named_as.insert(&field.name, name);
+            out.insert(field.name.clone(), value.clone());
+        }
+        Ok(out)
+    }
+
+    fn config_error(&self, message: String) -> ManifestError {
+        ManifestError::Config {
+            key: self.key.clone(),
+            message,
+        }
+    }
+
+    /// Every configuration name this plugin accepts: each field, followed
+    /// by its aliases in parentheses.
+    fn config_names(&self) -> Vec<String> {
+        self.config
+            .iter()
+            .map(|f| {
+                if f.aliases.is_empty() {
+                    f.name.clone()
+                } else {
+                    format!("{} (or {})", f.name, f.aliases.join(", "))
+                }
+            })
+            .collect()
     }
 
     /// Fills every HTTP grant template from a configuration that has passed
@@ -930,6 +998,46 @@ secrets = ["api_token"]
         let mut extra = cfg("acme");
         extra.insert("oops".into(), "1".into());
         assert!(m.validate_config(&extra).is_err());
+    }
+
+    #[test]
+    fn aliases_name_the_same_field_and_are_checked_like_it() {
+        let m = Manifest::parse(&OKTA.replace(
+            "name = \"domain\"\n",
+            "name = \"domain\"\naliases = [\"subdomain\", \"okta.subdomain\"]\n",
+        ))
+        .unwrap();
+        for alias in ["subdomain", "okta.subdomain"] {
+            let given = BTreeMap::from([(alias.to_string(), "acme".to_string())]);
+            assert_eq!(m.validate_config(&given).unwrap(), cfg("acme"), "{alias}");
+            // The value passes the field's own pattern, whatever it is called.
+            let bad = BTreeMap::from([(alias.to_string(), "evil.com/".to_string())]);
+            assert!(m.validate_config(&bad).is_err(), "{alias}");
+        }
+        let mut same = cfg("acme");
+        same.insert("subdomain".into(), "acme".into());
+        assert_eq!(m.validate_config(&same).unwrap(), cfg("acme"));
+        let mut differ = cfg("acme");
+        differ.insert("subdomain".into(), "other".into());
+        let err = m.validate_config(&differ).unwrap_err().to_string();
+        assert!(err.contains("both name field `domain`"), "{err}");
+        let unknown = BTreeMap::from([("site".to_string(), "acme".to_string())]);
+        let err = m.validate_config(&unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("domain (or subdomain, okta.subdomain)"),
+            "{err}"
+        );
+        // An alias may not shadow a field, nor be declared twice.
+        let clash = OKTA.replace(
+            "name = \"domain\"\n",
+            "name = \"domain\"\naliases = [\"domain\"]\n",
+        );
+        assert!(Manifest::parse(&clash).is_err());
+        let twice = OKTA.replace(
+            "name = \"domain\"\n",
+            "name = \"domain\"\naliases = [\"sub\", \"sub\"]\n",
+        );
+        assert!(Manifest::parse(&twice).is_err());
     }
 
     #[test]

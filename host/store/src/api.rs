@@ -288,16 +288,20 @@ impl Store {
         row.map(|r| col(&r, "element_key")).transpose()
     }
 
-    /// Consumes a `returned` state (single use: a second call gets `None`,
-    /// as do unknown and expired states) and returns it with its client
-    /// secret decrypted.
-    pub async fn consume_oauth_state(
+    /// Claims an `issued` or `returned` state for one code exchange: the
+    /// state becomes `consumed` at once, so a concurrent or later claim gets
+    /// `None` (as do unknown, expired and declined states), and it is
+    /// returned with its client secret decrypted. `code_sha256` is set when
+    /// Ward's callback saw the code (the state was `returned`). An exchange
+    /// that did not reach a verdict gives the claim back with
+    /// [`Store::release_oauth_state`].
+    pub async fn claim_oauth_state(
         &self,
         state_sha256: &str,
     ) -> Result<Option<OauthState>, StoreError> {
         let row = sqlx::query(
             "UPDATE oauth_states SET phase = 'consumed' \
-             WHERE state_sha256 = $1 AND phase = 'returned' AND expires_ms > $2 \
+             WHERE state_sha256 = $1 AND phase IN ('issued', 'returned') AND expires_ms > $2 \
              RETURNING element_key, config_json, client_id, secret_nonce, secret_sealed, \
              callback_url, expires_ms, code_sha256",
         )
@@ -338,6 +342,24 @@ impl Store {
             expires_ms: col(&row, "expires_ms")?,
             code_sha256: col(&row, "code_sha256")?,
         }))
+    }
+
+    /// Gives back a claim taken by [`Store::claim_oauth_state`] whose code
+    /// exchange reached no verdict (the provider was unreachable, answered
+    /// 5xx or throttled): the state returns to the phase it was claimed in
+    /// (`returned` when Ward's callback recorded a code, `issued`
+    /// otherwise) and can be used again until it expires.
+    pub async fn release_oauth_state(&self, state_sha256: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE oauth_states \
+             SET phase = CASE WHEN code_sha256 IS NULL THEN 'issued' ELSE 'returned' END \
+             WHERE state_sha256 = $1 AND phase = 'consumed'",
+        )
+        .bind(state_sha256)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::db("releasing an OAuth state"))?;
+        Ok(())
     }
 
     /// Stores the SHA-256 of an API secret (`user` or `organization`).

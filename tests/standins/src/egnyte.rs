@@ -526,6 +526,12 @@ impl EgnyteStandIn {
         self.state.oauth.throttle(n, secs);
     }
 
+    /// The next `n` token requests fail with `status` (a 5xx from the
+    /// gateway) before the code is looked at, so the code stays good.
+    pub fn fail_token_endpoint_next(&self, n: usize, status: u16) {
+        self.state.oauth.fail(n, status);
+    }
+
     /// Authorization codes issued by the consent page.
     pub fn oauth_codes_issued(&self) -> u64 {
         self.state.oauth.codes_issued.load(Ordering::SeqCst)

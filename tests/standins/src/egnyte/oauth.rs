@@ -62,6 +62,8 @@ struct Inner {
     lifetime_ms: Option<i64>,
     /// Token requests still to be throttled (409), and the Retry-After.
     throttled: Option<(usize, u64)>,
+    /// Token requests still to fail at the gateway, and the status (5xx).
+    failing: Option<(usize, u16)>,
 }
 
 /// The token endpoint's state.
@@ -127,6 +129,7 @@ impl OAuthState {
                 revoked: HashSet::new(),
                 lifetime_ms: None,
                 throttled: None,
+                failing: None,
             }),
             decline: AtomicBool::new(false),
             tokens_issued: AtomicU64::new(0),
@@ -166,6 +169,10 @@ impl OAuthState {
 
     pub(crate) fn throttle(&self, n: usize, secs: u64) {
         self.lock().throttled = (n > 0).then_some((n, secs));
+    }
+
+    pub(crate) fn fail(&self, n: usize, status: u16) {
+        self.lock().failing = (n > 0).then_some((n, status));
     }
 
     pub(crate) fn revoke_all(&self) {
@@ -250,6 +257,14 @@ impl OAuthState {
         let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
         let now = self.now();
         let mut inner = self.lock();
+        if let Some((left, status)) = inner.failing {
+            // The gateway fails before the code is looked at: it stays good.
+            inner.failing = (left > 1).then_some((left - 1, status));
+            return json_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                serde_json::json!({ "errorMessage": "Bad Gateway" }).to_string(),
+            );
+        }
         if let Some((left, secs)) = inner.throttled {
             inner.throttled = (left > 1).then_some((left - 1, secs));
             let mut r = json_response(

@@ -890,9 +890,7 @@ async fn a_record_published_late_with_a_past_created_at_is_read_by_the_lookback(
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let stored_all = |n: u64| {
-        move |i: &Value| i["status"]["eventsStored"].as_u64() >= Some(n)
-    };
+    let stored_all = |n: u64| move |i: &Value| i["status"]["eventsStored"].as_u64() >= Some(n);
     h.wait_instance(&id, Duration::from_secs(30), stored_all(120))
         .await;
     // A record written now moves the next window's start to now.

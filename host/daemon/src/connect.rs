@@ -355,10 +355,7 @@ pub fn deferred_wait(error: &CallError) -> std::time::Duration {
 
 /// The status message of an instance whose connection test is deferred.
 pub fn deferred_test_message(plugin: &str, error: &CallError, retry_at: Option<&str>) -> String {
-    let when = retry_at.map_or_else(
-        || "shortly".to_string(),
-        |t| format!("at {t}"),
-    );
+    let when = retry_at.map_or_else(|| "shortly".to_string(), |t| format!("at {t}"));
     match error {
         CallError::Plugin(PluginError::RateLimited(_)) => format!(
             "{plugin}: the provider's rate limit is used up; waiting, the connection test runs again by itself {when} and ingestion starts when it passes (nothing to do)"

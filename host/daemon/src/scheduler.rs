@@ -238,19 +238,23 @@ impl Scheduler {
     /// said when to come back).
     fn start_in(&self, instance_id: &str, delay: Duration) {
         let inner = self.inner.clone();
-        self.spawn_with(instance_id, move |id| async move {
-            lock(&inner.force_refreshed).remove(&id);
-            if let Err(e) = inner.store.set_halted(&id, false).await {
-                tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
-            }
-            if !delay.is_zero() {
-                update(&inner, &id, |p| {
-                    p.phase = Phase::Waiting;
-                    p.next_run_ms = Some(now_ms().saturating_add(ms(delay)));
-                    p.waiting_for = Some("rate limit".to_string());
-                });
-            }
-        }, delay);
+        self.spawn_with(
+            instance_id,
+            move |id| async move {
+                lock(&inner.force_refreshed).remove(&id);
+                if let Err(e) = inner.store.set_halted(&id, false).await {
+                    tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
+                }
+                if !delay.is_zero() {
+                    update(&inner, &id, |p| {
+                        p.phase = Phase::Waiting;
+                        p.next_run_ms = Some(now_ms().saturating_add(ms(delay)));
+                        p.waiting_for = Some("rate limit".to_string());
+                    });
+                }
+            },
+            delay,
+        );
     }
 
     fn spawn(&self, instance_id: &str) {
@@ -528,7 +532,8 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     };
 
     if instance.status == InstanceStatus::Connecting
-        && let Some(next) = connection_test(inner, id, &key, &ingestor, &pace, &tenant_budget, poll).await
+        && let Some(next) =
+            connection_test(inner, id, &key, &ingestor, &pace, &tenant_budget, poll).await
     {
         return next;
     }

@@ -226,7 +226,10 @@ fn parse_exchange(name: String, request: &Path, response: &Path) -> anyhow::Resu
         .with_context(|| format!("reading {}", request.display()))?;
     let line = line.lines().next().unwrap_or("").trim();
     let Some((method, target)) = line.split_once(' ') else {
-        bail!("{}: expected `METHOD /path?query`, got {line:?}", request.display());
+        bail!(
+            "{}: expected `METHOD /path?query`, got {line:?}",
+            request.display()
+        );
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let query = url::form_urlencoded::parse(query.as_bytes())
@@ -240,7 +243,12 @@ fn parse_exchange(name: String, request: &Path, response: &Path) -> anyhow::Resu
         .position(|w| w == b"\n\n")
         .map(|at| (at, 2))
         .into_iter()
-        .chain(bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| (at, 4)))
+        .chain(
+            bytes
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|at| (at, 4)),
+        )
         .min_by_key(|(at, _)| *at);
     let (head, body) = match split {
         Some((at, len)) => (&bytes[..at], bytes[at + len..].to_vec()),

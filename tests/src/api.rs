@@ -46,43 +46,7 @@ impl ApiHarness {
         tweak: impl FnOnce(&mut Config),
     ) -> ApiHarness {
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.ca_pem()).unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        config.api.listen = "127.0.0.1:0".parse().unwrap();
-        config.egress.resolve = hosts.iter().cloned().collect::<BTreeMap<_, _>>();
-        config.egress.ca_files = vec![ca_file];
-        let mut allowed: Vec<String> = hosts
-            .iter()
-            .map(|(_, addr)| format!("{}/32", addr.ip()))
-            .collect();
-        allowed.dedup();
-        config.egress.allow_private = allowed;
-        config.scheduler.poll_interval_secs = 1;
-        config.scheduler.backoff_base_ms = 100;
-        config.scheduler.backoff_max_ms = 2_000;
-        tweak(&mut config);
-        let daemon = Daemon::open(config).await.unwrap();
-
-        let secrets_file = ward_api::ensure_api_secrets(&daemon)
-            .await
-            .unwrap()
-            .unwrap();
-        let auth = ward_api::ApiSecrets::load(&secrets_file).unwrap().header();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = ward_api::router(daemon.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
-        let mut browser = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
-            .redirect(reqwest::redirect::Policy::none());
-        for (host, addr) in &hosts {
-            browser = browser.resolve(host, *addr);
-        }
+        let (daemon, url, auth, browser) = serve(&ca, dir.path(), &hosts, tweak).await;
         ApiHarness {
             ca,
             daemon,
@@ -90,8 +54,28 @@ impl ApiHarness {
             url,
             auth,
             http: reqwest::Client::new(),
-            browser: browser.build().unwrap(),
+            browser,
         }
+    }
+
+    /// Restarts the daemon the way an operator restarts `ward serve`: a
+    /// graceful shutdown, then a new daemon on the same data directory (and
+    /// API secrets) that resumes every instance neither disabled nor
+    /// halted. `hosts` are where provider names resolve from now on.
+    /// Returns how many instances were resumed.
+    pub async fn restart(
+        &mut self,
+        hosts: Vec<(String, SocketAddr)>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> usize {
+        self.daemon.shutdown().await;
+        let (daemon, url, auth, browser) = serve(&self.ca, self.dir.path(), &hosts, tweak).await;
+        let resumed = daemon.scheduler.resume_all().await.unwrap();
+        self.daemon = daemon;
+        self.url = url;
+        self.auth = auth;
+        self.browser = browser;
+        resumed
     }
 
     /// `GET path` with the API's credentials.
@@ -217,10 +201,7 @@ impl ApiHarness {
         config: &[(&str, &str)],
         name: &str,
     ) -> (StatusCode, Value) {
-        let configuration: serde_json::Map<String, Value> = config
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-            .collect();
+        let configuration = configuration(config);
         self.send(
             Method::POST,
             "/instances",
@@ -338,6 +319,63 @@ impl ApiHarness {
             }
         }
     }
+}
+
+/// A `configuration` object from (field, value) pairs.
+fn configuration(config: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    config
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect()
+}
+
+/// Opens a daemon on `dir` configured as the module documentation says,
+/// serves its API on an ephemeral loopback port and builds the browser.
+/// Returns the daemon, the API's URL, its `Authorization` value and the
+/// browser.
+async fn serve(
+    ca: &TestCa,
+    dir: &std::path::Path,
+    hosts: &[(String, SocketAddr)],
+    tweak: impl FnOnce(&mut Config),
+) -> (Daemon, String, String, reqwest::Client) {
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.api.listen = "127.0.0.1:0".parse().unwrap();
+    config.egress.resolve = hosts.iter().cloned().collect::<BTreeMap<_, _>>();
+    config.egress.ca_files = vec![ca_file];
+    let mut allowed: Vec<String> = hosts
+        .iter()
+        .map(|(_, addr)| format!("{}/32", addr.ip()))
+        .collect();
+    allowed.dedup();
+    config.egress.allow_private = allowed;
+    config.scheduler.poll_interval_secs = 1;
+    config.scheduler.backoff_base_ms = 100;
+    config.scheduler.backoff_max_ms = 2_000;
+    tweak(&mut config);
+    let daemon = Daemon::open(config).await.unwrap();
+
+    ward_api::ensure_api_secrets(&daemon).await.unwrap();
+    let auth = ward_api::ApiSecrets::load(&dir.join("api-secrets.toml"))
+        .unwrap()
+        .header();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = ward_api::router(daemon.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut browser = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none());
+    for (host, addr) in hosts {
+        browser = browser.resolve(host, *addr);
+    }
+    (daemon, url, auth, browser.build().unwrap())
 }
 
 /// A query parameter of `url`.

@@ -272,3 +272,29 @@ pub async fn runtime_against(
         .unwrap();
     (runtime, store, dir)
 }
+
+/// The folder of a recorded scenario, `tests/fixtures/<connector>/<scenario>`
+/// (layout in `tests/fixtures/README.md`).
+pub fn fixtures_dir(connector: &str, scenario: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(connector)
+        .join(scenario)
+}
+
+/// A connector loaded against a replay stand-in serving one recorded
+/// scenario as `host`.
+pub async fn load_replay(
+    connector: &str,
+    scenario: &str,
+    host: &str,
+    wasm: &[u8],
+) -> (ward_standins::replay::ReplayStandIn, Loaded) {
+    let ca = TestCa::generate().unwrap();
+    let replay =
+        ward_standins::replay::ReplayStandIn::start(&fixtures_dir(connector, scenario), host, &ca)
+            .await
+            .unwrap();
+    let loaded = load_against(&ca, &[(replay.host(), replay.addr())], wasm).await;
+    (replay, loaded)
+}

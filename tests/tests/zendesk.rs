@@ -873,6 +873,49 @@ async fn api_token_connect_through_the_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_published_late_with_a_past_created_at_is_read_by_the_lookback() {
+    let (h, zd) = api(ZendeskConfig {
+        events: 120,
+        ..ZendeskConfig::default()
+    })
+    .await;
+    let (email, api_token) = zd.api_token();
+    let (status, created) = h
+        .connect_token(
+            "zendesk",
+            &api_token,
+            &[("subdomain", "ward-demo"), ("email", &email)],
+            "Zendesk",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let stored_all = |n: u64| move |i: &Value| i["status"]["eventsStored"].as_u64() >= Some(n);
+    h.wait_instance(&id, Duration::from_secs(30), stored_all(120))
+        .await;
+    // A record written now moves the next window's start to now.
+    zd.append_events(1);
+    h.wait_instance(&id, Duration::from_secs(30), stored_all(121))
+        .await;
+    // Zendesk then makes visible a record created 90 s ago: a window
+    // starting at the newest created_at would never see it.
+    let late = zd.publish_late(90);
+    h.wait_instance(&id, Duration::from_secs(30), stored_all(122))
+        .await;
+    let ids = h.event_ids(&id).await;
+    assert!(ids.contains(&late));
+    // Every record exactly once: the re-read ones were dropped as repeats.
+    assert_eq!(ids.len(), 122);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>(),
+        zd.event_ids().iter().collect::<BTreeSet<_>>()
+    );
+    let (_, instance) = h.get(&format!("/instances/{id}")).await;
+    assert_eq!(instance["status"]["state"], "connected", "{instance}");
+    zd.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prerequisite_failures_through_the_api_store_nothing() {
     let (h, zd) = api(ZendeskConfig {
         events: 200,

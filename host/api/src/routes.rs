@@ -465,9 +465,7 @@ pub(crate) async fn create_instance(
         .store
         .set_instance_token(&id, &sha256_hex(&token))
         .await?;
-    if connected.instance.status == ward_store::InstanceStatus::Connected {
-        state.daemon.scheduler.start(&id);
-    }
+    state.daemon.scheduler.start_after_test(&connected);
     let view = test_view(&state, connected).await?;
     let mut instance = view.instance;
     instance.token = Some(token);
@@ -574,11 +572,7 @@ pub(crate) async fn test_instance(
         // Test now is the operator's verdict on the instance: passing
         // releases a halted instance, failing halts it (no calls with
         // credentials or a role known not to work, not even after a restart).
-        if connected.instance.status == ward_store::InstanceStatus::Connected {
-            if !state.daemon.scheduler.is_running(&id) {
-                state.daemon.scheduler.start(&id);
-            }
-        } else {
+        if !state.daemon.scheduler.start_after_test(&connected) {
             state.daemon.scheduler.stop(&id);
             state.daemon.store.set_halted(&id, true).await?;
         }
@@ -629,8 +623,8 @@ pub(crate) async fn put_credentials(
     }?;
     if disabled {
         state.daemon.store.set_disabled(&id, true).await?;
-    } else if connected.instance.status == ward_store::InstanceStatus::Connected {
-        state.daemon.scheduler.start(&id);
+    } else {
+        state.daemon.scheduler.start_after_test(&connected);
     }
     Ok(Json(test_view(&state, connected).await?))
 }

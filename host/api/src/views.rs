@@ -163,7 +163,8 @@ pub struct InstanceElement {
 pub struct StatusView {
     /// `connecting`, `connected`, `error` or `disabled`.
     pub state: String,
-    /// What to do, when in error.
+    /// What to do (error), or what the instance waits for (connecting
+    /// with its test deferred, connected while a quota resets).
     pub message: Option<String>,
     /// What the worker is doing (`backfill`, `idle`, `polling`, `waiting`, `stopped`).
     pub phase: String,

@@ -165,7 +165,11 @@ async fn exchange(
 }
 
 /// Creates an instance: exchange, store credentials, test. Exchange runs
-/// before the instance exists, so a rejected grant creates nothing.
+/// before the instance exists, so a rejected grant (or a provider that
+/// cannot be reached for it) creates nothing. A test the provider
+/// rate-limits or cannot answer leaves the instance `connecting`, and its
+/// worker runs the test again by itself (see [`deferrable`]); a test that
+/// fails leaves it `error` and halted.
 pub async fn create(
     store: &Store,
     plugin: &Arc<Plugin>,
@@ -193,7 +197,13 @@ pub async fn create(
         .await?;
     record_egress(store, &instance.id, &manifest.key, "exchange", &egress).await;
     store.put_credentials(&instance.id, &creds).await?;
-    test_now(store, plugin, &instance, true).await
+    let connected = test_now(store, plugin, &instance, true).await?;
+    if connected.instance.status == InstanceStatus::Error {
+        // A definite verdict (a failed check, a refused call): no worker
+        // runs, not even after a restart, until the operator acts.
+        store.set_halted(&instance.id, true).await?;
+    }
+    Ok(connected)
 }
 
 /// Replaces an instance's credentials (reconnect, rotation) and tests them.
@@ -263,11 +273,14 @@ pub async fn test_now(
     let bound = bind(store, plugin, instance).await?;
     let report: CallReport<TestReport> = bound.test().await;
     record_egress(store, &instance.id, &key, "test", &report.egress).await;
-    let report = match report.result {
-        Ok(report) => report,
-        Err(source) => {
-            if update_status {
-                let message = match &source {
+    if update_status {
+        match &report.result {
+            Ok(verdicts) => {
+                apply_verdict(store, &instance.id, verdicts).await?;
+            }
+            Err(source) if deferrable(source) => defer_test(store, instance, source).await?,
+            Err(source) => {
+                let message = match source {
                     CallError::Plugin(PluginError::Unauthorized(m)) => {
                         credentials_rejected_message(&instance.id, m)
                     }
@@ -277,36 +290,6 @@ pub async fn test_now(
                     .set_status(&instance.id, InstanceStatus::Error, Some(&message))
                     .await?;
             }
-            let instance = store
-                .instance(&instance.id)
-                .await?
-                .unwrap_or_else(|| instance.clone());
-            return Ok(Connected {
-                instance,
-                bound,
-                report: Err(source),
-            });
-        }
-    };
-    if update_status {
-        let failed: Vec<String> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.message))
-            .collect();
-        if failed.is_empty() {
-            store
-                .set_status(&instance.id, InstanceStatus::Connected, None)
-                .await?;
-        } else {
-            store
-                .set_status(
-                    &instance.id,
-                    InstanceStatus::Error,
-                    Some(&failed.join("; ")),
-                )
-                .await?;
         }
     }
     let instance = store
@@ -316,8 +299,94 @@ pub async fn test_now(
     Ok(Connected {
         instance,
         bound,
-        report: Ok(report),
+        report: report.result,
     })
+}
+
+/// Sets the status a test's verdicts call for: `connected` when every
+/// check passed, `error` with the failed checks' messages otherwise.
+/// Returns the failed checks' messages (empty when connected).
+pub async fn apply_verdict(
+    store: &Store,
+    instance_id: &str,
+    report: &TestReport,
+) -> Result<Option<String>, StoreError> {
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    if failed.is_empty() {
+        store
+            .set_status(instance_id, InstanceStatus::Connected, None)
+            .await?;
+        Ok(None)
+    } else {
+        let message = failed.join("; ");
+        store
+            .set_status(instance_id, InstanceStatus::Error, Some(&message))
+            .await?;
+        Ok(Some(message))
+    }
+}
+
+/// Whether a failed `test` call says nothing about the instance, only
+/// about the moment: the provider rate-limited it or could not be reached.
+/// Such a test is deferred, never turned into an error.
+pub fn deferrable(error: &CallError) -> bool {
+    matches!(
+        error,
+        CallError::Plugin(PluginError::RateLimited(_) | PluginError::Unavailable(_))
+            | CallError::Timeout { .. }
+    )
+}
+
+/// How long the provider asked to wait before the deferred test runs
+/// again (zero when it gave no time: the worker's backoff applies).
+pub fn deferred_wait(error: &CallError) -> std::time::Duration {
+    match error {
+        CallError::Plugin(PluginError::RateLimited(r)) => {
+            std::time::Duration::from_millis(r.retry_after_ms)
+        }
+        _ => std::time::Duration::ZERO,
+    }
+}
+
+/// The status message of an instance whose connection test is deferred.
+pub fn deferred_test_message(plugin: &str, error: &CallError, retry_at: Option<&str>) -> String {
+    let when = retry_at.map_or_else(|| "shortly".to_string(), |t| format!("at {t}"));
+    match error {
+        CallError::Plugin(PluginError::RateLimited(_)) => format!(
+            "{plugin}: the provider's rate limit is used up; waiting, the connection test runs again by itself {when} and ingestion starts when it passes (nothing to do)"
+        ),
+        other => format!(
+            "{plugin}: provider unavailable while testing the connection ({other}); the test runs again by itself {when} and ingestion starts when it passes; if this persists, check the instance's configuration and the network path to the provider"
+        ),
+    }
+}
+
+/// A test that could not run for now (see [`deferrable`]): an instance
+/// that has not passed a test yet stays `connecting` with a message saying
+/// it retries by itself; any other instance keeps its status (a rate limit
+/// is not an error).
+async fn defer_test(
+    store: &Store,
+    instance: &Instance,
+    error: &CallError,
+) -> Result<(), StoreError> {
+    let current = store.instance(&instance.id).await?;
+    if current.is_some_and(|i| i.status == InstanceStatus::Connecting) {
+        let until = match deferred_wait(error) {
+            d if d.is_zero() => None,
+            d => Some(crate::scheduler::rfc3339_in(d)),
+        };
+        let message = deferred_test_message(&instance.plugin_key, error, until.as_deref());
+        store
+            .set_status(&instance.id, InstanceStatus::Connecting, Some(&message))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Appends a call's egress to the log. A failure to log is reported but

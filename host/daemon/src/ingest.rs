@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
-use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, User};
+use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, TestReport, User};
 use ward_runtime::{Bound, CallError, CallReport, EgressEntry};
 use ward_store::{EgressRecord, NewEvent, NewUser, Store, StoreError};
 
@@ -497,6 +497,15 @@ impl Ingestor {
             }
         }
         Ok(stats)
+    }
+
+    /// Runs the connection test ("Test now") paced and retried like a
+    /// page: rate limits within `max_rate_wait` are sat out, transient
+    /// failures backed off.
+    pub async fn test_with(&self, pace: &Pace) -> Result<TestReport, IngestError> {
+        let mut stats = SyncStats::default();
+        self.with_retries("test", pace, &mut stats, || self.bound.test())
+            .await
     }
 
     /// Reads the whole user listing, committing page by page; an

@@ -193,21 +193,82 @@ impl Scheduler {
         let id = instance_id.to_string();
         // Clearing the halt must land before the worker reads it, so the
         // worker's first step does it.
-        self.spawn_with(&id, move |id| async move {
-            // New credentials or an operator's verdict: a rejection after
-            // this deserves its own refresh attempt.
-            lock(&inner.force_refreshed).remove(&id);
-            if let Err(e) = inner.store.set_halted(&id, false).await {
-                tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
+        self.spawn_with(
+            &id,
+            move |id| async move {
+                // New credentials or an operator's verdict: a rejection after
+                // this deserves its own refresh attempt.
+                lock(&inner.force_refreshed).remove(&id);
+                if let Err(e) = inner.store.set_halted(&id, false).await {
+                    tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
+                }
+            },
+            Duration::ZERO,
+        );
+    }
+
+    /// Starts (or keeps) the worker a connection test calls for, and says
+    /// whether one runs: a `connected` instance runs; a `connecting` one
+    /// (the test was deferred by a rate limit or an unreachable provider)
+    /// runs after the provider's wait and tests again before ingesting; a
+    /// test without a verdict keeps a running worker; anything else runs
+    /// nothing.
+    pub fn start_after_test(&self, connected: &connect::Connected) -> bool {
+        let id = connected.instance.id.as_str();
+        match connected.instance.status {
+            InstanceStatus::Connected => {
+                if !self.is_running(id) {
+                    self.start(id);
+                }
+                true
             }
-        });
+            InstanceStatus::Connecting => {
+                let wait = match &connected.report {
+                    Err(e) => connect::deferred_wait(e),
+                    Ok(_) => Duration::ZERO,
+                };
+                if !self.is_running(id) {
+                    self.start_in(id, wait);
+                }
+                true
+            }
+            // No verdict (rate-limited, unreachable): a running worker
+            // carries on.
+            _ if matches!(&connected.report, Err(e) if connect::deferrable(e)) => {
+                self.is_running(id)
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Scheduler::start`] whose first call waits `delay` (the provider
+    /// said when to come back).
+    fn start_in(&self, instance_id: &str, delay: Duration) {
+        let inner = self.inner.clone();
+        self.spawn_with(
+            instance_id,
+            move |id| async move {
+                lock(&inner.force_refreshed).remove(&id);
+                if let Err(e) = inner.store.set_halted(&id, false).await {
+                    tracing::warn!(instance = %id, error = %e, "could not clear the halted flag");
+                }
+                if !delay.is_zero() {
+                    update(&inner, &id, |p| {
+                        p.phase = Phase::Waiting;
+                        p.next_run_ms = Some(now_ms().saturating_add(ms(delay)));
+                        p.waiting_for = Some("rate limit".to_string());
+                    });
+                }
+            },
+            delay,
+        );
     }
 
     fn spawn(&self, instance_id: &str) {
-        self.spawn_with(instance_id, |_| async {});
+        self.spawn_with(instance_id, |_| async {}, Duration::ZERO);
     }
 
-    fn spawn_with<F, Fut>(&self, instance_id: &str, first: F)
+    fn spawn_with<F, Fut>(&self, instance_id: &str, first: F, delay: Duration)
     where
         F: FnOnce(String) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send,
@@ -229,7 +290,14 @@ impl Scheduler {
         let id = instance_id.to_string();
         self.inner.tasks.spawn(async move {
             first(id.clone()).await;
-            run(&inner, &id, &cancel).await;
+            let waited = delay.is_zero()
+                || tokio::select! {
+                    _ = cancel.cancelled() => false,
+                    _ = tokio::time::sleep(delay) => true,
+                };
+            if waited {
+                run(&inner, &id, &cancel).await;
+            }
             let mut workers = lock(&inner.workers);
             // A newer worker may have replaced this one meanwhile: leave it.
             if workers.get(&id).is_some_and(|(g, _)| *g == generation) {
@@ -506,6 +574,13 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         Duration::from_secs(u64::from(schedule.poll_interval_secs.max(1)))
     };
 
+    if instance.status == InstanceStatus::Connecting
+        && let Some(next) =
+            connection_test(inner, id, &key, &ingestor, &pace, &tenant_budget, poll).await
+    {
+        return next;
+    }
+
     let backfilling = matches!(store.cursor(id, AUDIT_STREAM).await, Ok(None));
     let since = now_ms().saturating_sub(i64::from(schedule.backfill_days).saturating_mul(DAY_MS));
     update(inner, id, |p| {
@@ -638,6 +713,72 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     }
 }
 
+/// Runs the connection test of an instance that has not passed one yet
+/// (its test at creation was deferred by a rate limit or an unreachable
+/// provider), paced and retried like any call. `None` when it passed and
+/// ingestion may start; otherwise what the worker does next: wait and test
+/// again (rate limit, provider still unreachable: the instance stays
+/// `connecting`), or stop (a check failed or the call was refused: halted
+/// with the verdict, as Test now does).
+async fn connection_test(
+    inner: &Inner,
+    id: &str,
+    key: &str,
+    ingestor: &Ingestor,
+    pace: &Pace,
+    tenant_budget: &crate::budget::RateBudget,
+    poll: Duration,
+) -> Option<Next> {
+    let deferred = |error: &CallError, wait: Duration| {
+        connect::deferred_test_message(key, error, Some(rfc3339_in(wait).as_str()))
+    };
+    match ingestor.test_with(pace).await {
+        Ok(report) => match connect::apply_verdict(&inner.store, id, &report).await {
+            Ok(None) => {
+                tracing::info!(instance = %id, "connection test passed; ingestion starts");
+                None
+            }
+            Ok(Some(failed)) => Some(halt(inner, id, &failed).await),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "could not record the test verdict; retrying");
+                Some(Next::After(Duration::from_secs(30)))
+            }
+        },
+        Err(IngestError::Cancelled { .. }) => Some(Next::Stop),
+        Err(IngestError::GaveUp { last, .. }) => {
+            let message = deferred(&last, poll);
+            tracing::warn!(instance = %id, %message, "connection test deferred");
+            set_status(inner, id, InstanceStatus::Connecting, Some(&message)).await;
+            Some(Next::After(poll))
+        }
+        Err(IngestError::Call {
+            source: source @ CallError::Plugin(PluginError::RateLimited(_)),
+            ..
+        }) => {
+            let wait = connect::deferred_wait(&source).max(Duration::from_secs(1));
+            tenant_budget.block_for(wait);
+            let message = deferred(&source, wait);
+            tracing::info!(instance = %id, %message, "connection test deferred");
+            set_status(inner, id, InstanceStatus::Connecting, Some(&message)).await;
+            update(inner, id, |p| {
+                p.phase = Phase::Waiting;
+                p.next_run_ms = Some(now_ms().saturating_add(ms(wait)));
+                p.waiting_for = Some("rate limit".to_string());
+            });
+            Some(Next::After(wait))
+        }
+        Err(IngestError::Call {
+            source: CallError::Plugin(PluginError::Unauthorized(m)),
+            ..
+        }) => Some(halt(inner, id, &connect::credentials_rejected_message(id, &m)).await),
+        Err(e @ IngestError::Store { .. }) => {
+            tracing::error!(instance = %id, error = %e, "store error during the connection test");
+            Some(Next::After(Duration::from_secs(30)))
+        }
+        Err(e) => Some(halt(inner, id, &describe(&e, key)).await),
+    }
+}
+
 /// `1 h 5 min`, `12 min`, `40 s`.
 fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -647,6 +788,11 @@ fn human_duration(d: Duration) -> String {
         (h, 0) => format!("{h} h"),
         (h, m) => format!("{h} h {m} min"),
     }
+}
+
+/// RFC 3339 time `d` from now.
+pub(crate) fn rfc3339_in(d: Duration) -> String {
+    rfc3339(now_ms().saturating_add(ms(d)))
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -270,6 +270,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
         );
         for p in &summary.providers {
             println!("{}: events: {}, users: {}", p.key, p.events, p.users);
+            if p.key == "okta" {
+                // The stand-in's directory, like a real org's, has some.
+                println!(
+                    "  (okta: /api/v1/users lists every user except DEPROVISIONED ones, so fewer than the directory's total)"
+                );
+            }
         }
         let events: u64 = summary.providers.iter().map(|p| p.events).sum();
         let users: u64 = summary.providers.iter().map(|p| p.users).sum();

@@ -101,13 +101,38 @@ struct OktaError {
     summary: String,
 }
 
+/// Okta's own words for a failed call: `errorCode errorSummary`
+/// ("E0000006 You do not have permission to perform the requested
+/// action"), or an excerpt of a body in another shape.
+fn detail(response: &Response) -> String {
+    response
+        .json::<OktaError>()
+        .ok()
+        .filter(|e| !e.code.is_empty() || !e.summary.is_empty())
+        .map(|e| format!("{} {}", e.code, e.summary).trim().to_string())
+        .unwrap_or_else(|| response.excerpt())
+}
+
+/// A check's view of a refused call: the status and Okta's own words.
+fn refusal(response: &Response) -> String {
+    format!("HTTP {}: {}", response.status, detail(response))
+}
+
+/// A test call Okta throttled or could not answer says nothing about the
+/// account: the whole test is deferred (rate limit, unavailable) instead
+/// of failing a check.
+fn transient(config: &Config, response: &Response, what: &str) -> Result<()> {
+    if response.status == 429 || response.status >= 500 {
+        Err(error_for(config, response, what))
+    } else {
+        Ok(())
+    }
+}
+
 /// Maps a non-2xx Okta response to the contract's error, with the next step
 /// for the operator in the message.
 fn error_for(config: &Config, response: &Response, what: &str) -> Error {
-    let detail = response
-        .json::<OktaError>()
-        .map(|e| format!("{} {}", e.code, e.summary))
-        .unwrap_or_else(|_| response.excerpt());
+    let detail = detail(response);
     if oauth_mode(config) {
         match response.status {
             401 => {
@@ -403,6 +428,7 @@ impl Connector for Okta {
         ));
 
         let roles = get(config, &format!("{base}/users/{}/roles", me.id))?;
+        transient(config, &roles, "reading the token's admin roles")?;
         if roles.is_success() {
             let roles: Vec<Role> = roles.json()?;
             match roles
@@ -426,7 +452,7 @@ impl Connector for Okta {
                 "admin-role",
                 format!(
                     "could not read the token's admin roles ({}): reconnect with a token created by a Read-only Administrator or higher",
-                    roles.status
+                    refusal(&roles)
                 ),
             ));
         }
@@ -435,19 +461,17 @@ impl Connector for Okta {
             config,
             &with_query(&format!("{base}/logs"), &[("limit", "1")])?,
         )?;
-        match logs.status {
-            200..=299 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
-            429 => checks.push(Check::pass(
-                "system-log-readable",
-                "System Log endpoint answered (currently rate limited)",
-            )),
-            _ => checks.push(Check::fail(
+        transient(config, &logs, "reading the System Log")?;
+        if logs.is_success() {
+            checks.push(Check::pass("system-log-readable", "System Log is readable"));
+        } else {
+            checks.push(Check::fail(
                 "system-log-readable",
                 format!(
                     "System Log is not readable with this token ({}): the token's admin needs Read-only Administrator or higher",
-                    logs.status
+                    refusal(&logs)
                 ),
-            )),
+            ));
         }
 
         let org = get(config, &format!("{base}/org"))?;
@@ -587,6 +611,8 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         config,
         &with_query(&format!("{base}/users"), &[("limit", "1")])?,
     )?;
+    transient(config, &logs, "reading the System Log")?;
+    transient(config, &users, "reading the user directory")?;
     let mut missing = Vec::new();
     if missing_scope(&logs) {
         missing.push("okta.logs.read");
@@ -609,12 +635,13 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         ));
     }
     match logs.status {
-        200..=299 | 429 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
+        200..=299 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
         _ if missing_scope(&logs) => {}
-        status => checks.push(Check::fail(
+        _ => checks.push(Check::fail(
             "system-log-readable",
             format!(
-                "System Log is not readable ({status}): the user who consented needs Read-only Administrator or higher; reconnect as such an admin"
+                "System Log is not readable ({}): the user who consented needs Read-only Administrator or higher; reconnect as such an admin",
+                refusal(&logs)
             ),
         )),
     }

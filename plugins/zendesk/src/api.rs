@@ -188,6 +188,18 @@ pub(crate) fn retry_after_ms(response: &Response) -> u64 {
     }
 }
 
+/// What a 429 said, in one parenthesis: the advertised rate figures, the
+/// wait, Zendesk's own text; only the parts present.
+fn rate_limit_detail(response: &Response, wait_ms: u64, detail: &str) -> String {
+    let rate = RateHeaders::parse(response).describe();
+    let wait = format!("retry after {} s", wait_ms.div_ceil(1000));
+    [rate.as_str(), wait.as_str(), detail]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Maps a non-2xx Zendesk response to the contract's error.
 pub(crate) fn error_for(config: &Config, response: &Response, what: &str) -> Error {
     let detail = detail(response);
@@ -210,17 +222,12 @@ pub(crate) fn error_for(config: &Config, response: &Response, what: &str) -> Err
             "Zendesk answered 404 while {what} ({detail}): check that `{subdomain}` is the account's subdomain (the part before .zendesk.com)"
         )),
         429 => {
-            let rate = RateHeaders::parse(response);
+            let wait_ms = retry_after_ms(response);
             Error::rate_limited(
-                retry_after_ms(response),
+                wait_ms,
                 format!(
-                    "Zendesk rate limit reached while {what} ({}{}); the account's limit is shared by every API client, raise this instance's requestsPerMinute only if the plan allows more",
-                    rate.describe(),
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {detail}")
-                    }
+                    "Zendesk rate limit reached while {what} ({}); the account's limit is shared by every API client, raise this instance's requestsPerMinute only if the plan allows more",
+                    rate_limit_detail(response, wait_ms, &detail)
                 ),
             )
         }
@@ -386,6 +393,33 @@ mod tests {
             error_for(&token, &response(404, &[], "{}"), "x"),
             Error::InvalidConfig(m) if m.contains("acme")
         ));
+    }
+
+    #[test]
+    fn a_429_with_only_retry_after_reads_cleanly() {
+        let token = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "api-token")]);
+        let limited = response(
+            429,
+            &[("retry-after", "3")],
+            "Rate limit for ticket updates exceeded, please wait before updating this ticket again",
+        );
+        let Error::RateLimited(r) = error_for(&token, &limited, "reading the current user") else {
+            unreachable!("a 429 is a rate limit")
+        };
+        assert_eq!(r.retry_after_ms, 3000);
+        assert!(
+            r.message.starts_with(
+                "Zendesk rate limit reached while reading the current user (retry after 3 s; Rate limit for ticket updates exceeded"
+            ),
+            "{}",
+            r.message
+        );
+        assert!(!r.message.contains("(;"), "{}", r.message);
+        let bare = error_for(&token, &response(429, &[("retry-after", "3")], ""), "x");
+        assert!(
+            matches!(&bare, Error::RateLimited(r) if r.message.contains("(retry after 3 s)")),
+            "{bare:?}"
+        );
     }
 
     #[test]

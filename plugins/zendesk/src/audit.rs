@@ -16,6 +16,15 @@
 //! drops duplicate ids; this keeps it from having to.) A window that finds
 //! nothing leaves the start where it was.
 //!
+//! Zendesk also makes some records visible *late*: a record can appear
+//! after a poll already read past its `created_at` (the audit log has no
+//! persistence-order mode). So every new window re-reads a lookback period
+//! before `from` (config `lookback_minutes`, default 5, 0 turns it off,
+//! never before the backfill start): the late record is delivered then,
+//! while the records read before are delivered again and dropped by the
+//! host's unique key (the id set above only covers `from`'s second, so
+//! it never hides a late record).
+//!
 //! The cursor is this connector's JSON, stored by the host and handed back
 //! verbatim. It names the subdomain it belongs to and holds only links to
 //! that account's audit log endpoint; anything else is refused.
@@ -37,6 +46,9 @@ pub(crate) const PAGE_SIZE: &str = "100";
 /// change writing thousands of records in one second) the next window
 /// re-delivers the rest of that second and the host's unique key drops them.
 const MAX_SEEN: usize = 1000;
+/// Minutes re-read before the newest record on each poll, unless the
+/// instance sets `lookback_minutes`.
+pub(crate) const DEFAULT_LOOKBACK_MINUTES: i64 = 5;
 const VERSION: u8 = 1;
 
 /// Where reading continues (see the module documentation).
@@ -50,6 +62,9 @@ pub(crate) struct AuditCursor {
     /// Start of the next window (`2024-01-02T03:04:05Z`): the `created_at`
     /// of the newest event delivered, or the backfill start.
     from: String,
+    /// The backfill start: no window opens before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    floor: Option<String>,
     /// Ids of delivered events created at `from`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     seen: Vec<u64>,
@@ -86,6 +101,7 @@ impl AuditCursor {
             v: VERSION,
             subdomain: subdomain(config)?.to_string(),
             from: iso_secs(since.div_euclid(1000)),
+            floor: Some(iso_secs(since.div_euclid(1000))),
             seen: Vec::new(),
             next: None,
             account: None,
@@ -106,6 +122,9 @@ impl AuditCursor {
             )));
         }
         secs_of(&cursor.from).map_err(|_| bad_cursor(format!("start {:?}", cursor.from)))?;
+        if let Some(floor) = &cursor.floor {
+            secs_of(floor).map_err(|_| bad_cursor(format!("floor {floor:?}")))?;
+        }
         if let Some(next) = &cursor.next
             && !is_own_link(config, next, "audit_logs")?
         {
@@ -135,6 +154,29 @@ impl AuditCursor {
     fn already_delivered(&self, created: i64, id: u64) -> Result<bool> {
         Ok(created == secs_of(&self.from)? && self.seen.contains(&id))
     }
+
+    /// Where the next window opens: `lookback_secs` before `from`, not
+    /// before the backfill start.
+    fn window_start(&self, lookback_secs: i64) -> Result<i64> {
+        let start = secs_of(&self.from)?.saturating_sub(lookback_secs.max(0));
+        Ok(match &self.floor {
+            Some(floor) => start.max(secs_of(floor)?),
+            None => start,
+        })
+    }
+}
+
+/// The instance's lookback (`lookback_minutes`) in seconds.
+pub(crate) fn lookback_secs(config: &Config) -> Result<i64> {
+    let minutes = match config.get("lookback_minutes") {
+        None | Some("") => DEFAULT_LOOKBACK_MINUTES,
+        Some(text) => text.parse::<i64>().map_err(|_| {
+            Error::invalid_config(format!(
+                "lookback_minutes must be a whole number of minutes, got {text:?}"
+            ))
+        })?,
+    };
+    Ok(minutes.saturating_mul(60))
 }
 
 /// The request opening a window [from, until].
@@ -348,8 +390,9 @@ pub(crate) fn fetch(
     if cursor.account.is_none() {
         cursor.account = Some(account_name(config)?);
     }
+    let lookback = lookback_secs(config)?;
     let open_window = |c: &AuditCursor| -> Result<String> {
-        window_url(config, secs_of(&c.from)?, now().div_euclid(1000))
+        window_url(config, c.window_start(lookback)?, now().div_euclid(1000))
     };
     let mut url = match &cursor.next {
         Some(next) => next.clone(),
@@ -469,6 +512,25 @@ mod tests {
             url,
             "https://acme.zendesk.com/api/v2/audit_logs?filter%5Bcreated_at%5D%5B%5D=2023-11-14T22%3A13%3A26Z&filter%5Bcreated_at%5D%5B%5D=2023-11-14T22%3A15%3A00Z&sort=created_at&page%5Bsize%5D=100"
         );
+    }
+
+    #[test]
+    fn windows_reopen_a_lookback_before_the_newest_second_but_not_before_the_floor() {
+        let mut c = AuditCursor::start(&config(), 1_700_000_000_000).unwrap();
+        // Nothing read yet: the window opens at the backfill start.
+        assert_eq!(c.window_start(300).unwrap(), 1_700_000_000);
+        c.advance(1_700_001_000, 10).unwrap();
+        assert_eq!(c.window_start(300).unwrap(), 1_700_000_700);
+        assert_eq!(c.window_start(0).unwrap(), 1_700_001_000);
+        // A record published late, created before `from`, is neither
+        // skipped nor does it move the window back.
+        assert!(!c.already_delivered(1_700_000_900, 11).unwrap());
+        c.advance(1_700_000_900, 11).unwrap();
+        assert_eq!(c.from, iso_secs(1_700_001_000));
+        assert_eq!(c.seen, vec![10]);
+        assert_eq!(lookback_secs(&config()).unwrap(), 300);
+        let set = Config::from_pairs([("subdomain", "acme"), ("lookback_minutes", "15")]);
+        assert_eq!(lookback_secs(&set).unwrap(), 900);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! a connector runs unmodified: the client only needs a DNS override to the
 //! stand-in's address and the CA as a trusted root. They serve both the
 //! integration tests and `ward demo`, and never read anything from outside
-//! this crate: all data is generated from a seed.
+//! this crate: all data is generated from a seed. The one exception is
+//! [`replay`], which serves the recorded exchanges of a fixture folder the
+//! caller names.
 //!
 //! - [`tls`]: the run-time certificate authority.
 //! - [`server`]: the HTTPS listener and the request log, fault plan and
@@ -13,12 +15,14 @@
 //! - [`okta`]: the Okta org stand-in.
 //! - [`egnyte`]: the Egnyte domain stand-in.
 //! - [`zendesk`]: the Zendesk Support account stand-in.
+//! - [`replay`]: serves recorded request → response fixtures.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod authz;
 pub mod egnyte;
 pub mod okta;
+pub mod replay;
 mod seal;
 pub mod server;
 mod synth;

@@ -191,9 +191,9 @@ impl ZendeskState {
         self.switches.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn rendered<'a>(&self, seq: usize, e: &'a StoredEvent) -> &'a data::Rendered {
+    fn rendered<'a>(&self, e: &'a StoredEvent) -> &'a data::Rendered {
         e.rendered
-            .get_or_init(|| data::render(&self.dir, self.seed, seq as u64, e.created_s, e.id))
+            .get_or_init(|| data::render(&self.dir, self.seed, e.seq, e.created_s, e.id))
     }
 }
 
@@ -263,6 +263,7 @@ impl ZendeskStandIn {
             events.push(StoredEvent {
                 created_s,
                 id: data::event_id(cfg.seed, i as u64),
+                seq: i as u64,
                 rendered: std::sync::OnceLock::new(),
             });
         }
@@ -346,9 +347,39 @@ impl ZendeskStandIn {
             log.push(StoredEvent {
                 created_s,
                 id: data::event_id(self.state.seed, seq),
+                seq,
                 rendered: std::sync::OnceLock::new(),
             });
         }
+    }
+
+    /// Publishes one record *late*: written now, but with a `created_at`
+    /// `age_secs` in the past, as Zendesk does for records that become
+    /// visible after later ones (the audit log has no persistence order).
+    /// A window that already read past that second does not see it again.
+    /// Returns its id.
+    pub fn publish_late(&self, age_secs: i64) -> String {
+        let mut log = self
+            .state
+            .events
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let seq = log.len() as u64;
+        let created_s = now_ms() / 1000 - age_secs;
+        let id = data::event_id(self.state.seed, seq);
+        // Ids grow with the sequence number, so the new one sorts last
+        // within its second: the (created_at, id) order stays intact.
+        let at = log.partition_point(|e| e.created_s <= created_s);
+        log.insert(
+            at,
+            StoredEvent {
+                created_s,
+                id,
+                seq,
+                rendered: std::sync::OnceLock::new(),
+            },
+        );
+        id.to_string()
     }
 
     /// Records stored.

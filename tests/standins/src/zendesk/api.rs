@@ -278,12 +278,9 @@ fn handle(
             match id
                 .parse::<u64>()
                 .ok()
-                .and_then(|id| log.binary_search_by_key(&id, |e| e.id).ok())
+                .and_then(|id| log.iter().find(|e| e.id == id))
             {
-                Some(i) => Reply::ok(format!(
-                    "{{\"audit_log\":{}}}",
-                    st.rendered(i, &log[i]).json
-                )),
+                Some(e) => Reply::ok(format!("{{\"audit_log\":{}}}", st.rendered(e).json)),
                 None => record_not_found(),
             }
         }
@@ -661,7 +658,7 @@ fn list_audit(st: &ZendeskState, path: &str, query: &str) -> Reply {
         if !filtered {
             return true;
         }
-        let r = st.rendered(i, &log[i]);
+        let r = st.rendered(&log[i]);
         source_type.is_none_or(|t| t == r.source_type)
             && source_id.is_none_or(|id| r.source_id == Some(id))
             && actor_id.is_none_or(|id| r.actor_id == id)
@@ -669,7 +666,7 @@ fn list_audit(st: &ZendeskState, path: &str, query: &str) -> Reply {
             && action.is_none_or(|a| a == r.action)
     };
     let key = |i: usize| vec![log[i].created_s, log[i].id as i64];
-    let render = |i: usize| st.rendered(i, &log[i]).json.to_string();
+    let render = |i: usize| st.rendered(&log[i]).json.to_string();
     Listing {
         name: "audit_logs",
         field: "created_at",

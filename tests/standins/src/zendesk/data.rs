@@ -406,6 +406,9 @@ impl Directory {
 pub(crate) struct StoredEvent {
     pub created_s: i64,
     pub id: u64,
+    /// Sequence number the record was generated from (its position in the
+    /// log unless it was published late, see `publish_late`).
+    pub seq: u64,
     pub rendered: OnceLock<Rendered>,
 }
 

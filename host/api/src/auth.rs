@@ -8,6 +8,7 @@
 //!   SHA-256, so the lookup time says nothing about the token.
 //! - `/oauth/callback` is reached by a browser that has no header: its
 //!   single-use `state` is the credential and the handler checks it.
+//! - `/livez` answers anyone, with nothing but `{"status": "ok"}`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -43,6 +44,8 @@ const ELEMENT_ROUTES: &[(Method, &str)] = &[
 ];
 
 const CALLBACK: &str = "/oauth/callback";
+/// Liveness, for load balancers: unauthenticated and without details.
+const LIVEZ: &str = "/livez";
 
 const HOW: &str = "send `Authorization: User <secret>, Organization <secret>` (the secrets are in \
                    <data_dir>/api-secrets.toml) or `Authorization: Element <instance token>`";
@@ -53,7 +56,7 @@ pub(crate) async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path() == CALLBACK {
+    if req.uri().path() == CALLBACK || req.uri().path() == LIVEZ {
         return next.run(req).await;
     }
     let headers = req.headers().clone();

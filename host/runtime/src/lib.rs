@@ -325,6 +325,13 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| contract(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(pre).map_err(|e| contract(format!("{e:#}")))?;
+        let rate_headers = Arc::new(
+            manifest
+                .rate_limit
+                .as_ref()
+                .map(ward_manifest::AdvertisedLimit::header_names)
+                .unwrap_or_default(),
+        );
         Ok(Arc::new(Plugin {
             runtime: self.clone(),
             manifest: Arc::new(manifest),
@@ -332,6 +339,7 @@ impl Runtime {
             imports,
             policy: Arc::new(policy),
             pre,
+            rate_headers,
         }))
     }
 
@@ -434,6 +442,8 @@ pub struct Plugin {
     imports: Vec<String>,
     policy: Arc<PluginPolicy>,
     pre: bindings::PluginPre<HostState>,
+    /// Response headers the broker keeps: the manifest's rate-limit ones.
+    rate_headers: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -822,6 +832,7 @@ impl Bound {
             self.plugin.policy.clone(),
             &self.plugin.manifest.key,
             &self.instance_id,
+            self.plugin.rate_headers.clone(),
         );
         let log = broker.egress_log();
         let result = async {
@@ -883,6 +894,7 @@ impl Bound {
             self.plugin.policy.clone(),
             &plugin_key,
             &self.instance_id,
+            self.plugin.rate_headers.clone(),
         );
         let egress_log = http.egress_log();
         let state = HostState {

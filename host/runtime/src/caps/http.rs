@@ -68,7 +68,8 @@ impl Default for EgressConfig {
 }
 
 /// One line of the egress log. Never contains secret values: URLs are
-/// redacted and headers are not recorded.
+/// redacted and headers are not recorded, except the rate-limit headers
+/// the plugin's manifest names (`[rate_limit]`), which the host paces by.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EgressEntry {
     /// When the request was attempted (ms since epoch).
@@ -91,6 +92,10 @@ pub struct EgressEntry {
     pub bytes_received: u64,
     /// Time to the complete response.
     pub latency_ms: u64,
+    /// The response's rate-limit headers named by the manifest
+    /// (lower-case name, value); empty when none was sent or declared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_headers: Vec<(String, String)>,
 }
 
 /// An address range in CIDR form.
@@ -370,6 +375,8 @@ pub(crate) struct HttpBroker {
     log: Arc<Mutex<Vec<EgressEntry>>>,
     plugin: String,
     instance: String,
+    /// Response headers to keep (lower case): the manifest's rate-limit ones.
+    rate_headers: Arc<Vec<String>>,
 }
 
 impl HttpBroker {
@@ -385,8 +392,10 @@ impl HttpBroker {
         policy: Arc<PluginPolicy>,
         plugin: &str,
         instance: &str,
+        rate_headers: Arc<Vec<String>>,
     ) -> HttpBroker {
         HttpBroker {
+            rate_headers,
             client,
             grants,
             redactor,
@@ -426,6 +435,7 @@ impl HttpBroker {
                 bytes_sent: 0,
                 bytes_received: 0,
                 latency_ms: 0,
+                rate_headers: Vec::new(),
             },
         );
     }
@@ -628,9 +638,11 @@ impl WasiHttpHooks for HttpBroker {
         let log = self.log.clone();
         let plugin = self.plugin.clone();
         let instance = self.instance.clone();
+        let rate_names = self.rate_headers.clone();
         Box::new(async move {
             let started = Instant::now();
             let logged_url = redactor.redacted(&url);
+            let rate_headers = std::sync::Mutex::new(Vec::new());
             let record = |allowed: bool,
                           reason: Option<String>,
                           status: Option<u16>,
@@ -652,6 +664,9 @@ impl WasiHttpHooks for HttpBroker {
                         bytes_sent: sent,
                         bytes_received: received,
                         latency_ms: started.elapsed().as_millis() as u64,
+                        rate_headers: std::mem::take(
+                            &mut *rate_headers.lock().unwrap_or_else(|p| p.into_inner()),
+                        ),
                     },
                 );
             };
@@ -764,6 +779,13 @@ impl WasiHttpHooks for HttpBroker {
                     header_bytes.min(u32::MAX as usize) as u32,
                 )));
             }
+            *rate_headers.lock().unwrap_or_else(|p| p.into_inner()) = rate_names
+                .iter()
+                .filter_map(|name| {
+                    let value = headers.get(name.as_str())?.to_str().ok()?;
+                    Some((name.clone(), value.chars().take(64).collect()))
+                })
+                .collect();
             let mut received: Vec<u8> = Vec::new();
             let mut response = response;
             loop {

@@ -114,6 +114,22 @@ impl ApiHarness {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /instances` for an API-token element: its key, the token and
+    /// the configuration.
+    pub async fn create_with_token(
+        &self,
+        element: &str,
+        token: &str,
+        configuration: Value,
+    ) -> (StatusCode, Value) {
+        let body = json!({
+            "element": {"key": element},
+            "providerData": {"apiToken": token},
+            "configuration": configuration,
+        });
+        self.send(Method::POST, "/instances", Some(&body)).await
+    }
+
     /// Where providers send the browser back to.
     pub fn callback_url(&self) -> String {
         format!("{}/oauth/callback", self.url)
@@ -367,7 +383,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = ward_api::router(daemon.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(ward_api::serve(listener, app, std::future::pending()));
 
     let mut browser = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).unwrap())

@@ -11,6 +11,7 @@
 //!   caller gets the same scope as with `Element <token>` alone.
 //! - `/oauth/callback` is reached by a browser that has no header: its
 //!   single-use `state` is the credential and the handler checks it.
+//! - `/livez` answers anyone, with nothing but `{"status": "ok"}`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -46,6 +47,8 @@ const ELEMENT_ROUTES: &[(Method, &str)] = &[
 ];
 
 const CALLBACK: &str = "/oauth/callback";
+/// Liveness, for load balancers: unauthenticated and without details.
+const LIVEZ: &str = "/livez";
 
 const HOW: &str = "send `Authorization: User <secret>, Organization <secret>` (the secrets are in \
                    <data_dir>/api-secrets.toml), `Authorization: Element <instance token>`, or \
@@ -57,7 +60,7 @@ pub(crate) async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path() == CALLBACK {
+    if req.uri().path() == CALLBACK || req.uri().path() == LIVEZ {
         return next.run(req).await;
     }
     let headers = req.headers().clone();

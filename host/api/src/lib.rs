@@ -1,6 +1,6 @@
 //! Ward's REST API, modelled on SAP Open Connectors.
 //!
-//! Every route is authenticated (see [`auth`]): `User <secret>,
+//! Every route but `/livez` is authenticated (see [`auth`]): `User <secret>,
 //! Organization <secret>` for the operator, `Element <token>` for one
 //! instance's read and test routes, and the single-use OAuth `state` on
 //! `/oauth/callback`. Errors are JSON `{"error", "message"}`; bad input is
@@ -8,9 +8,12 @@
 //! handler annotations that build the router, so the two cannot drift.
 
 mod auth;
+pub mod cursor;
 mod error;
+pub mod layers;
 mod routes;
 mod secrets;
+mod server;
 mod views;
 
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use ward_daemon::Daemon;
 
 pub use error::{ApiError, ErrorBody};
 pub use secrets::{ApiSecrets, SecretsError, ensure_api_secrets, sha256_hex};
+pub use server::serve;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -98,6 +102,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::openapi_json))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))
+        .routes(routes!(routes::livez))
 }
 
 /// The OpenAPI 3.1 document of the API.
@@ -120,5 +125,7 @@ pub fn router(daemon: Daemon) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(layers::MAX_BODY_BYTES))
         .with_state(state)
+        .layer(axum::middleware::from_fn(layers::shape))
 }

@@ -10,8 +10,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use ward_daemon::connect::{self, Connected, NewConnection};
 use ward_daemon::consent::{self, CALLBACK_PATH, ClientSettings, CodeGrant, ConsentError, RESTART};
@@ -23,6 +21,7 @@ use ward_runtime::{CallError, SecretSet};
 use ward_store::{EventOrder, EventQuery, Instance, OauthState};
 
 use crate::AppState;
+use crate::cursor;
 use crate::error::{ApiError, ErrorBody, call_error};
 use crate::secrets::{random_token, sha256_hex};
 use crate::views::*;
@@ -145,6 +144,32 @@ async fn test_view(state: &AppState, c: Connected) -> ApiResult<TestView> {
 enum ProviderGrant {
     Code(CodeGrant),
     Direct(Grant),
+}
+
+/// Most tags an instance may carry.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+
+/// Tags are labels for people and dashboards: a bounded number of short,
+/// non-empty strings.
+fn check_tags(tags: &[String]) -> ApiResult<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::unprocessable(format!(
+            "{} tags given; an instance carries at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    if let Some(t) = tags
+        .iter()
+        .find(|t| t.trim().is_empty() || t.chars().count() > MAX_TAG_CHARS)
+    {
+        let shown: String = t.chars().take(MAX_TAG_CHARS).collect();
+        return Err(ApiError::unprocessable(format!(
+            "tag {shown:?}: each tag must be 1 to {MAX_TAG_CHARS} characters"
+        )));
+    }
+    Ok(())
 }
 
 /// The OAuth client settings under SAP Open Connectors' names, taken out of
@@ -426,6 +451,7 @@ pub(crate) async fn create_instance(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: CreateInstance = parse_body(&body)?;
+    check_tags(&req.tags)?;
     let loaded = element(&state, &req.element.key)?;
     let key = loaded.plugin.manifest().key.clone();
     let mut config = req.configuration;
@@ -504,6 +530,9 @@ pub(crate) async fn patch_instance(
     body: Bytes,
 ) -> ApiResult<Json<InstanceView>> {
     let patch: PatchInstance = parse_body(&body)?;
+    if let Some(tags) = &patch.tags {
+        check_tags(tags)?;
+    }
     let instance = load_instance(&state, &id).await?;
     let store = &state.daemon.store;
     if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
@@ -517,6 +546,12 @@ pub(crate) async fn patch_instance(
             patch.requests_per_minute.map(|r| (r > 0).then_some(r)),
         )
         .await?;
+    if let Some(rate) = patch.requests_per_minute {
+        state
+            .daemon
+            .scheduler
+            .apply_rate(&id, &instance.plugin_key, (rate > 0).then_some(rate));
+    }
     if let Some(disabled) = patch.disabled {
         let was = store
             .instance_settings(&id)
@@ -641,7 +676,7 @@ pub(crate) struct EventsParams {
     action: Option<String>,
     /// Only this actor (id, email or display name).
     actor: Option<String>,
-    /// Page size (default 100, max 1000).
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -662,17 +697,18 @@ fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
         })
 }
 
-fn encode_cursor(time_ms: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{time_ms}:{id}"))
-}
-
-fn decode_cursor(c: &str) -> ApiResult<(i64, String)> {
-    let bad =
-        || ApiError::bad_request("cursor is not one this API returned; start from the first page");
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok((t.parse().map_err(|_| bad())?, id.to_owned()))
+/// The page size a `limit` asks for: absent means the default, and
+/// anything outside 1..=MAX_PAGE is refused rather than silently changed.
+fn page_size(limit: Option<u32>) -> ApiResult<u32> {
+    match limit {
+        None => Ok(ward_store::DEFAULT_PAGE),
+        Some(n @ 1..=ward_store::MAX_PAGE) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit {n}: ask for 1 to {} items per page (default {})",
+            ward_store::MAX_PAGE,
+            ward_store::DEFAULT_PAGE
+        ))),
+    }
 }
 
 /// The instance's audit events, filtered, with keyset pagination.
@@ -696,12 +732,7 @@ pub(crate) async fn instance_events(
             )));
         }
     };
-    let limit = p.limit.unwrap_or(0).min(ward_store::MAX_PAGE);
-    let effective = if limit == 0 {
-        ward_store::DEFAULT_PAGE
-    } else {
-        limit
-    };
+    let effective = page_size(p.limit)?;
     let eq = EventQuery {
         since_ms: p
             .from
@@ -712,13 +743,15 @@ pub(crate) async fn instance_events(
         action: p.action,
         actor: p.actor,
         limit: effective,
-        after: p.cursor.as_deref().map(decode_cursor).transpose()?,
+        after: p.cursor.as_deref().map(cursor::decode_keyed).transpose()?,
         order,
     };
     let events = state.daemon.store.events(&id, &eq).await?;
     // Given for every non-empty page, even a short one, so a follower can
     // keep asking from where it stopped as new events arrive.
-    let next_cursor = events.last().map(|e| encode_cursor(e.time_ms, &e.event_id));
+    let next_cursor = events
+        .last()
+        .map(|e| cursor::encode_keyed(e.time_ms, &e.event_id));
     Ok(Json(EventsPage {
         events,
         next_cursor,
@@ -729,7 +762,7 @@ pub(crate) async fn instance_events(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageParams {
-    /// Page size (default 100, max 1000).
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -747,30 +780,15 @@ pub(crate) async fn instance_users(
 ) -> ApiResult<Json<UsersPage>> {
     let p = query(q)?;
     load_instance(&state, &id).await?;
-    let limit = p.limit.unwrap_or(0).min(ward_store::MAX_PAGE);
-    let effective = if limit == 0 {
-        ward_store::DEFAULT_PAGE
-    } else {
-        limit
-    };
-    let after = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::bad_request("cursor is not one this API returned"))
-        })
-        .transpose()?;
+    let effective = page_size(p.limit)?;
+    let after = p.cursor.as_deref().map(cursor::decode).transpose()?;
     let users = state
         .daemon
         .store
         .users(&id, effective, after.as_deref())
         .await?;
     let next_cursor = (users.len() == effective as usize)
-        .then(|| users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.user_id)))
+        .then(|| users.last().map(|u| cursor::encode(&u.user_id)))
         .flatten();
     Ok(Json(UsersPage { users, next_cursor }))
 }
@@ -787,8 +805,33 @@ pub(crate) async fn instance_egress(
 ) -> ApiResult<Json<EgressPage>> {
     let p = query(q)?;
     load_instance(&state, &id).await?;
-    let egress = state.daemon.store.egress(&id, p.limit.unwrap_or(0)).await?;
-    Ok(Json(EgressPage { egress }))
+    let effective = page_size(p.limit)?;
+    let before = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            let (at_ms, row) = cursor::decode_keyed(c)?;
+            let row: i64 = row.parse().map_err(|_| {
+                ApiError::bad_request("cursor is not one this API returned; start again")
+            })?;
+            Ok::<_, ApiError>((at_ms, row))
+        })
+        .transpose()?;
+    let page = state
+        .daemon
+        .store
+        .egress_page(&id, effective, before)
+        .await?;
+    let next_cursor = (page.len() == effective as usize)
+        .then(|| {
+            page.last()
+                .map(|(row, r)| cursor::encode_keyed(r.at_ms, &row.to_string()))
+        })
+        .flatten();
+    Ok(Json(EgressPage {
+        egress: page.into_iter().map(|(_, r)| r).collect(),
+        next_cursor,
+    }))
 }
 
 /// This document.
@@ -802,7 +845,8 @@ pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<serde_js
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     security(("UserOrganization" = [])),
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "OpenMetrics text exposition (Prometheus scrapes it)",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"), (status = 401, body = ErrorBody)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let daemon = &state.daemon;
     let stats = daemon.store.stats().await?;
@@ -835,7 +879,17 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
         .into_response())
 }
 
-/// Liveness: the store answers.
+/// Liveness for load balancers and orchestrators: the process serves
+/// HTTP. Unauthenticated, so it says nothing else; `/healthz` has the
+/// details.
+#[utoipa::path(get, path = "/livez", tag = "system",
+    security(()),
+    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", content_type = "application/json")))]
+pub(crate) async fn livez() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Health: the store answers; plugin and dev-mode details.
 #[utoipa::path(get, path = "/healthz", tag = "system",
     security(("UserOrganization" = [])),
     responses((status = 200, description = "Healthy"), (status = 401, body = ErrorBody)))]

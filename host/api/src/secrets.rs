@@ -44,9 +44,17 @@ impl ApiSecrets {
 
     /// Reads a secrets file written by [`ensure_api_secrets`].
     pub fn load(path: &Path) -> Result<ApiSecrets, SecretsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SecretsError::File {
-            path: path.to_owned(),
-            reason: e.to_string(),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                SecretsError::Missing {
+                    path: path.to_owned(),
+                }
+            } else {
+                SecretsError::File {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
         })?;
         toml::from_str(&text).map_err(|e| SecretsError::File {
             path: path.to_owned(),
@@ -67,6 +75,16 @@ pub enum SecretsError {
         path: PathBuf,
         /// What went wrong.
         reason: String,
+    },
+    /// The secrets file does not exist (yet, or not in this directory).
+    #[error(
+        "API secrets file {path} does not exist; `ward serve` writes it into its data directory \
+         on first start: pass that directory with --data-dir (or WARD_DATA_DIR), or set \
+         WARD_USER_SECRET and WARD_ORG_SECRET"
+    )]
+    Missing {
+        /// The file looked for.
+        path: PathBuf,
     },
     /// A configured hash is not 64 hex digits.
     #[error(

@@ -301,10 +301,13 @@ pub struct UsersPage {
 
 /// Recent egress.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EgressPage {
     /// Requests, newest first.
     #[schema(value_type = Vec<Object>)]
     pub egress: Vec<EgressRecord>,
+    /// Pass as `cursor` for older requests; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {

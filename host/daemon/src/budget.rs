@@ -8,28 +8,152 @@
 //! for the requests it actually made afterwards (the host cannot know in
 //! advance how many a plugin makes), so the balance may go negative and the
 //! next call waits longer. A provider's `Retry-After` blocks the whole tenant.
+//!
+//! A rate change (an operator's `PATCH … requestsPerMinute`) applies at
+//! once: calls already waiting for a token are woken and recompute their
+//! wait at the new rate.
+//!
+//! **Adaptive pacing.** A plugin whose manifest names the headers in which
+//! the provider advertises its limit (`[rate_limit]`: Okta's
+//! `X-Rate-Limit-Limit/-Remaining/-Reset`, Zendesk's `ratelimit-*`) is paced
+//! from what the tenant really allows: the advertised limit less a reserve
+//! for the tenant's other API clients (`reserve_percent`, 50 % for Okta),
+//! spread over the window, never above the ceiling (the manifest's
+//! `max_requests_per_minute`, lowered by the operator's policy, or the
+//! instance's `requestsPerMinute` when the operator set one). When the
+//! remaining count reaches the reserve, nobody calls the tenant until the
+//! advertised reset. Responses without those headers leave the fixed
+//! budget (`schedule.requests_per_minute` ∩ policy, or the operator's
+//! setting) in force.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
+use ward_manifest::{AdvertisedLimit, Effective, Manifest, ResetKind};
+
+/// The rates a tenant's budget runs at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rates {
+    /// Requests a minute when the provider advertises nothing.
+    pub fixed: u32,
+    /// Where the provider advertises its limit, and the most Ward takes.
+    pub adaptive: Option<Adaptive>,
+}
+
+/// Adaptive pacing settings of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adaptive {
+    /// The manifest's `[rate_limit]`.
+    pub spec: AdvertisedLimit,
+    /// Never above this many requests a minute.
+    pub ceiling: u32,
+}
+
+impl Rates {
+    /// The rates for an instance of a plugin: the operator's
+    /// `requestsPerMinute` when set (it is then also the ceiling), else the
+    /// manifest's fixed budget and ceiling, each lowered by the policy.
+    pub fn for_plugin(manifest: &Manifest, effective: &Effective, operator: Option<u32>) -> Rates {
+        let rpm = &effective.requests_per_minute;
+        let policy_cap = (rpm.effective < rpm.requested).then_some(rpm.effective);
+        Rates {
+            fixed: operator.unwrap_or(rpm.effective).max(1),
+            adaptive: manifest.rate_limit.as_ref().map(|spec| Adaptive {
+                spec: spec.clone(),
+                ceiling: operator
+                    .unwrap_or_else(|| {
+                        policy_cap.map_or(spec.max_requests_per_minute, |c| {
+                            c.min(spec.max_requests_per_minute)
+                        })
+                    })
+                    .max(1),
+            }),
+        }
+    }
+}
+
+/// What one response advertised, read with the manifest's header names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Advertised {
+    limit: f64,
+    remaining: f64,
+    reset_in: Option<Duration>,
+}
+
+impl Advertised {
+    fn read(
+        spec: &AdvertisedLimit,
+        headers: &[(String, String)],
+        now_epoch_secs: i64,
+    ) -> Option<Advertised> {
+        let number = |names: &[String]| {
+            names.iter().find_map(|n| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            })
+        };
+        let limit = number(&spec.limit_headers).filter(|l| *l >= 1.0)?;
+        let remaining = number(&spec.remaining_headers)?;
+        let window = f64::from(spec.window_secs);
+        let reset_in = number(&spec.reset_headers).map(|r| {
+            let secs = match spec.reset {
+                ResetKind::Seconds => r,
+                // Epoch seconds fit f64 exactly for any date this runs on.
+                ResetKind::EpochSeconds => r - now_epoch_secs as f64,
+            };
+            // A clock skewed or a header gone wrong must not park the
+            // tenant for long: at most two windows.
+            Duration::from_secs_f64(secs.clamp(0.0, 2.0 * window))
+        });
+        Some(Advertised {
+            limit,
+            remaining,
+            reset_in,
+        })
+    }
+}
 
 /// One tenant's budget.
 #[derive(Debug)]
 pub struct RateBudget {
     state: Mutex<Bucket>,
+    /// Wakes waiting calls when the rate changes.
+    changed: Notify,
 }
 
 #[derive(Debug)]
 struct Bucket {
+    /// The rate in force (see [`Bucket::settle`]).
     per_minute: u32,
+    /// Rate without advertised limits.
+    fixed: u32,
+    /// Adaptive settings, when the plugin names rate-limit headers.
+    adaptive: Option<Adaptive>,
+    /// Ward's share of the last advertised limit, per minute.
+    share: Option<u32>,
     tokens: f64,
     updated: Instant,
     blocked_until: Option<Instant>,
 }
 
 impl Bucket {
+    /// Recomputes the rate in force: the advertised share capped by the
+    /// ceiling, or the fixed rate when nothing was advertised.
+    fn settle(&mut self) {
+        self.per_minute = match (&self.adaptive, self.share) {
+            (Some(a), Some(share)) => share.min(a.ceiling),
+            _ => self.fixed,
+        }
+        .max(1);
+        self.tokens = self.tokens.min(f64::from(self.per_minute));
+    }
+
     fn refill(&mut self, now: Instant) {
         let rate = f64::from(self.per_minute) / 60.0;
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
@@ -60,14 +184,27 @@ impl Bucket {
 impl RateBudget {
     /// A full budget of `per_minute` requests a minute (at least 1).
     pub fn new(per_minute: u32) -> RateBudget {
-        let per_minute = per_minute.max(1);
+        RateBudget::with_rates(&Rates {
+            fixed: per_minute,
+            adaptive: None,
+        })
+    }
+
+    /// A full budget at `rates.fixed` until the provider advertises more
+    /// or less.
+    pub fn with_rates(rates: &Rates) -> RateBudget {
+        let per_minute = rates.fixed.max(1);
         RateBudget {
             state: Mutex::new(Bucket {
                 per_minute,
+                fixed: per_minute,
+                adaptive: rates.adaptive.clone(),
+                share: None,
                 tokens: f64::from(per_minute),
                 updated: Instant::now(),
                 blocked_until: None,
             }),
+            changed: Notify::new(),
         }
     }
 
@@ -77,17 +214,74 @@ impl RateBudget {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Requests a minute.
+    /// Requests a minute in force now.
     pub fn per_minute(&self) -> u32 {
         self.bucket().per_minute
     }
 
-    /// Changes the rate (an operator raised or lowered it); the balance is kept.
+    /// Changes the fixed rate, keeping the adaptive settings (an operator
+    /// raised or lowered it); the balance is kept, and calls waiting for a
+    /// token recompute their wait at once.
     pub fn set_per_minute(&self, per_minute: u32) {
-        let mut b = self.bucket();
-        b.refill(Instant::now());
-        b.per_minute = per_minute.max(1);
-        b.tokens = b.tokens.min(f64::from(b.per_minute));
+        let adaptive = self.bucket().adaptive.clone();
+        self.set_rates(&Rates {
+            fixed: per_minute,
+            adaptive,
+        });
+    }
+
+    /// Changes the fixed rate and the adaptive settings; the advertised
+    /// share already learnt is kept. Waiting calls recompute their wait.
+    pub fn set_rates(&self, rates: &Rates) {
+        {
+            let mut b = self.bucket();
+            b.refill(Instant::now());
+            b.fixed = rates.fixed.max(1);
+            b.adaptive = rates.adaptive.clone();
+            b.settle();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Learns from a response's rate-limit headers (those the manifest
+    /// names): the rate becomes Ward's share of the advertised limit (the
+    /// limit less the reserve, over the window), capped by the ceiling; when
+    /// what remains in the window is down to the reserve, the tenant is
+    /// blocked until the advertised reset. Without the headers, or without
+    /// adaptive settings, nothing changes.
+    pub fn observe(&self, headers: &[(String, String)], now_epoch_secs: i64) {
+        {
+            let mut b = self.bucket();
+            let Some(adaptive) = b.adaptive.clone() else {
+                return;
+            };
+            let spec = &adaptive.spec;
+            let Some(seen) = Advertised::read(spec, headers, now_epoch_secs) else {
+                return;
+            };
+            let now = Instant::now();
+            b.refill(now);
+            let reserve = seen.limit * f64::from(spec.reserve_percent) / 100.0;
+            let per_window = seen.limit - reserve;
+            let per_minute = per_window * 60.0 / f64::from(spec.window_secs);
+            b.share = Some(per_minute.floor().clamp(1.0, f64::from(u32::MAX)) as u32);
+            b.settle();
+            // Never spend the reserve: what is left above it in this
+            // window bounds the balance, and nothing left means waiting
+            // for the reset.
+            let left = (seen.remaining - reserve).floor();
+            if left < 1.0 {
+                let wait = seen
+                    .reset_in
+                    .unwrap_or(Duration::from_secs(u64::from(spec.window_secs)));
+                let until = now + wait;
+                b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
+                b.tokens = b.tokens.min(0.0);
+            } else {
+                b.tokens = b.tokens.min(left);
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     /// How long a call would wait now (0 when it could start at once).
@@ -108,13 +302,24 @@ impl RateBudget {
         }
     }
 
-    /// Waits for one request's worth of budget and takes it.
+    /// Waits for one request's worth of budget and takes it. A rate change
+    /// while waiting ends the wait early and the wait is recomputed.
     pub async fn acquire(&self) {
         loop {
+            // Registered before looking at the bucket, so a change between
+            // the look and the sleep is not missed.
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
             let wait = self.bucket().try_take(Instant::now());
             match wait {
                 None => return,
-                Some(d) => tokio::time::sleep(d).await,
+                Some(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        () = changed => {}
+                    }
+                }
             }
         }
     }
@@ -138,25 +343,79 @@ impl RateBudget {
     }
 }
 
-/// Budgets by (plugin key, tenant).
+/// Budgets by (plugin key, tenant), and which one each instance draws from.
 #[derive(Debug, Default)]
 pub struct Budgets {
     map: Mutex<HashMap<(String, String), Arc<RateBudget>>>,
+    by_instance: Mutex<HashMap<String, Arc<RateBudget>>>,
 }
 
 impl Budgets {
     /// The budget of a tenant, created at `per_minute` on first use. When
     /// it exists, its rate is set to `per_minute` (the latest setting wins).
     pub fn get(&self, plugin: &str, tenant: &str, per_minute: u32) -> Arc<RateBudget> {
+        self.with_rates(
+            plugin,
+            tenant,
+            &Rates {
+                fixed: per_minute,
+                adaptive: None,
+            },
+        )
+    }
+
+    /// [`Budgets::get`] with adaptive settings.
+    pub fn with_rates(&self, plugin: &str, tenant: &str, rates: &Rates) -> Arc<RateBudget> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let budget = map
             .entry((plugin.to_string(), tenant.to_string()))
-            .or_insert_with(|| Arc::new(RateBudget::new(per_minute)))
+            .or_insert_with(|| Arc::new(RateBudget::with_rates(rates)))
             .clone();
-        if budget.per_minute() != per_minute.max(1) {
-            budget.set_per_minute(per_minute);
+        let current = {
+            let b = budget.bucket();
+            (b.fixed, b.adaptive.clone())
+        };
+        if current != (rates.fixed.max(1), rates.adaptive.clone()) {
+            budget.set_rates(rates);
         }
         budget
+    }
+
+    /// [`Budgets::with_rates`] for an instance's sync, remembering the
+    /// budget so that [`Budgets::set_instance_rates`] reaches it while the
+    /// sync runs.
+    pub fn for_instance(
+        &self,
+        instance: &str,
+        plugin: &str,
+        tenant: &str,
+        rates: &Rates,
+    ) -> Arc<RateBudget> {
+        let budget = self.with_rates(plugin, tenant, rates);
+        self.by_instance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(instance.to_string(), budget.clone());
+        budget
+    }
+
+    /// Applies new rates to the budget the instance draws from, at once
+    /// (waiting calls are woken). `false` when the instance has not synced
+    /// since start-up: its next sync picks the rates up from the store.
+    pub fn set_instance_rates(&self, instance: &str, rates: &Rates) -> bool {
+        let budget = self
+            .by_instance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(instance)
+            .cloned();
+        match budget {
+            Some(b) => {
+                b.set_rates(rates);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -189,6 +448,176 @@ mod tests {
         let start = Instant::now();
         b.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_rate_wakes_a_waiting_call() {
+        let b = Arc::new(RateBudget::new(1));
+        b.acquire().await;
+        // The next token is a minute away at 1/min.
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.acquire().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished());
+        let start = Instant::now();
+        b.set_per_minute(600);
+        waiter.await.unwrap_or_default();
+        // At 600/min a token takes 0.1 s, not the 59 s left at 1/min.
+        assert!(Instant::now() - start <= Duration::from_millis(100));
+    }
+
+    fn fixed(per_minute: u32) -> Rates {
+        Rates {
+            fixed: per_minute,
+            adaptive: None,
+        }
+    }
+
+    #[test]
+    fn an_instance_rate_reaches_its_tenant_budget() {
+        let all = Budgets::default();
+        assert!(!all.set_instance_rates("i1", &fixed(50)));
+        let a = all.for_instance("i1", "okta", "acme.okta.com", &fixed(25));
+        assert!(all.set_instance_rates("i1", &fixed(50)));
+        assert_eq!(a.per_minute(), 50);
+    }
+
+    fn okta_like(ceiling: u32) -> Rates {
+        Rates {
+            fixed: 25,
+            adaptive: Some(Adaptive {
+                spec: AdvertisedLimit {
+                    limit_headers: vec!["x-rate-limit-limit".into()],
+                    remaining_headers: vec!["x-rate-limit-remaining".into()],
+                    reset_headers: vec!["x-rate-limit-reset".into()],
+                    reset: ResetKind::EpochSeconds,
+                    window_secs: 60,
+                    reserve_percent: 50,
+                    max_requests_per_minute: 600,
+                },
+                ceiling,
+            }),
+        }
+    }
+
+    fn advertised(limit: u32, remaining: u32, reset_epoch: i64) -> Vec<(String, String)> {
+        vec![
+            ("x-rate-limit-limit".into(), limit.to_string()),
+            ("x-rate-limit-remaining".into(), remaining.to_string()),
+            ("x-rate-limit-reset".into(), reset_epoch.to_string()),
+        ]
+    }
+
+    /// A provider counting requests in one-minute windows and advertising
+    /// `limit` a minute (`used_before` already spent in the first window by
+    /// the tenant's other clients), driven at full speed for `secs` of
+    /// virtual time. Returns the requests sent in each window.
+    async fn drive(b: &RateBudget, limit: u32, used_before: u32, secs: u64) -> Vec<u32> {
+        const EPOCH: i64 = 1_000_000_020; // a window boundary
+        let start = Instant::now();
+        let end = start + Duration::from_secs(secs);
+        let mut windows = vec![0u32];
+        let mut used = used_before;
+        loop {
+            tokio::select! {
+                () = b.acquire() => {}
+                () = tokio::time::sleep_until(end) => return windows,
+            }
+            let t = (Instant::now() - start).as_secs();
+            let window = usize::try_from(t / 60).unwrap_or(usize::MAX);
+            if window >= windows.len() {
+                windows.resize(window + 1, 0);
+                used = 0;
+            }
+            used += 1;
+            windows[window] += 1;
+            let reset = EPOCH + ((t / 60 + 1) * 60) as i64;
+            b.observe(
+                &advertised(limit, limit.saturating_sub(used), reset),
+                EPOCH + t as i64,
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_at_the_advertised_share_less_the_reserve() {
+        // A small org: 20 a minute advertised, half kept for others.
+        let b = RateBudget::with_rates(&okta_like(600));
+        let windows = drive(&b, 20, 0, 600).await;
+        assert_eq!(b.per_minute(), 10);
+        assert!(windows.iter().all(|n| *n <= 10), "{windows:?}");
+        assert!(windows.iter().take(9).all(|n| *n >= 9), "{windows:?}");
+        // A large one: 1,200 a minute advertised, 600 for Ward.
+        let b = RateBudget::with_rates(&okta_like(600));
+        let windows = drive(&b, 1200, 0, 180).await;
+        assert_eq!(b.per_minute(), 600);
+        assert!(windows.iter().all(|n| *n <= 600), "{windows:?}");
+        assert!(windows.iter().take(2).all(|n| *n >= 590), "{windows:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_above_the_ceiling_and_falls_back_without_headers() {
+        let b = RateBudget::with_rates(&okta_like(100));
+        let windows = drive(&b, 6000, 0, 180).await;
+        assert_eq!(b.per_minute(), 100, "capped at the ceiling");
+        // The first window also spends the initial balance (25, the fixed
+        // budget's minute); after it, the ceiling's 100 a minute.
+        assert!(windows[0] <= 125 && windows[1] <= 101, "{windows:?}");
+        let b = RateBudget::with_rates(&okta_like(100));
+        b.observe(&[("content-type".into(), "application/json".into())], 0);
+        assert_eq!(b.per_minute(), 25, "no headers: the fixed budget");
+        let b = RateBudget::new(25);
+        b.observe(&advertised(6000, 6000, 0), 0);
+        assert_eq!(b.per_minute(), 25, "no [rate_limit] in the manifest: fixed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reserve_is_never_spent() {
+        // 100 a minute, 50 kept; the tenant's other clients already spent
+        // 48: two requests, then nothing until the window resets.
+        let b = RateBudget::with_rates(&okta_like(600));
+        let windows = drive(&b, 100, 48, 120).await;
+        assert_eq!(windows[0], 2, "{windows:?}");
+        assert!((45..=50).contains(&windows[1]), "{windows:?}");
+    }
+
+    #[test]
+    fn the_operator_setting_is_fixed_rate_and_ceiling() {
+        let manifest = ward_manifest::Manifest::parse(
+            r#"
+key = "p"
+name = "P"
+version = "1.0.0"
+vendor = "V"
+auth = { kind = "api-token", secret = "t" }
+[[secrets]]
+name = "t"
+[schedule]
+requests_per_minute = 25
+[rate_limit]
+limit_headers = ["x-rate-limit-limit"]
+remaining_headers = ["x-rate-limit-remaining"]
+reserve_percent = 50
+max_requests_per_minute = 600
+"#,
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let open = ward_manifest::effective(&manifest, &ward_manifest::PluginPolicy::default());
+        let r = Rates::for_plugin(&manifest, &open, None);
+        assert_eq!((r.fixed, r.adaptive.map(|a| a.ceiling)), (25, Some(600)));
+        let r = Rates::for_plugin(&manifest, &open, Some(300));
+        assert_eq!((r.fixed, r.adaptive.map(|a| a.ceiling)), (300, Some(300)));
+        let narrowed = ward_manifest::effective(
+            &manifest,
+            &ward_manifest::PluginPolicy {
+                requests_per_minute: Some(10),
+                ..Default::default()
+            },
+        );
+        let r = Rates::for_plugin(&manifest, &narrowed, None);
+        assert_eq!((r.fixed, r.adaptive.map(|a| a.ceiling)), (10, Some(10)));
     }
 
     #[test]

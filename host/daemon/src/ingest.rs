@@ -396,6 +396,15 @@ impl Ingestor {
             let report = f().await;
             if let Some(budget) = &pace.budget {
                 budget.charge(report.egress.len().saturating_sub(1));
+                // The newest response that advertised the provider's limit.
+                if let Some(e) = report
+                    .egress
+                    .iter()
+                    .rev()
+                    .find(|e| !e.rate_headers.is_empty())
+                {
+                    budget.observe(&e.rate_headers, e.at_ms.div_euclid(1000));
+                }
             }
             if let Some(hook) = &pace.on_call {
                 hook(call, outcome_name(&report.result), &report.egress);

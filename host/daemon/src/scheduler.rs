@@ -20,7 +20,7 @@ use ward_runtime::CallError;
 use ward_runtime::types::PluginError;
 use ward_store::{AUDIT_STREAM, InstanceStatus, Store};
 
-use crate::budget::Budgets;
+use crate::budget::{Budgets, Rates};
 use crate::config::Config;
 use crate::connect::{self, ConnectError};
 use crate::ingest::{IngestError, Ingestor, Pace, Retry, WaitReason};
@@ -319,6 +319,19 @@ impl Scheduler {
         }
     }
 
+    /// Applies an instance's rate setting to the budget its sync draws from,
+    /// at once (calls waiting for a token are woken): the operator's
+    /// `requestsPerMinute`, or with `None` the manifest ∩ policy rate.
+    pub fn apply_rate(&self, instance_id: &str, plugin_key: &str, per_minute: Option<u32>) {
+        let Some(loaded) = self.inner.registry.get(plugin_key) else {
+            return;
+        };
+        let rates = Rates::for_plugin(loaded.plugin.manifest(), &loaded.effective, per_minute);
+        if self.inner.budgets.set_instance_rates(instance_id, &rates) {
+            tracing::info!(instance = %instance_id, requests_per_minute = rates.fixed, "rate applied to the running sync");
+        }
+    }
+
     /// Whether a worker runs for the instance.
     pub fn is_running(&self, instance_id: &str) -> bool {
         lock(&self.inner.workers).contains_key(instance_id)
@@ -521,13 +534,13 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         .unwrap_or_else(|| id.to_string());
     // The operator's per-instance setting wins (a tenant whose plan allows
     // more, e.g. Zendesk's raised limits); otherwise manifest ∩ policy.
-    let per_minute = match store.instance_settings(id).await {
+    let operator = match store.instance_settings(id).await {
         Ok(Some(settings)) if settings.disabled => return Next::Stop,
         Ok(Some(settings)) => settings.requests_per_minute,
         _ => None,
-    }
-    .unwrap_or(loaded.effective.requests_per_minute.effective);
-    let budget = inner.budgets.get(&key, &tenant, per_minute);
+    };
+    let rates = Rates::for_plugin(&manifest, &loaded.effective, operator);
+    let budget = inner.budgets.for_instance(id, &key, &tenant, &rates);
     let tenant_budget = budget.clone();
     let hook_inner = inner.clone();
     let hook_id = id.to_string();
@@ -595,6 +608,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     });
     let progress_inner = inner.clone();
     let mut counted = 0;
+    let mut run_pages = 0u64;
     let result = ingestor
         .sync_audit_with(since, &pace, |prog| {
             update(&progress_inner, id, |p| {
@@ -607,6 +621,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
                     p.waiting_for = None;
                 }
                 p.pages += 1;
+                run_pages += 1;
                 let new = prog.stats.new.saturating_sub(counted);
                 progress_inner.metrics.page_committed(id, &key, new);
                 p.new_events += new;
@@ -619,6 +634,11 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         .await;
     let result = match result {
         Ok(_) => {
+            if counted > 0 || backfilling {
+                tracing::info!(instance = %id, plugin = %key, pages = run_pages, new_events = counted, backfill = backfilling, "audit sync finished");
+            } else {
+                tracing::debug!(instance = %id, plugin = %key, pages = run_pages, "audit sync finished: nothing new");
+            }
             update(inner, id, |p| {
                 p.caught_up_ms = Some(now_ms());
                 p.backfill_since_ms = None;

@@ -282,6 +282,17 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<Change> {
         old.schedule.requests_per_minute.into(),
         new.schedule.requests_per_minute.into(),
     );
+    let ceiling = |m: &Manifest| {
+        m.rate_limit
+            .as_ref()
+            .map_or(0, |r| r.max_requests_per_minute)
+    };
+    numeric(
+        &mut out,
+        "rate_limit.max_requests_per_minute",
+        ceiling(old).into(),
+        ceiling(new).into(),
+    );
     // Stable: widenings, then narrowings, then neutral; order of discovery
     // within a kind.
     out.sort_by_key(|c| c.kind);

@@ -216,6 +216,63 @@ impl Default for Schedule {
     }
 }
 
+/// Where the provider advertises its rate limit on responses, so the host
+/// paces from what the tenant really allows (keeping a reserve for the
+/// tenant's other API clients) instead of a fixed guess. Without any of
+/// these headers on a response, the fixed `schedule.requests_per_minute`
+/// applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvertisedLimit {
+    /// Headers carrying the limit per window (first present wins),
+    /// e.g. `x-rate-limit-limit`.
+    pub limit_headers: Vec<String>,
+    /// Headers carrying the requests left in the window.
+    pub remaining_headers: Vec<String>,
+    /// Headers carrying when the window resets.
+    #[serde(default)]
+    pub reset_headers: Vec<String>,
+    /// How the reset header counts: `epoch-seconds` (Okta) or `seconds`
+    /// from now (Zendesk).
+    #[serde(default)]
+    pub reset: ResetKind,
+    /// Length of the window the limit counts over, in seconds.
+    #[serde(default = "sixty")]
+    pub window_secs: u32,
+    /// Share of the limit left to the tenant's other API clients, 0–90 %.
+    pub reserve_percent: u8,
+    /// Never pace above this many requests a minute, whatever is
+    /// advertised (an operator's policy may lower it).
+    pub max_requests_per_minute: u32,
+}
+
+impl AdvertisedLimit {
+    /// Every header name the host should read from responses (lower case).
+    pub fn header_names(&self) -> Vec<String> {
+        self.limit_headers
+            .iter()
+            .chain(&self.remaining_headers)
+            .chain(&self.reset_headers)
+            .map(|h| h.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// How a rate-limit reset header counts time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResetKind {
+    /// Seconds until the window resets.
+    #[default]
+    Seconds,
+    /// The reset instant, in seconds since the Unix epoch.
+    EpochSeconds,
+}
+
+fn sixty() -> u32 {
+    60
+}
+
 fn yes() -> bool {
     true
 }
@@ -314,6 +371,10 @@ pub struct Manifest {
     /// Scheduling defaults.
     #[serde(default)]
     pub schedule: Schedule,
+    /// Where responses advertise the provider's rate limit (adaptive
+    /// pacing); absent: the fixed budget only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<AdvertisedLimit>,
 }
 
 impl Manifest {
@@ -406,6 +467,19 @@ impl Manifest {
         }
         let secrets: BTreeSet<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
         self.validate_auth(&secrets, &fields)?;
+        if let Some(r) = &self.rate_limit {
+            if r.limit_headers.is_empty() || r.remaining_headers.is_empty() {
+                return Err(self.invalid(
+                    "rate_limit needs limit_headers and remaining_headers (header names)",
+                ));
+            }
+            if r.reserve_percent > 90 || r.window_secs == 0 || r.max_requests_per_minute == 0 {
+                return Err(self.invalid(
+                    "rate_limit: reserve_percent must be 0-90, window_secs and \
+                     max_requests_per_minute above 0",
+                ));
+            }
+        }
         for grant in &self.http {
             let template = UrlTemplate::parse(&grant.url).map_err(|e| self.invalid(e))?;
             for placeholder in template.placeholders() {

@@ -328,6 +328,13 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| contract(format!("{e:#}")))?;
         let pre = bindings::PluginPre::new(pre).map_err(|e| contract(format!("{e:#}")))?;
+        let rate_headers = Arc::new(
+            manifest
+                .rate_limit
+                .as_ref()
+                .map(ward_manifest::AdvertisedLimit::header_names)
+                .unwrap_or_default(),
+        );
         Ok(Arc::new(Plugin {
             runtime: self.clone(),
             manifest: Arc::new(manifest),
@@ -335,6 +342,7 @@ impl Runtime {
             imports,
             policy: Arc::new(policy),
             pre,
+            rate_headers,
         }))
     }
 
@@ -437,6 +445,8 @@ pub struct Plugin {
     imports: Vec<String>,
     policy: Arc<PluginPolicy>,
     pre: bindings::PluginPre<HostState>,
+    /// Response headers the broker keeps: the manifest's rate-limit ones.
+    rate_headers: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -897,6 +907,7 @@ impl Bound {
             log: caps::http::EgressLog::default(),
             plugin: self.plugin.manifest.key.clone(),
             instance: self.instance_id.clone(),
+            rate_headers: self.plugin.rate_headers.clone(),
         }
     }
 

@@ -77,6 +77,42 @@ impl Store {
         rows.iter().map(egress_from_row).collect()
     }
 
+    /// One page of the instance's egress log, newest first, after the
+    /// position `before` (`(at_ms, row id)` of the last record of the
+    /// previous page). Each record comes with its row id, the second half
+    /// of the position. `limit` as in [`Store::egress`].
+    pub async fn egress_page(
+        &self,
+        instance_id: &str,
+        limit: u32,
+        before: Option<(i64, i64)>,
+    ) -> Result<Vec<(i64, EgressRecord)>, StoreError> {
+        const COLUMNS: &str = "SELECT id, instance_id, plugin_key, plugin_call, at_ms, method, \
+             url, allowed, reason, grant_name, http_status, bytes_sent, bytes_received, \
+             latency_ms FROM egress WHERE instance_id = $1";
+        let query = match before {
+            Some((at_ms, id)) => sqlx::query(AssertSqlSafe(format!(
+                "{COLUMNS} AND (at_ms < $2 OR (at_ms = $2 AND id < $3)) \
+                 ORDER BY at_ms DESC, id DESC LIMIT $4"
+            )))
+            .bind(instance_id)
+            .bind(at_ms)
+            .bind(id),
+            None => sqlx::query(AssertSqlSafe(format!(
+                "{COLUMNS} ORDER BY at_ms DESC, id DESC LIMIT $2"
+            )))
+            .bind(instance_id),
+        };
+        let rows = query
+            .bind(page_limit(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::db("reading a page of the egress log"))?;
+        rows.iter()
+            .map(|row| Ok((col(row, "id")?, egress_from_row(row)?)))
+            .collect()
+    }
+
     /// Deletes egress records older than `before_ms` across all instances;
     /// returns how many went. The log grows with every request, so the
     /// daemon should call this periodically with its retention window.

@@ -66,8 +66,8 @@ impl Client {
                 let path = data_dir.join("api-secrets.toml");
                 let s = ward_api::ApiSecrets::load(&path).with_context(|| {
                     format!(
-                        "no API secrets: set WARD_USER_SECRET and WARD_ORG_SECRET, or run where \
-                         {} is readable",
+                        "no API secrets for {url}: set WARD_USER_SECRET and WARD_ORG_SECRET, or \
+                         point --data-dir at the daemon's data directory (read {})",
                         path.display()
                     )
                 })?;
@@ -126,7 +126,11 @@ impl Client {
             "{:<32}  {:<20}  {:<8}  {:<10}  {:>9}  {:>8}  MESSAGE",
             "ID", "NAME", "ELEMENT", "STATUS", "EVENTS", "LAG(s)"
         );
-        for i in list.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let instances = list.as_array().map(Vec::as_slice).unwrap_or_default();
+        if instances.is_empty() {
+            println!("no instances; connect one with `ward instances create` or `ward connect`");
+        }
+        for i in instances {
             let st = &i["status"];
             let mut message = st["message"].as_str().unwrap_or("").to_owned();
             if let Some(w) = st["credentialWarning"].as_str() {
@@ -178,6 +182,103 @@ impl Client {
         Ok(v)
     }
 
+    /// `ward elements list`: installed elements, one line each.
+    pub async fn elements(&self) -> anyhow::Result<Value> {
+        let list = self.call(reqwest::Method::GET, "/elements", None).await?;
+        let elements = list.as_array().map(Vec::as_slice).unwrap_or_default();
+        if elements.is_empty() {
+            println!("no elements installed");
+            return Ok(list);
+        }
+        println!(
+            "{:<12}  {:<10}  {:<16}  {:<10}  NAME",
+            "KEY", "VERSION", "STATUS", "SIGNATURE"
+        );
+        for e in elements {
+            println!(
+                "{:<12}  {:<10}  {:<16}  {:<10}  {}",
+                e["key"].as_str().unwrap_or(""),
+                e["version"].as_str().unwrap_or(""),
+                e["status"].as_str().unwrap_or(""),
+                e["signature"].as_str().unwrap_or(""),
+                e["name"].as_str().unwrap_or("")
+            );
+        }
+        Ok(list)
+    }
+
+    /// `ward elements show KEY`: what the element needs to connect and
+    /// what it may reach, then the whole JSON description.
+    pub async fn element(&self, key: &str) -> anyhow::Result<Value> {
+        let e = self
+            .call(reqwest::Method::GET, &format!("/elements/{key}"), None)
+            .await?;
+        let m = &e["manifest"];
+        println!(
+            "{} {} ({}), {}",
+            e["key"].as_str().unwrap_or(""),
+            e["version"].as_str().unwrap_or(""),
+            e["name"].as_str().unwrap_or(""),
+            e["status"].as_str().unwrap_or("")
+        );
+        if let Some(d) = m["description"].as_str() {
+            println!("  {d}");
+        }
+        for a in m["auth"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            println!("  auth: {}", a["kind"].as_str().unwrap_or(""));
+        }
+        for c in m["config"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            println!(
+                "  config {}{}: {}",
+                c["name"].as_str().unwrap_or(""),
+                if c["required"] == false {
+                    " (optional)"
+                } else {
+                    ""
+                },
+                c["description"].as_str().unwrap_or("")
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        Ok(e)
+    }
+
+    /// Starts an OAuth consent: the provider's consent URL for `element`.
+    pub async fn oauth_url(
+        &self,
+        element: &str,
+        client_id: &str,
+        client_secret: Option<&str>,
+        callback_url: Option<&str>,
+        config: &BTreeMap<String, String>,
+    ) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&format!("{}/elements/{element}/oauth/url", self.url))
+            .with_context(|| format!("the API URL {} is not a URL", self.url))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("apiKey", client_id);
+            if let Some(s) = client_secret {
+                q.append_pair("apiSecret", s);
+            }
+            if let Some(c) = callback_url {
+                q.append_pair("callbackUrl", c);
+            }
+            for (k, v) in config {
+                q.append_pair(k, v);
+            }
+        }
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        v["oauthUrl"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the API's answer has no oauthUrl")
+    }
+
     /// `ward instances test`
     pub async fn test(&self, id: &str) -> anyhow::Result<bool> {
         let v = self
@@ -224,6 +325,10 @@ impl Client {
             .await?;
         let mut events: Vec<Value> = latest["events"].as_array().cloned().unwrap_or_default();
         events.reverse();
+        if events.is_empty() {
+            println!("no events stored for instance {id} yet");
+        }
+        print_event_header();
         for e in &events {
             print_event(e);
         }
@@ -233,12 +338,10 @@ impl Client {
         // Oldest-first keyset pages from the newest event shown pick up
         // whatever is stored after it.
         let mut cursor = events.last().map(|e| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-                "{}:{}",
+            ward_api::cursor::encode_keyed(
                 e["time_ms"].as_i64().unwrap_or(0),
-                e["event_id"].as_str().unwrap_or("")
-            ))
+                e["event_id"].as_str().unwrap_or(""),
+            )
         });
         loop {
             let path = match &cursor {
@@ -295,14 +398,81 @@ fn print_test(v: &Value) {
     }
 }
 
+/// The `code` and `state` from what the consent's callback showed: its
+/// JSON answer (`{"element", "code", "state"}`) or the callback URL from
+/// the browser's address bar.
+pub fn parse_callback(pasted: &str) -> anyhow::Result<(String, String)> {
+    let pasted = pasted.trim();
+    let (code, state) = if pasted.starts_with('{') {
+        let v: Value = serde_json::from_str(pasted)
+            .context("the pasted text starts like JSON but is not JSON")?;
+        (
+            v["code"].as_str().map(str::to_owned),
+            v["state"].as_str().map(str::to_owned),
+        )
+    } else {
+        let url = url::Url::parse(pasted).with_context(
+            || "paste the callback's JSON answer or the callback URL from the address bar",
+        )?;
+        let get = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        if let Some(error) = get("error") {
+            bail!(
+                "the provider refused the consent ({error}{}): nothing was created; run                  `ward connect` again",
+                get("error_description")
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        (get("code"), get("state"))
+    };
+    match (code, state) {
+        (Some(c), Some(s)) if !c.is_empty() && !s.is_empty() => Ok((c, s)),
+        _ => bail!("no code and state in what was pasted; paste the callback's whole answer"),
+    }
+}
+
+/// Whether `POST /instances` left the instance working (the exit status
+/// of `ward instances create`, like `ward instances test`'s).
+pub fn created_ok(created: &Value) -> bool {
+    created["valid"] == true && created["status"]["state"] != "error"
+}
+
+const ACTION_WIDTH: usize = 40;
+const ACTOR_WIDTH: usize = 30;
+
+/// `s` cut or padded to exactly `width` characters, so columns line up
+/// whatever the provider's action names and e-mail addresses.
+fn column(s: &str, width: usize) -> String {
+    if s.chars().count() > width {
+        let mut cut: String = s.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        format!("{s:<width$}")
+    }
+}
+
+fn print_event_header() {
+    println!(
+        "{:<24}  {}  {}  OUTCOME",
+        "TIME (UTC)",
+        column("ACTION", ACTION_WIDTH),
+        column("ACTOR", ACTOR_WIDTH)
+    );
+}
+
 fn print_event(e: &Value) {
     let when = e["time_ms"].as_i64().unwrap_or(0);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(when) * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| when.to_string());
     let actor = e["actor_email"]
         .as_str()
@@ -310,9 +480,9 @@ fn print_event(e: &Value) {
         .or(e["actor_id"].as_str())
         .unwrap_or("-");
     println!(
-        "{time}  {:<40}  {:<30}  {}",
-        e["action"].as_str().unwrap_or(""),
-        actor,
+        "{time:<24}  {}  {}  {}",
+        column(e["action"].as_str().unwrap_or(""), ACTION_WIDTH),
+        column(actor, ACTOR_WIDTH),
         e["outcome"].as_str().unwrap_or("")
     );
 }

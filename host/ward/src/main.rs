@@ -2,13 +2,24 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "ward", version, about = "Sandboxed SaaS audit connectors")]
 struct Cli {
+    /// Log format on stderr: `text` (coloured only on a terminal) or `json`
+    /// (one object a line, for collectors). Levels: WARD_LOG or RUST_LOG
+    /// (e.g. `info`, `ward_daemon=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +69,47 @@ enum Command {
         #[command(subcommand)]
         command: InstancesCommand,
     },
+    /// Installed elements (connectors) of a running daemon.
+    Elements {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ElementsCommand,
+    },
+    /// Connect a provider through a running daemon: with --api-token
+    /// directly, with --api-key through the provider's OAuth consent. Prints
+    /// the Test now checks; exits 1 unless the instance is connected.
+    Connect {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Element key, e.g. okta, zendesk, egnyte.
+        key: String,
+        #[command(flatten)]
+        new: NewInstanceArgs,
+        /// API token (token-auth elements); also read from WARD_API_TOKEN.
+        #[arg(
+            long,
+            env = "WARD_API_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "api_key"
+        )]
+        api_token: Option<String>,
+        /// OAuth client id registered with the provider.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// OAuth client secret; also read from WARD_API_SECRET.
+        #[arg(long, env = "WARD_API_SECRET", hide_env_values = true)]
+        api_secret: Option<String>,
+        /// Redirect URI registered with the provider (default: the daemon's
+        /// `<api.public_url>/oauth/callback`).
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+    /// Print a shell completion script: `ward completions bash > /etc/bash_completion.d/ward`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Print an instance's events through a running daemon's API.
     Events {
         #[command(flatten)]
@@ -74,15 +126,41 @@ enum Command {
     },
 }
 
-/// Where the daemon's API is and where its secrets file lives.
+/// Where the daemon's API is and where its secrets file lives (accepted
+/// before or after the subcommand: `ward instances list --url …`).
 #[derive(clap::Args)]
 struct ApiArgs {
-    /// The daemon's API URL.
-    #[arg(long, env = "WARD_URL", default_value = "http://127.0.0.1:8420")]
+    /// The daemon's API URL (API client commands).
+    #[arg(
+        long,
+        global = true,
+        env = "WARD_URL",
+        default_value = "http://127.0.0.1:8420"
+    )]
     url: String,
-    /// The daemon's data directory (for api-secrets.toml).
-    #[arg(long, default_value = "ward-data")]
-    data_dir: PathBuf,
+    /// The daemon's data directory, where `ward serve` wrote api-secrets.toml
+    /// (API client commands).
+    #[arg(
+        long = "data-dir",
+        global = true,
+        env = "WARD_DATA_DIR",
+        default_value = "ward-data"
+    )]
+    api_data_dir: PathBuf,
+}
+
+/// What a new instance is called and configured with (create, connect).
+#[derive(clap::Args)]
+struct NewInstanceArgs {
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Configuration field, `name=value` (repeatable), e.g. domain=acme.
+    #[arg(long = "config", value_parser = parse_kv)]
+    config: Vec<(String, String)>,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
 }
 
 /// Credentials for create and reconnect.
@@ -118,6 +196,17 @@ impl ProviderFlags {
 }
 
 #[derive(Subcommand)]
+enum ElementsCommand {
+    /// Installed elements and versions held for approval.
+    List,
+    /// One element: how to connect it, its manifest and permissions.
+    Show {
+        /// Element key or digest.
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum InstancesCommand {
     /// List instances with their status.
     List,
@@ -126,15 +215,8 @@ enum InstancesCommand {
         /// Element (plugin) key, e.g. okta.
         #[arg(long)]
         element: String,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-        /// Configuration field, `name=value` (repeatable).
-        #[arg(long = "config", value_parser = parse_kv)]
-        config: Vec<(String, String)>,
-        /// Tag (repeatable).
-        #[arg(long = "tag")]
-        tags: Vec<String>,
+        #[command(flatten)]
+        new: NewInstanceArgs,
         #[command(flatten)]
         provider: ProviderFlags,
     },
@@ -163,16 +245,36 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected name=value, got {s:?}"))
 }
 
+/// Logs to stderr: levels from WARD_LOG, else RUST_LOG, else `default`.
+fn init_logging(format: LogFormat, default: &str) {
+    use std::io::IsTerminal;
+    let filter = ["WARD_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// What the daemon logs without WARD_LOG/RUST_LOG: its own start-up,
+/// syncs, waits and shutdown at info, everything else from warnings up.
+const SERVE_LOG: &str =
+    "warn,ward=info,ward_daemon=info,ward_api=info,ward_runtime=info,ward_store=info";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Serve { .. } => SERVE_LOG,
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_log);
+    match cli.command {
         Command::Serve { config, dev } => {
             let mut config = match config {
                 Some(path) => ward_daemon::Config::load(&path)?,
@@ -206,27 +308,28 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Instances { api, command } => {
-            let client = ward::client::Client::new(&api.url, &api.data_dir)?;
+            let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
             match command {
                 InstancesCommand::List => {
                     client.list().await?;
                 }
                 InstancesCommand::Create {
                     element,
-                    name,
-                    config,
-                    tags,
+                    new,
                     provider,
                 } => {
-                    client
+                    let created = client
                         .create(
                             &element,
-                            name.as_deref(),
-                            config.into_iter().collect(),
-                            tags,
+                            new.name.as_deref(),
+                            new.config.into_iter().collect(),
+                            new.tags,
                             &provider.into_args(),
                         )
                         .await?;
+                    if !ward::client::created_ok(&created) {
+                        std::process::exit(1);
+                    }
                 }
                 InstancesCommand::Test { id } => {
                     if !client.test(&id).await? {
@@ -239,13 +342,85 @@ async fn main() -> anyhow::Result<()> {
                 InstancesCommand::Delete { id } => client.delete(&id).await?,
             }
         }
+        Command::Elements { api, command } => {
+            let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
+            match command {
+                ElementsCommand::List => {
+                    client.elements().await?;
+                }
+                ElementsCommand::Show { key } => {
+                    client.element(&key).await?;
+                }
+            }
+        }
+        Command::Connect {
+            api,
+            key,
+            new,
+            api_token,
+            api_key,
+            api_secret,
+            callback_url,
+        } => {
+            let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
+            let config: std::collections::BTreeMap<String, String> =
+                new.config.into_iter().collect();
+            let provider = match (api_token, api_key) {
+                (Some(token), _) => ward::client::ProviderArgs {
+                    api_token: Some(token),
+                    ..Default::default()
+                },
+                (None, Some(client_id)) => {
+                    let consent = client
+                        .oauth_url(
+                            &key,
+                            &client_id,
+                            api_secret.as_deref(),
+                            callback_url.as_deref(),
+                            &config,
+                        )
+                        .await?;
+                    println!(
+                        "Open this URL in a browser and give consent as an administrator:\n\n  {consent}\n"
+                    );
+                    println!(
+                        "The provider sends the browser back to Ward's /oauth/callback, which shows"
+                    );
+                    println!(
+                        "{{\"element\", \"code\", \"state\"}}. Paste that answer (or the callback URL from the"
+                    );
+                    println!("address bar) here and press Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    let (code, state) = ward::client::parse_callback(&line)?;
+                    ward::client::ProviderArgs {
+                        code: Some(code),
+                        state: Some(state),
+                        ..Default::default()
+                    }
+                }
+                (None, None) => anyhow::bail!(
+                    "give --api-token (token-auth elements) or --api-key and --api-secret (OAuth); \
+                     `ward elements show {key}` says which the element takes"
+                ),
+            };
+            let created = client
+                .create(&key, new.name.as_deref(), config, new.tags, &provider)
+                .await?;
+            if !ward::client::created_ok(&created) {
+                std::process::exit(1);
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ward", &mut std::io::stdout());
+        }
         Command::Events {
             api,
             instance,
             limit,
             follow,
         } => {
-            let client = ward::client::Client::new(&api.url, &api.data_dir)?;
+            let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
             client.events(&instance, limit, follow).await?;
         }
     }

@@ -38,11 +38,9 @@ pub async fn serve_until(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = ward_api::router(daemon.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    ward_api::serve(listener, app, stop).await;
     daemon.shutdown().await;
-    served.context("serving the API")
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

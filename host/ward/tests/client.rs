@@ -48,7 +48,7 @@ async fn client_creates_tests_lists_and_deletes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = ward_api::router(daemon);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(ward_api::serve(listener, app, std::future::pending()));
 
     // Secrets from <data_dir>/api-secrets.toml (no WARD_* variables set).
     let client = Client::new(&url, &data_dir).unwrap();

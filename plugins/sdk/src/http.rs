@@ -326,6 +326,10 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
+    let host = match (url.host_str(), url.port_or_known_default()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => authority.clone(),
+    };
     let invalid = |what: &str| HttpError::Invalid(format!("{what} rejected for {}", req.url));
     outgoing
         .set_method(&method)
@@ -341,7 +345,7 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
         .map_err(|()| invalid("path"))?;
 
     let body = outgoing.body().map_err(|()| invalid("body"))?;
-    let future = outgoing_handler::handle(outgoing, None).map_err(map_error)?;
+    let future = outgoing_handler::handle(outgoing, None).map_err(|c| map_error(c, &host))?;
     {
         let stream = body.write().map_err(|()| invalid("body stream"))?;
         for chunk in req.body.chunks(4096) {
@@ -350,12 +354,12 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
                 .map_err(|e| HttpError::Transport(format!("writing request body: {e:?}")))?;
         }
     }
-    OutgoingBody::finish(body, None).map_err(map_error)?;
+    OutgoingBody::finish(body, None).map_err(|c| map_error(c, &host))?;
 
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(map_error(code)),
+        Some(Ok(Err(code))) => return Err(map_error(code, &host)),
         Some(Err(())) | None => {
             return Err(HttpError::Transport(
                 "response future in a bad state".into(),
@@ -398,12 +402,37 @@ pub fn send(req: Request) -> Result<Response, HttpError> {
     })
 }
 
-fn map_error(code: ErrorCode) -> HttpError {
-    match code {
-        ErrorCode::HttpRequestDenied => HttpError::Denied,
-        ErrorCode::InternalError(Some(m)) => HttpError::Transport(m),
-        other => HttpError::Transport(format!("{other:?}")),
-    }
+/// A transport failure in words that name the host (`host:port`) and say
+/// what to check.
+fn map_error(code: ErrorCode, host: &str) -> HttpError {
+    let m = match code {
+        ErrorCode::HttpRequestDenied => return HttpError::Denied,
+        ErrorCode::ConnectionRefused => format!(
+            "connection refused by {host}; check the configured domain and that the provider \
+             is reachable from the Ward host"
+        ),
+        ErrorCode::ConnectionTimeout => format!(
+            "connecting to {host} timed out; check the configured domain, the network path and \
+             any proxy or firewall between Ward and the provider"
+        ),
+        ErrorCode::DnsError(_) | ErrorCode::DnsTimeout => {
+            format!("cannot resolve {host}; check the configured domain (and egress.nameservers)")
+        }
+        ErrorCode::DestinationIpProhibited => format!(
+            "{host} resolves to an address Ward refuses to reach (private or reserved range); \
+             list the range in egress.allow_private only if that is intended"
+        ),
+        ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) => format!(
+            "TLS with {host} failed (certificate not trusted or handshake refused); add the \
+             provider's CA to egress.ca_files if it uses a private one"
+        ),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            format!("{host} accepted the connection but did not answer in time; try again later")
+        }
+        ErrorCode::InternalError(Some(m)) => format!("{host}: {m}"),
+        other => format!("{host}: {other:?}"),
+    };
+    HttpError::Transport(m)
 }
 
 #[cfg(test)]

@@ -87,9 +87,7 @@ impl Api {
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = ward_api::router(daemon.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        tokio::spawn(ward_api::serve(listener, app, std::future::pending()));
         Api {
             url,
             daemon,
@@ -142,6 +140,52 @@ impl Api {
     ) -> (u16, serde_json::Value) {
         let auth = self.admin();
         self.call(method, path, Some(&auth), body).await
+    }
+
+    /// Writes `request` as is on a fresh TCP connection and reads one
+    /// response: status, lower-cased headers, body. For requests an HTTP
+    /// client library would refuse to send or would send differently.
+    pub async fn raw(&self, request: &[u8]) -> (u16, Vec<(String, String)>, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(request).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        let (head_end, length) = loop {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed before a response head");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                break (end + 4, length);
+            }
+        };
+        while buf.len() < head_end + length {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed inside the response body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+            .collect();
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+        (status, headers, body)
     }
 
     pub async fn create_okta(&self, domain: &str, token: &str) -> (u16, serde_json::Value) {

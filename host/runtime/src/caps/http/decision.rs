@@ -310,6 +310,7 @@ impl HttpBroker {
             bytes_received: 0,
             latency_ms: 0,
             refusal: Some(denial.kind),
+            rate_headers: Vec::new(),
         });
     }
 }

@@ -80,7 +80,8 @@ impl Default for EgressConfig {
 }
 
 /// One line of the egress log. Never contains secret values: URLs are
-/// redacted and headers are not recorded.
+/// redacted and headers are not recorded, except the rate-limit headers
+/// the plugin's manifest names (`[rate_limit]`), which the host paces by.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EgressEntry {
     /// When the request was attempted (ms since epoch).
@@ -106,6 +107,10 @@ pub struct EgressEntry {
     /// What stopped the request, when something did (denials, caps, a call
     /// stopped while the request was in flight); `reason` says it in words.
     pub refusal: Option<Refusal>,
+    /// The response's rate-limit headers named by the manifest
+    /// (lower-case name, value); empty when none was sent or declared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate_headers: Vec<(String, String)>,
 }
 
 /// Per-call state of the HTTP capability. Built in one place
@@ -129,6 +134,8 @@ pub(crate) struct HttpBroker {
     pub(crate) log: EgressLog,
     pub(crate) plugin: String,
     pub(crate) instance: String,
+    /// Response headers to keep (lower case): the manifest's rate-limit ones.
+    pub(crate) rate_headers: Arc<Vec<String>>,
 }
 
 impl HttpBroker {

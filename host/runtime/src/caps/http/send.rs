@@ -31,6 +31,7 @@ pub(crate) struct Sender {
     log: EgressLog,
     plugin: String,
     instance: String,
+    rate_headers: std::sync::Arc<Vec<String>>,
 }
 
 impl HttpBroker {
@@ -46,6 +47,7 @@ impl HttpBroker {
             log: self.log.clone(),
             plugin: self.plugin.clone(),
             instance: self.instance.clone(),
+            rate_headers: self.rate_headers.clone(),
         }
     }
 }
@@ -58,6 +60,8 @@ struct Row {
     status: Option<u16>,
     sent: u64,
     received: u64,
+    /// The manifest's rate-limit headers of the response, when one came.
+    rate_headers: Vec<(String, String)>,
 }
 
 fn refused(refusal: Refusal, reason: String) -> Row {
@@ -68,6 +72,7 @@ fn refused(refusal: Refusal, reason: String) -> Row {
         status: None,
         sent: 0,
         received: 0,
+        rate_headers: Vec::new(),
     }
 }
 
@@ -93,6 +98,7 @@ pub(crate) async fn send(
         bytes_received: row.received,
         latency_ms: started.elapsed().as_millis() as u64,
         refusal: row.refusal,
+        rate_headers: row.rate_headers,
     };
     // Until it completes, the request's row says it was aborted: a call
     // stopped mid-request still leaves its trace.
@@ -103,6 +109,7 @@ pub(crate) async fn send(
         status: None,
         sent: 0,
         received: 0,
+        rate_headers: Vec::new(),
     }));
     let record = |row: Row| {
         if !row.allowed {
@@ -171,6 +178,7 @@ pub(crate) async fn send(
         status,
         sent,
         received,
+        rate_headers: Vec::new(),
     };
     let response = match builder.body(body).send().await {
         Ok(r) => r,
@@ -233,13 +241,24 @@ pub(crate) async fn send(
         }
     }
     let received_bytes = received.len() as u64;
+    let rate_headers: Vec<(String, String)> = s
+        .rate_headers
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(name.as_str())?.to_str().ok()?;
+            Some((name.clone(), value.chars().take(64).collect()))
+        })
+        .collect();
     if s.scrub_responses {
         let scrubbed = scrub::response(&s.stored, &mut headers, &mut received);
         if scrubbed > 0 {
             tracing::warn!(plugin = %s.plugin, instance = %s.instance, %method, %url, scrubbed, "response carried stored secret values; replaced by references before the plugin read it");
         }
     }
-    record(row(None, None, Some(status.as_u16()), received_bytes));
+    record(Row {
+        rate_headers,
+        ..row(None, None, Some(status.as_u16()), received_bytes)
+    });
     let mut out = http::Response::builder().status(status);
     for (name, value) in &headers {
         if name == http::header::TRANSFER_ENCODING || name == http::header::CONNECTION {

@@ -638,13 +638,16 @@ impl Manifest {
             return Ok(None);
         };
         let template = token_template(token_url).map_err(|e| self.invalid(e))?;
-        template
-            .fill(config)
-            .map(Some)
-            .map_err(|message| ManifestError::Config {
-                key: self.key.clone(),
-                message,
-            })
+        let config_err = |message: String| ManifestError::Config {
+            key: self.key.clone(),
+            message,
+        };
+        let filled = template.fill(config).map_err(config_err)?;
+        if !rules::host_fields(token_url).is_empty() {
+            rules::check_host(rules::template_host(&filled))
+                .map_err(|e| config_err(format!("token_url filled as {filled}: {e}")))?;
+        }
+        Ok(Some(filled))
     }
 
     /// Checks an instance configuration against the declared fields and

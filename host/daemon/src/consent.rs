@@ -246,11 +246,10 @@ async fn resolve(
         });
     }
     match &st.code_sha256 {
-        Some(seen) => {
-            if !bool::from(seen.as_bytes().ct_eq(sha256_hex(&code).as_bytes())) {
-                return Err(ConsentError::CodeMismatch);
-            }
+        Some(seen) if !bool::from(seen.as_bytes().ct_eq(sha256_hex(&code).as_bytes())) => {
+            return Err(ConsentError::CodeMismatch);
         }
+        Some(_) => {}
         None if is_ward_callback(&st.callback_url) => {
             // Too early, not a verdict: the callback may still arrive.
             store.release_oauth_state(&hash).await?;

@@ -86,18 +86,8 @@ impl ApiHarness {
         config: &[(&str, &str)],
         name: &str,
     ) -> (StatusCode, Value) {
-        let configuration = configuration(config);
-        self.send(
-            Method::POST,
-            "/instances",
-            Some(&json!({
-                "element": {"key": element},
-                "providerData": {"apiToken": token},
-                "configuration": configuration,
-                "name": name,
-            })),
-        )
-        .await
+        self.post_instance(element, json!({"apiToken": token}), config, name)
+            .await
     }
 
     /// `GET path` with the API's credentials.
@@ -186,13 +176,29 @@ impl ApiHarness {
         let state = query_param(&back, "state").unwrap();
         let callback = self.browser.get(back.as_str()).send().await.unwrap();
         assert_eq!(callback.status(), StatusCode::OK, "callback {back}");
-        let configuration = configuration(config);
+        self.post_instance(element, json!({"code": code, "state": state}), config, name)
+            .await
+    }
+
+    /// `POST /instances` with `providerData` and a configuration given as
+    /// (field, value) pairs.
+    pub async fn post_instance(
+        &self,
+        element: &str,
+        provider_data: Value,
+        config: &[(&str, &str)],
+        name: &str,
+    ) -> (StatusCode, Value) {
+        let configuration: serde_json::Map<String, Value> = config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
         self.send(
             Method::POST,
             "/instances",
             Some(&json!({
                 "element": {"key": element},
-                "providerData": {"code": code, "state": state},
+                "providerData": provider_data,
                 "configuration": configuration,
                 "name": name,
             })),
@@ -274,14 +280,6 @@ impl ApiHarness {
             }
         }
     }
-}
-
-/// A `configuration` object from (field, value) pairs.
-fn configuration(config: &[(&str, &str)]) -> serde_json::Map<String, Value> {
-    config
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-        .collect()
 }
 
 /// Opens a daemon on `dir` configured as the module documentation says,

@@ -203,7 +203,8 @@ async fn okta_system_log_and_users_replayed_map_every_field() {
         .unwrap();
     assert_eq!((stats.pages, stats.new), (2, 5));
     let events = stored_events(&l.store, &instance.id).await;
-    let lena = Some("lena.fischer@acme.example");
+    let lena_email = "lena.fischer@acme.example";
+    let lena = Some(lena_email);
     assert_rows(
         &events,
         &[
@@ -305,7 +306,6 @@ async fn okta_system_log_and_users_replayed_map_every_field() {
     let stats = ingest.sync_users().await.unwrap();
     assert_eq!((stats.pages, stats.new), (2, 3));
     let users = stored_users(&l.store, &instance.id).await;
-    let lena = lena.unwrap();
     assert_eq!(
         user_values(&users),
         [
@@ -321,8 +321,8 @@ async fn okta_system_log_and_users_replayed_map_every_field() {
             ),
             user(
                 "00u7kw1npeLi3Uq9d0h8",
-                lena,
-                lena,
+                lena_email,
+                lena_email,
                 "Lena Fischer",
                 "ACTIVE",
                 false,
@@ -638,8 +638,8 @@ async fn egnyte_stream_users_and_a_refused_cursor_replayed_map_every_field() {
     let again = ingest.sync_audit(since, |_| {}).await.unwrap();
     assert_eq!((again.seen, again.new), (2, 1));
     let events = stored_events(&l.store, &id).await;
-    let mara = Some("Mara Winter");
-    let mara_email = Some("mara.winter@acme.example");
+    let (mara_name, mara_address) = ("Mara Winter", "mara.winter@acme.example");
+    let (mara, mara_email) = (Some(mara_name), Some(mara_address));
     assert_rows(
         &events,
         &[
@@ -721,12 +721,18 @@ async fn egnyte_stream_users_and_a_refused_cursor_replayed_map_every_field() {
 
     ingest.sync_users().await.unwrap();
     let users = stored_users(&l.store, &id).await;
-    let (mara, mara_email) = (mara.unwrap(), mara_email.unwrap());
     assert_eq!(
         user_values(&users),
         [
             user(
-                "40711", mara_email, "mwinter", mara, "active", true, None, None
+                "40711",
+                mara_address,
+                "mwinter",
+                mara_name,
+                "active",
+                true,
+                None,
+                None
             ),
             user(
                 "40733",

@@ -337,14 +337,6 @@ impl ApiHarness {
     }
 }
 
-/// A `configuration` object from (field, value) pairs.
-fn configuration(config: &[(&str, &str)]) -> serde_json::Map<String, Value> {
-    config
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
-        .collect()
-}
-
 /// Opens a daemon on `dir` configured as the module documentation says,
 /// serves its API on an ephemeral loopback port and builds the browser.
 /// Returns the daemon, the API's URL, its `Authorization` value and the

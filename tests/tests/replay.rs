@@ -104,6 +104,50 @@ async fn stored_users(store: &Store, id: &str) -> Vec<StoredUser> {
     store.users(id, 1000, None).await.unwrap()
 }
 
+/// The fields Ward maps from a provider user.
+fn user_values(users: &[StoredUser]) -> Vec<Value> {
+    users
+        .iter()
+        .map(|u| {
+            json!([
+                u.user_id,
+                u.email,
+                u.login,
+                u.name,
+                u.status,
+                u.is_admin,
+                u.created_ms,
+                u.last_login_ms
+            ])
+        })
+        .collect()
+}
+
+/// An expected user: id, e-mail, login, name, status, admin, created and
+/// last login (RFC 3339).
+#[allow(clippy::too_many_arguments)]
+fn user(
+    id: &str,
+    email: &str,
+    login: &str,
+    name: &str,
+    status: &str,
+    admin: bool,
+    created: Option<&str>,
+    last_login: Option<&str>,
+) -> Value {
+    json!([
+        id,
+        email,
+        login,
+        name,
+        status,
+        admin,
+        created.map(ms),
+        last_login.map(ms)
+    ])
+}
+
 fn assert_rows(events: &[StoredEvent], expected: &[Row]) {
     assert_eq!(events.len(), expected.len(), "{events:#?}");
     for (e, want) in events.iter().zip(expected) {
@@ -159,7 +203,8 @@ async fn okta_system_log_and_users_replayed_map_every_field() {
         .unwrap();
     assert_eq!((stats.pages, stats.new), (2, 5));
     let events = stored_events(&l.store, &instance.id).await;
-    let lena = Some("lena.fischer@acme.example");
+    let lena_email = "lena.fischer@acme.example";
+    let lena = Some(lena_email);
     assert_rows(
         &events,
         &[
@@ -261,61 +306,41 @@ async fn okta_system_log_and_users_replayed_map_every_field() {
     let stats = ingest.sync_users().await.unwrap();
     assert_eq!((stats.pages, stats.new), (2, 3));
     let users = stored_users(&l.store, &instance.id).await;
-    let summary: Vec<(
-        &str,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        Option<i64>,
-        Option<i64>,
-    )> = users
-        .iter()
-        .map(|u| {
-            (
-                u.user_id.as_str(),
-                u.email.as_deref(),
-                u.login.as_deref(),
-                u.name.as_deref(),
-                u.status.as_deref(),
-                u.created_ms,
-                u.last_login_ms,
-            )
-        })
-        .collect();
     assert_eq!(
-        summary,
+        user_values(&users),
         [
-            (
+            user(
                 "00u5acmeadm1nWard0h8",
-                Some("rosa.marquez@acme.example"),
-                Some("rosa.marquez@acme.example"),
-                Some("Rosa Marquez"),
-                Some("ACTIVE"),
-                Some(ms("2023-02-11T09:14:02.000Z")),
-                Some(ms("2024-11-27T07:41:19.000Z")),
+                "rosa.marquez@acme.example",
+                "rosa.marquez@acme.example",
+                "Rosa Marquez",
+                "ACTIVE",
+                false,
+                Some("2023-02-11T09:14:02.000Z"),
+                Some("2024-11-27T07:41:19.000Z")
             ),
-            (
+            user(
                 "00u7kw1npeLi3Uq9d0h8",
-                lena,
-                lena,
-                Some("Lena Fischer"),
-                Some("ACTIVE"),
-                Some(ms("2023-08-01T10:00:00.000Z")),
-                Some(ms("2024-11-27T08:02:15.000Z")),
+                lena_email,
+                lena_email,
+                "Lena Fischer",
+                "ACTIVE",
+                false,
+                Some("2023-08-01T10:00:00.000Z"),
+                Some("2024-11-27T08:02:15.000Z")
             ),
-            (
+            user(
                 "00u9oq2mtaRk8Wb1p0h8",
-                Some("omar.haddad@acme.example"),
-                Some("omar.haddad@acme.example"),
-                Some("Omar Haddad"),
-                Some("SUSPENDED"),
-                Some(ms("2024-02-20T08:30:00.000Z")),
-                None,
+                "omar.haddad@acme.example",
+                "omar.haddad@acme.example",
+                "Omar Haddad",
+                "SUSPENDED",
+                false,
+                Some("2024-02-20T08:30:00.000Z"),
+                None
             ),
         ]
     );
-    assert!(users.iter().all(|u| !u.is_admin));
     let mut user_raws = raw_items(
         &fixture_body("okta", "api-token", "07-users-first-page"),
         None,
@@ -494,49 +519,31 @@ async fn zendesk_audit_log_and_users_replayed_map_every_field() {
 
     ingest.sync_users().await.unwrap();
     let users = stored_users(&l.store, &instance.id).await;
-    let summary: Vec<(
-        &str,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        bool,
-        Option<i64>,
-    )> = users
-        .iter()
-        .map(|u| {
-            (
-                u.user_id.as_str(),
-                u.email.as_deref(),
-                u.name.as_deref(),
-                u.status.as_deref(),
-                u.is_admin,
-                u.last_login_ms,
-            )
-        })
-        .collect();
     assert_eq!(
-        summary,
+        user_values(&users),
         [
-            (
+            user(
                 "902114563301",
-                Some("priya.raman@acme.example"),
-                Some("Priya Raman"),
-                Some("active (admin)"),
+                "priya.raman@acme.example",
+                "priya.raman@acme.example",
+                "Priya Raman",
+                "active (admin)",
                 true,
-                Some(ms("2024-11-27T06:55:01Z")),
+                Some("2021-04-12T14:03:55Z"),
+                Some("2024-11-27T06:55:01Z")
             ),
-            (
+            user(
                 "902114563377",
-                Some("jonas.berg@acme.example"),
-                Some("Jonas Berg"),
-                Some("suspended (agent)"),
+                "jonas.berg@acme.example",
+                "jonas.berg@acme.example",
+                "Jonas Berg",
+                "suspended (agent)",
                 false,
-                None,
+                Some("2022-09-01T07:30:00Z"),
+                None
             ),
         ]
     );
-    assert_eq!(users[1].created_ms, Some(ms("2022-09-01T07:30:00Z")));
-    assert_eq!(users[0].login.as_deref(), Some("priya.raman@acme.example"));
 
     assert_replayed_exactly(&replay);
     assert!(
@@ -631,8 +638,8 @@ async fn egnyte_stream_users_and_a_refused_cursor_replayed_map_every_field() {
     let again = ingest.sync_audit(since, |_| {}).await.unwrap();
     assert_eq!((again.seen, again.new), (2, 1));
     let events = stored_events(&l.store, &id).await;
-    let mara = Some("Mara Winter");
-    let mara_email = Some("mara.winter@acme.example");
+    let (mara_name, mara_address) = ("Mara Winter", "mara.winter@acme.example");
+    let (mara, mara_email) = (Some(mara_name), Some(mara_address));
     assert_rows(
         &events,
         &[
@@ -714,44 +721,28 @@ async fn egnyte_stream_users_and_a_refused_cursor_replayed_map_every_field() {
 
     ingest.sync_users().await.unwrap();
     let users = stored_users(&l.store, &id).await;
-    let summary: Vec<(
-        &str,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        bool,
-    )> = users
-        .iter()
-        .map(|u| {
-            (
-                u.user_id.as_str(),
-                u.email.as_deref(),
-                u.login.as_deref(),
-                u.name.as_deref(),
-                u.status.as_deref(),
-                u.is_admin,
-            )
-        })
-        .collect();
     assert_eq!(
-        summary,
+        user_values(&users),
         [
-            (
+            user(
                 "40711",
-                mara_email,
-                Some("mwinter"),
-                mara,
-                Some("active"),
-                true
+                mara_address,
+                "mwinter",
+                mara_name,
+                "active",
+                true,
+                None,
+                None
             ),
-            (
+            user(
                 "40733",
-                Some("tom.okafor@acme.example"),
-                Some("tokafor"),
-                Some("Tom Okafor"),
-                Some("inactive"),
-                false
+                "tom.okafor@acme.example",
+                "tokafor",
+                "Tom Okafor",
+                "inactive",
+                false,
+                None,
+                None
             ),
         ]
     );

@@ -154,8 +154,12 @@ async fn api_token_backfill_is_exact_then_polls_pick_up_only_new_records() {
         ..ZendeskConfig::default()
     })
     .await;
+    // Without the lookback, to show the newest second's id set alone (the
+    // lookback is `a_record_published_late_with_a_past_created_at_…`).
+    let mut no_lookback = config(&h.zd);
+    no_lookback.insert("lookback_minutes".into(), "0".into());
     let (instance, bound, report) =
-        connect(&h.store, &h.plugin, "zendesk", config(&h.zd), token(&h.zd))
+        connect(&h.store, &h.plugin, "zendesk", no_lookback, token(&h.zd))
             .await
             .unwrap();
     assert_eq!(

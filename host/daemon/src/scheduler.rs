@@ -539,7 +539,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
         Ok(Some(settings)) => settings.requests_per_minute,
         _ => None,
     };
-    let rates = Rates::for_plugin(&manifest, &loaded.effective, operator);
+    let rates = Rates::for_plugin(loaded.plugin.manifest(), &loaded.effective, operator);
     let budget = inner.budgets.for_instance(id, &key, &tenant, &rates);
     let tenant_budget = budget.clone();
     let hook_inner = inner.clone();

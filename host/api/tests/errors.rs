@@ -18,7 +18,9 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// The API's error shape: `{"error": code, "message": text}`, nothing else.
 fn assert_api_error(body: &str, code: &str) {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| format!("{e}: {body:?}"))
+        .unwrap();
     assert_eq!(v["error"], code, "{body}");
     assert!(
         v["message"].as_str().is_some_and(|m| m.len() > 10),

@@ -392,3 +392,11 @@ pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
+
+/// A `configuration` object from (field, value) pairs.
+fn configuration(config: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    config
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect()
+}

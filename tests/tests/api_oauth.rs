@@ -94,7 +94,7 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
         "tags": ["prod", "okta"],
         "name": "Okta via OAuth",
     });
-    let (status, created) = api.create_instance(&body).await;
+    let (status, created) = api.post_instance(&body).await;
     assert!(status.is_success(), "{status} {created}");
     assert_eq!(created["valid"], true, "{created}");
     assert_eq!(created["name"], "Okta via OAuth");
@@ -109,7 +109,7 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
     let id = created["id"].as_str().unwrap().to_string();
 
     // The same code and state a second time: refused, nothing created.
-    let (status, replay) = api.create_instance(&body).await;
+    let (status, replay) = api.post_instance(&body).await;
     assert!(
         status == StatusCode::UNAUTHORIZED || status == StatusCode::CONFLICT,
         "{status} {replay}"
@@ -213,7 +213,7 @@ async fn declined_consent_creates_nothing_and_says_why() {
     // The declined state cannot be used afterwards either.
     let state = param(&back, "state").unwrap();
     let (status, _) = api
-        .create_instance(&json!({
+        .post_instance(&json!({
             "element": {"key": "okta"},
             "providerData": {"code": "anything", "state": state},
             "configuration": {"domain": "ward-demo"},
@@ -247,7 +247,7 @@ async fn forged_and_replayed_states_are_rejected() {
     // A real state with another code than the provider returned.
     let state = param(&back, "state").unwrap();
     let (status, body) = api
-        .create_instance(&json!({
+        .post_instance(&json!({
             "element": {"key": "okta"},
             "providerData": {"code": "not-the-code", "state": state},
             "configuration": {"domain": "ward-demo"},

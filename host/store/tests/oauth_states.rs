@@ -1,0 +1,73 @@
+//! OAuth states: a claim is exclusive, a release gives the state back in
+//! the phase it was claimed in, and declined or expired states cannot be
+//! claimed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use ward_store::{OauthState, Store};
+
+async fn issue(store: &Store, hash: &str, expires_in_ms: i64) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    store
+        .create_oauth_state(&OauthState {
+            state_sha256: hash.to_owned(),
+            element_key: "egnyte".into(),
+            config: BTreeMap::from([("domain".to_owned(), "acme".to_owned())]),
+            client_id: "client-1".into(),
+            client_secret: Some("client-secret".into()),
+            callback_url: "https://client.example.com/oauth/cb".into(),
+            expires_ms: now + expires_in_ms,
+            code_sha256: None,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_claim_is_exclusive_and_a_release_restores_the_phase() {
+    let db = open().await;
+    let store = &db.store;
+
+    // Issued, never returned: claimed with no code, secret decrypted.
+    issue(store, "issued", 600_000).await;
+    let st = store.claim_oauth_state("issued").await.unwrap().unwrap();
+    assert_eq!(st.code_sha256, None);
+    assert_eq!(st.client_secret.as_deref(), Some("client-secret"));
+    assert!(store.claim_oauth_state("issued").await.unwrap().is_none());
+    store.release_oauth_state("issued").await.unwrap();
+    // Back to `issued`: Ward's callback can still record a code.
+    assert_eq!(
+        store
+            .oauth_state_returned("issued", "code-hash")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("egnyte")
+    );
+    // Returned: the claim carries the code, a release keeps it.
+    let st = store.claim_oauth_state("issued").await.unwrap().unwrap();
+    assert_eq!(st.code_sha256.as_deref(), Some("code-hash"));
+    store.release_oauth_state("issued").await.unwrap();
+    let st = store.claim_oauth_state("issued").await.unwrap().unwrap();
+    assert_eq!(st.code_sha256.as_deref(), Some("code-hash"));
+    assert!(store.claim_oauth_state("issued").await.unwrap().is_none());
+
+    // Declined and expired states cannot be claimed.
+    issue(store, "declined", 600_000).await;
+    store.oauth_state_declined("declined").await.unwrap();
+    assert!(store.claim_oauth_state("declined").await.unwrap().is_none());
+    issue(store, "expired", -1_000).await;
+    assert!(store.claim_oauth_state("expired").await.unwrap().is_none());
+    assert!(
+        store
+            .claim_oauth_state("never-issued")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -45,7 +45,10 @@ async fn instance_lifecycle() {
     assert_eq!(inst["valid"], true);
     assert_eq!(inst["disabled"], false);
     assert_eq!(inst["status"]["state"], "connected", "{body}");
-    assert_eq!(inst["configuration"], json!({"domain": "ward-demo"}));
+    assert_eq!(
+        inst["configuration"],
+        json!({"domain": "ward-demo", "base_domain": "okta.com"})
+    );
     assert_eq!(inst["status"]["credentialAgeDays"], 0);
     assert!(inst["status"]["credentialWarning"].is_null());
     assert!(body["testError"].is_null());

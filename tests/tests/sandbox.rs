@@ -239,7 +239,7 @@ async fn hostname_resolving_to_loopback_is_refused() {
     let h = Harness::start(Default::default()).await;
     let report = attack(&h, "private-dns").await;
     let message = plugin_error(&report);
-    assert!(message.contains("DestinationIpProhibited"), "{message}");
+    assert!(message.contains("refuses to reach"), "{message}");
     let entry = report
         .egress
         .iter()
@@ -514,7 +514,7 @@ async fn hostnames_resolving_to_metadata_or_loopback_are_refused() {
         let report = bind(&plugin, attack).fetch_audit(0, None).await;
         let message = plugin_error(&report);
         assert!(
-            message.contains("DestinationIpProhibited"),
+            message.contains("refuses to reach"),
             "{attack}: {message}"
         );
         let entry = report.egress.iter().find(|e| e.url.contains(host)).unwrap();
@@ -554,7 +554,7 @@ async fn an_operator_allowed_range_lifts_only_that_refusal() {
         "{entry:?}"
     );
     let report = bind(&plugin, "loopback-dns").fetch_audit(0, None).await;
-    assert!(plugin_error(&report).contains("DestinationIpProhibited"));
+    assert!(plugin_error(&report).contains("refuses to reach"));
 }
 
 /// The refusal kinds of a report's egress rows, in order.

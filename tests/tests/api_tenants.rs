@@ -153,6 +153,8 @@ async fn okta_refuses_what_cannot_be_an_org_with_an_example_and_stores_nothing()
         "oktapreview.com",
         "okta-gov.com",
         "okta.mil",
+        "okta-miltest.com",
+        "trex-govcloud.com",
     ] {
         assert!(message.contains(family), "{message}");
     }

@@ -252,6 +252,8 @@ async fn inspect_json_shows_okta_host_families_and_flags_the_custom_domain() {
         "{domain}.oktapreview.com",
         "{domain}.okta-gov.com",
         "{domain}.okta.mil",
+        "{domain}.okta-miltest.com",
+        "{domain}.trex-govcloud.com",
     ];
     for url in [
         "https://{domain}.{base_domain}/api/v1/",

@@ -513,10 +513,7 @@ async fn hostnames_resolving_to_metadata_or_loopback_are_refused() {
     ] {
         let report = bind(&plugin, attack).fetch_audit(0, None).await;
         let message = plugin_error(&report);
-        assert!(
-            message.contains("refuses to reach"),
-            "{attack}: {message}"
-        );
+        assert!(message.contains("refuses to reach"), "{attack}: {message}");
         let entry = report.egress.iter().find(|e| e.url.contains(host)).unwrap();
         let reason = entry.reason.as_deref().unwrap();
         assert!(

@@ -336,8 +336,8 @@ async fn zendesk_subdomain_in_every_form_is_normalised_and_refusals_show_an_exam
         "https://acme.zendesk.com/agent/dashboard",
         "ACME.ZENDESK.COM/",
     ];
-    assert_each_form_accepted(h, "subdomain", "acme", &forms, connect).await;
-    let sent = zd.requests().len();
+    // Refusals first: once an accepted form has created an instance, its
+    // worker's backfill requests would blur what the refusals sent.
     for typed in [
         "acme.zendesk.com.evil.io",
         "acme.freshdesk.com",
@@ -347,11 +347,8 @@ async fn zendesk_subdomain_in_every_form_is_normalised_and_refusals_show_an_exam
         let answer = connect(typed).await;
         assert_refused(h, answer, "enter `acme` or `acme.zendesk.com`", typed).await;
     }
-    assert_eq!(
-        zd.requests().len(),
-        sent,
-        "a refused address reached Zendesk"
-    );
+    assert_eq!(zd.requests().len(), 0, "a refused address reached Zendesk");
+    assert_each_form_accepted(h, "subdomain", "acme", &forms, connect).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@
 
 pub mod ceilings;
 pub mod diff;
+pub mod ocsf;
 pub mod policy;
 pub mod risks;
 pub mod rules;
@@ -20,6 +21,7 @@ use std::fmt;
 
 pub use ceilings::Ceilings;
 pub use diff::{Change, ChangeKind, diff, widens};
+pub use ocsf::{OcsfDecl, OcsfRule};
 pub use policy::{Effective, PluginPolicy, effective};
 pub use risks::{Risk, RiskKind};
 pub use rules::check_host;
@@ -375,6 +377,11 @@ pub struct Manifest {
     /// pacing); absent: the fixed budget only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<AdvertisedLimit>,
+    /// How the connector's actions map to OCSF classes on export
+    /// (`[ocsf]`, see [`ocsf`]); absent: every event exports as the
+    /// host's fallback class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsf: Option<OcsfDecl>,
 }
 
 impl Manifest {
@@ -517,6 +524,9 @@ impl Manifest {
             return Err(self.invalid("limits must be positive"));
         }
         self.validate_token_url()?;
+        if let Some(ocsf) = &self.ocsf {
+            ocsf.validate().map_err(|e| self.invalid(e))?;
+        }
         rules::check(self).map_err(|e| self.invalid(e))?;
         Ok(())
     }

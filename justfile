@@ -16,7 +16,7 @@ ci:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-egnyte -p ward-zendesk -p ward-hostile -p ward-undeclared -- -D warnings
+    cargo clippy --target wasm32-wasip2 -p ward-sdk -p ward-okta -p ward-egnyte -p ward-zendesk -p ward-hostile -p ward-undeclared -p ward-probe-v02 -p ward-compat-v01 -- -D warnings
 
 # Build the connectors as components into target/plugins.
 plugins:

@@ -12,6 +12,8 @@ fn main() {
             "ward-zendesk",
             "ward-hostile",
             "ward-undeclared",
+            "ward-probe-v02",
+            "ward-compat-v01",
         ],
         "WARD_TEST_PLUGIN_",
     ) {

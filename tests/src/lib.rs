@@ -34,6 +34,12 @@ pub const HOSTILE_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_HOSTI
 /// A connector importing an interface Ward does not provide, built from
 /// `tests/plugins/undeclared`.
 pub const UNDECLARED_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_UNDECLARED"));
+/// A hostile contract-0.2 connector without `exchange` that reports
+/// everything it sees, built from `tests/plugins/probe-v02`.
+pub const PROBE_V02_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_PROBE_V02"));
+/// A connector written against the frozen contract 0.1 without the SDK,
+/// built from `tests/plugins/compat-v01`.
+pub const COMPAT_V01_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_COMPAT_V01"));
 
 /// Stand-ins, runtime and store for one test.
 pub struct Harness {
@@ -204,6 +210,26 @@ impl Harness {
         };
         let result = ingestor.sync_audit(0, |_| {}).await;
         (instance.id, result)
+    }
+
+    /// Follows an authorization URL at the Okta stand-in like the
+    /// operator's browser (stopping at the redirect back) and returns the
+    /// callback's query parameters (`code`, `state`, or `error`).
+    pub async fn okta_consent(&self, url: &str) -> std::collections::BTreeMap<String, String> {
+        let browser = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes()).unwrap()])
+            .resolve(&self.okta.host(), self.okta.addr())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = browser.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 302, "consent at {url}");
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        url::Url::parse(&location)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
     }
 
     /// Every byte SQLite holds for this harness: the database file and its

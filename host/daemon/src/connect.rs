@@ -1,13 +1,17 @@
-//! Creating, reconnecting, testing and binding instances: `exchange` turns
-//! the operator's grant into credentials, the store keeps them encrypted,
+//! Creating, reconnecting, testing and binding instances: the host (or,
+//! for a non-standard flow, the plugin's `exchange`) turns the operator's
+//! grant into credentials, the store keeps them encrypted,
 //! `test` checks the prerequisites and sets the status, and [`bind`]
 //! prepares the plugin for calls.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ward_runtime::types::{Grant, PluginError, TestReport};
-use ward_runtime::{Bound, CallError, CallReport, EgressEntry, Plugin, SecretSet};
+use ward_manifest::{Auth, ExchangeBy};
+use ward_runtime::types::{BasicCredentials, Grant, OauthCode, PluginError, RateLimit, TestReport};
+use ward_runtime::{Bound, CallError, CallReport, ContractVersion, EgressEntry, Plugin, SecretSet};
+
+use crate::token::{self, TokenFailure, TokenGrant};
 use ward_store::{Credentials, Instance, InstanceStatus, NewInstance, Store, StoreError};
 
 /// Why an instance could not be connected or bound.
@@ -125,9 +129,170 @@ pub async fn connect(
     Ok((c.instance, c.bound, report))
 }
 
-/// Runs `exchange` with only the host's own secrets bound and returns the
-/// credentials to store (exchange result plus those host secrets).
+/// Turns the operator's grant into the credentials to store, with the
+/// host's own secrets (the OAuth client secret) added. The host does it
+/// (API token and basic stored as the manifest declares; OAuth code
+/// exchanged at `token_url`, see [`crate::token`]) unless the plugin must:
+/// a 0.1 plugin always exchanges itself, a 0.2 plugin when its manifest's
+/// auth says `exchange = "plugin"`.
 async fn exchange(
+    store: &Store,
+    plugin: &Arc<Plugin>,
+    egress_id: &str,
+    config: &BTreeMap<String, String>,
+    grant: &Grant,
+    host_secrets: &BTreeMap<String, String>,
+) -> Result<(Credentials, Vec<EgressEntry>), ConnectError> {
+    let key = plugin.manifest().key.clone();
+    let refused = |error: PluginError| ConnectError::Call {
+        plugin: key.clone(),
+        source: CallError::Plugin(error),
+    };
+    let auth = auth_for(plugin, grant).map_err(refused)?;
+    if plugin_exchanges(plugin, auth) {
+        return plugin_exchange(store, plugin, egress_id, config, grant, host_secrets).await;
+    }
+    let mut secrets = host_secrets.clone();
+    match (grant, auth) {
+        (Grant::ApiToken(token), Auth::ApiToken { secret, .. }) => {
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(refused(PluginError::InvalidConfig(format!(
+                    "the API token is empty: paste the token created in the {key} admin console"
+                ))));
+            }
+            secrets.insert(secret.clone(), token.to_string());
+        }
+        (Grant::Basic(BasicCredentials { username, password }), Auth::Basic { secret, .. }) => {
+            if username.is_empty() || password.is_empty() {
+                return Err(refused(PluginError::InvalidConfig(
+                    "the user name or password is empty: enter both".to_string(),
+                )));
+            }
+            use base64::Engine as _;
+            let pair = format!("{username}:{password}");
+            secrets.insert(
+                secret.clone(),
+                base64::engine::general_purpose::STANDARD.encode(pair),
+            );
+        }
+        (
+            Grant::OauthCode(OauthCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            }),
+            Auth::Oauth2 { scopes, .. },
+        ) => {
+            let (result, egress) = token::request(
+                plugin,
+                egress_id,
+                config,
+                host_secrets,
+                TokenGrant::Code {
+                    code,
+                    redirect_uri,
+                    code_verifier: code_verifier.as_deref(),
+                },
+            )
+            .await;
+            let token = match result {
+                Ok(token) => token,
+                Err(failure) => {
+                    // No instance will hold this attempt: log it under the id given.
+                    record_egress(store, egress_id, &key, "exchange", &egress).await;
+                    return Err(refused(code_refusal(&key, failure)));
+                }
+            };
+            let creds = token::code_credentials(token, host_secrets, scopes);
+            return Ok((creds, egress));
+        }
+        _ => {
+            // `auth_for` picked the auth by the grant's kind.
+            return Err(refused(PluginError::Internal(
+                "host error: grant and auth kind differ".to_string(),
+            )));
+        }
+    }
+    Ok((
+        Credentials {
+            secrets,
+            expires_at_ms: None,
+            scopes: Vec::new(),
+            principal: None,
+        },
+        Vec::new(),
+    ))
+}
+
+/// The manifest auth a grant is for, or a refusal naming what the plugin
+/// accepts.
+fn auth_for<'m>(plugin: &'m Plugin, grant: &Grant) -> Result<&'m Auth, PluginError> {
+    let wanted = match grant {
+        Grant::ApiToken(_) => "api-token",
+        Grant::Basic(_) => "basic",
+        Grant::OauthCode(_) => "oauth2",
+    };
+    let manifest = plugin.manifest();
+    manifest
+        .auth
+        .iter()
+        .find(|a| a.kind() == wanted)
+        .ok_or_else(|| {
+            let accepted: Vec<&str> = manifest.auth.iter().map(Auth::kind).collect();
+            PluginError::InvalidConfig(format!(
+                "plugin `{}` does not accept {wanted} credentials; connect it with one of: {}",
+                manifest.key,
+                accepted.join(", ")
+            ))
+        })
+}
+
+/// Whether the plugin's own `exchange` turns this auth's grants into
+/// credentials (and so sees the raw grant).
+pub fn plugin_exchanges(plugin: &Plugin, auth: &Auth) -> bool {
+    match plugin.contract() {
+        // 0.1 has no host-side exchange: the contract hands every grant
+        // to the plugin.
+        ContractVersion::V0_1 => true,
+        ContractVersion::V0_2 => auth.exchange_by() == ExchangeBy::Plugin,
+    }
+}
+
+/// The contract error for a token endpoint that gave no tokens, so the
+/// OAuth state is consumed on a verdict (rejected code or client) and
+/// released otherwise (see [`crate::consent`]).
+fn code_refusal(plugin: &str, failure: TokenFailure) -> PluginError {
+    match failure {
+        TokenFailure::Rejected { error, detail } if error == "invalid_scope" => {
+            PluginError::Forbidden(format!(
+                "the {plugin} token endpoint refused the requested scopes ({detail}): grant the scopes to the OAuth client, then {}",
+                crate::consent::RESTART
+            ))
+        }
+        TokenFailure::Rejected { detail, .. } => PluginError::Unauthorized(format!(
+            "the {plugin} token endpoint rejected the authorization code or the OAuth client ({detail}): a code works once and expires within minutes, and the client id, secret and redirect URI must be the ones the consent was given for; {}",
+            crate::consent::RESTART
+        )),
+        TokenFailure::Throttled {
+            retry_after_ms,
+            detail,
+        } => PluginError::RateLimited(RateLimit {
+            retry_after_ms,
+            message: format!(
+                "the {plugin} token endpoint is throttling ({detail}); post the same code again shortly"
+            ),
+        }),
+        TokenFailure::Unavailable(detail) => PluginError::Unavailable(format!(
+            "{detail}; the code was not used: post it again once the provider answers"
+        )),
+    }
+}
+
+/// Runs the plugin's `exchange` with only the host's own secrets bound and
+/// returns the credentials to store (exchange result plus those host
+/// secrets).
+async fn plugin_exchange(
     store: &Store,
     plugin: &Arc<Plugin>,
     egress_id: &str,
@@ -277,6 +442,7 @@ pub async fn test_now(
         match &report.result {
             Ok(verdicts) => {
                 apply_verdict(store, &instance.id, verdicts).await?;
+                keep_principal(store, &instance.id, verdicts).await?;
             }
             Err(source) if deferrable(source) => defer_test(store, instance, source).await?,
             Err(source) => {
@@ -301,6 +467,26 @@ pub async fn test_now(
         bound,
         report: report.result,
     })
+}
+
+/// Records who authorised the connection from the test report when the
+/// credentials do not say (the host stored them: no plugin `exchange`
+/// reported a principal).
+async fn keep_principal(
+    store: &Store,
+    instance_id: &str,
+    report: &TestReport,
+) -> Result<(), StoreError> {
+    let Some(principal) = &report.principal else {
+        return Ok(());
+    };
+    if let Some(mut creds) = store.credentials(instance_id).await?
+        && creds.principal.is_none()
+    {
+        creds.principal = Some(principal.clone());
+        store.put_credentials(instance_id, &creds).await?;
+    }
+    Ok(())
 }
 
 /// Sets the status a test's verdicts call for: `connected` when every

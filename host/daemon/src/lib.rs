@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod refresh;
 pub mod registry;
 pub mod scheduler;
+mod token;
 
 pub use config::Config;
 pub use registry::Registry;

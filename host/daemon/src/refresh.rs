@@ -2,11 +2,10 @@
 //!
 //! When a manifest's oauth2 auth says `refresh = true`, access tokens expire
 //! and the host renews them before they do: `grant_type=refresh_token`
-//! POSTed to the manifest's `token_url`, sent through the instance's own
-//! broker ([`ward_runtime::Bound::host_request`]) so the request is
-//! grant-checked, the client secret and refresh token are substituted by
-//! reference, and the request appears in the egress log without secret
-//! values. One refresh at a time per instance ([`Refresher`]): concurrent
+//! POSTed to the manifest's `token_url` by [`crate::token`] (the same
+//! client as the code exchange: grant-checked, secrets by reference, body
+//! and client authentication as the manifest declares, logged without
+//! secret values). One refresh at a time per instance ([`Refresher`]): concurrent
 //! callers wait and then see the fresh token instead of spending the
 //! (rotating) refresh token twice.
 
@@ -14,9 +13,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde::Deserialize;
-use ward_manifest::{ACCESS_TOKEN, Auth, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN};
-use ward_runtime::{EgressEntry, HostRequest, Plugin, SecretSet};
+use ward_manifest::{ACCESS_TOKEN, Auth, CLIENT_SECRET, REFRESH_TOKEN};
+use ward_runtime::{EgressEntry, Plugin};
+
+use crate::token::{self, TokenFailure, TokenGrant, now_ms};
 use ward_store::{Credentials, Instance, Store, StoreError};
 
 /// Refresh when the access token expires within this margin.
@@ -66,31 +66,6 @@ impl Default for Refresher {
     fn default() -> Self {
         Refresher::new(DEFAULT_MARGIN)
     }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<i64>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct TokenError {
-    error: String,
-    error_description: String,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Refresher {
@@ -169,91 +144,35 @@ impl Refresher {
             return Ok(false);
         }
         let config = manifest.validate_config(&instance.config)?;
-        let Some(token_url) = manifest.token_url_for(&config)? else {
-            return Ok(false);
-        };
-        let bound = plugin.bind(
+        let (result, egress) = token::request(
+            plugin,
             &instance.id,
-            &instance.config,
-            SecretSet::new(creds.secrets.clone()),
-            None,
-        )?;
-        let mut body = form_urlencoded_pair("grant_type", "refresh_token");
-        body.push_str("&refresh_token={{secret:refresh_token}}");
-        if let Some(client_id) = config.get(CLIENT_ID) {
-            body.push('&');
-            body.push_str(&form_urlencoded_pair("client_id", client_id));
-        }
-        if creds.secrets.contains_key(CLIENT_SECRET) {
-            body.push_str("&client_secret={{secret:client_secret}}");
-        }
-        if !creds.scopes.is_empty() {
-            body.push('&');
-            body.push_str(&form_urlencoded_pair("scope", &creds.scopes.join(" ")));
-        }
-        let report = bound
-            .host_request(HostRequest {
-                method: "POST".into(),
-                url: token_url,
-                headers: vec![
-                    (
-                        "content-type".into(),
-                        "application/x-www-form-urlencoded".into(),
-                    ),
-                    ("accept".into(), "application/json".into()),
-                ],
-                body: body.into_bytes(),
-            })
-            .await;
-        record_egress(store, instance, &report.egress).await;
-        let unavailable = |detail: String| RefreshError::Unavailable {
-            instance: instance.id.clone(),
-            detail,
-        };
-        let response = report.result.map_err(unavailable)?;
-        if !(200..300).contains(&response.status) {
-            let err: TokenError = serde_json::from_slice(&response.body).unwrap_or_default();
-            let detail = if err.error.is_empty() {
-                format!("status {}", response.status)
-            } else {
-                format!("{}: {}", err.error, err.error_description)
-            };
-            return Err(match response.status {
-                400 | 401 | 403 => RefreshError::Rejected {
+            &config,
+            &creds.secrets,
+            TokenGrant::Refresh {
+                scopes: &creds.scopes,
+            },
+        )
+        .await;
+        record_egress(store, instance, &egress).await;
+        let token = result.map_err(|failure| match failure {
+            TokenFailure::Rejected { detail, .. } => RefreshError::Rejected {
+                instance: instance.id.clone(),
+                plugin: manifest.key.clone(),
+                detail,
+            },
+            TokenFailure::Throttled { detail, .. } | TokenFailure::Unavailable(detail) => {
+                RefreshError::Unavailable {
                     instance: instance.id.clone(),
-                    plugin: manifest.key.clone(),
                     detail,
-                },
-                _ => unavailable(format!("token endpoint answered {detail}")),
-            });
-        }
-        // The serde message could quote the token, so it is not kept.
-        let token: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
-            unavailable("token endpoint answered 200 without a valid token response".into())
+                }
+            }
         })?;
-        creds
-            .secrets
-            .insert(ACCESS_TOKEN.to_string(), token.access_token);
-        if let Some(rotated) = token.refresh_token.filter(|t| !t.is_empty()) {
-            creds.secrets.insert(REFRESH_TOKEN.to_string(), rotated);
-        }
-        creds.expires_at_ms = token
-            .expires_in
-            .filter(|s| *s > 0)
-            .map(|s| now_ms().saturating_add(s.saturating_mul(1000)));
-        if let Some(scope) = token.scope {
-            creds.scopes = scope.split_whitespace().map(str::to_string).collect();
-        }
+        token.apply(&mut creds);
         store.put_credentials(&instance.id, &creds).await?;
         tracing::info!(instance = %instance.id, plugin = %manifest.key, "OAuth access token refreshed");
         Ok(true)
     }
-}
-
-fn form_urlencoded_pair(name: &str, value: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(name, value)
-        .finish()
 }
 
 /// The egress log is evidence, not a precondition: failing to write it is

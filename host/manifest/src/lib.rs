@@ -22,8 +22,8 @@ use std::fmt;
 pub use ceilings::Ceilings;
 pub use diff::{Change, ChangeKind, diff, widens};
 pub use ocsf::{OcsfDecl, OcsfRule};
-pub use policy::{Effective, PluginPolicy, effective};
-pub use risks::{Risk, RiskKind};
+pub use policy::{Effective, PluginPolicy, effective, effective_for};
+pub use risks::{ExchangeExport, Risk, RiskKind};
 pub use rules::check_host;
 pub use tenant::TenantHost;
 
@@ -71,22 +71,95 @@ pub enum Auth {
         refresh: bool,
         /// The provider's token endpoint as a URL template (for example
         /// `https://{domain}.okta.com/oauth2/v1/token`), used by the host
-        /// for refresh. Required when `refresh` is true; a POST grant must
-        /// cover it and bind `refresh_token` and `client_secret` with
-        /// `secrets_in_body`.
+        /// for the code exchange and refresh. Required when `refresh` is
+        /// true; a POST grant must cover it and bind `refresh_token` and
+        /// `client_secret` with `secrets_in_body`.
         #[serde(default)]
         token_url: Option<String>,
+        /// How the host authenticates the OAuth client at `token_url`.
+        #[serde(default, skip_serializing_if = "TokenAuth::is_default")]
+        token_auth: TokenAuth,
+        /// How the host encodes token-request bodies.
+        #[serde(default, skip_serializing_if = "TokenBody::is_default")]
+        token_body: TokenBody,
+        /// Who turns the authorization code into tokens.
+        #[serde(default, skip_serializing_if = "ExchangeBy::is_default")]
+        exchange: ExchangeBy,
     },
     /// An API token pasted by the operator.
     ApiToken {
         /// Name of the secret the token is stored under.
         secret: String,
+        /// Who turns the pasted token into stored secrets.
+        #[serde(default, skip_serializing_if = "ExchangeBy::is_default")]
+        exchange: ExchangeBy,
     },
     /// User name and password (or e-mail and token).
     Basic {
-        /// Name of the secret the password is stored under.
+        /// Name of the secret the credentials are stored under: the host
+        /// stores `base64(username:password)`, the value of a `Basic`
+        /// `Authorization` header.
         secret: String,
+        /// Who turns the entered credentials into stored secrets.
+        #[serde(default, skip_serializing_if = "ExchangeBy::is_default")]
+        exchange: ExchangeBy,
     },
+}
+
+/// Who turns an operator's grant (token, password, OAuth code) into the
+/// secrets Ward stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExchangeBy {
+    /// The host: tokens are stored as entered, OAuth codes are exchanged
+    /// at `token_url`. The plugin never sees a raw credential.
+    #[default]
+    Host,
+    /// The plugin's `exchange` export (a non-standard flow; the plugin
+    /// sees the raw credential and `inspect` lists that as a risk).
+    /// Contract 0.1 plugins always exchange themselves.
+    Plugin,
+}
+
+impl ExchangeBy {
+    fn is_default(&self) -> bool {
+        *self == ExchangeBy::Host
+    }
+}
+
+/// How the host authenticates the OAuth client at the token endpoint
+/// (RFC 6749 section 2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the request body.
+    #[default]
+    ClientSecretPost,
+    /// `Authorization: Basic base64(client_id:client_secret)`.
+    ClientSecretBasic,
+}
+
+impl TokenAuth {
+    fn is_default(&self) -> bool {
+        *self == TokenAuth::ClientSecretPost
+    }
+}
+
+/// How token-request bodies are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenBody {
+    /// `application/x-www-form-urlencoded` (RFC 6749).
+    #[default]
+    Form,
+    /// `application/json` (Zendesk and others).
+    Json,
+}
+
+impl TokenBody {
+    fn is_default(&self) -> bool {
+        *self == TokenBody::Form
+    }
 }
 
 /// One configuration field an operator fills in.
@@ -303,7 +376,16 @@ impl Auth {
     pub fn marker_secret(&self) -> &str {
         match self {
             Auth::Oauth2 { .. } => ACCESS_TOKEN,
-            Auth::ApiToken { secret } | Auth::Basic { secret } => secret,
+            Auth::ApiToken { secret, .. } | Auth::Basic { secret, .. } => secret,
+        }
+    }
+
+    /// Who exchanges this auth's grants (see [`ExchangeBy`]).
+    pub fn exchange_by(&self) -> ExchangeBy {
+        match self {
+            Auth::Oauth2 { exchange, .. }
+            | Auth::ApiToken { exchange, .. }
+            | Auth::Basic { exchange, .. } => *exchange,
         }
     }
 }
@@ -557,7 +639,7 @@ impl Manifest {
                 }
             };
             match auth {
-                Auth::ApiToken { secret } | Auth::Basic { secret } => {
+                Auth::ApiToken { secret, .. } | Auth::Basic { secret, .. } => {
                     needs_secret(secret, &format!("{} auth stores `{secret}`", auth.kind()))?;
                 }
                 Auth::Oauth2 {
@@ -1189,7 +1271,8 @@ secrets_in_body = true
         assert_eq!(
             m.auth,
             vec![Auth::ApiToken {
-                secret: "api_token".into()
+                secret: "api_token".into(),
+                exchange: ExchangeBy::Host,
             }]
         );
         assert_eq!(m.token_url_for(&cfg("acme")).unwrap(), None);
@@ -1209,6 +1292,47 @@ secrets_in_body = true
         // Round trip through TOML keeps the list form.
         let text = toml::to_string(&m).unwrap();
         assert_eq!(Manifest::parse(&text).unwrap(), m);
+    }
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn token_endpoint_options_and_exchange_owner() {
+        let m = Manifest::parse(OKTA_OAUTH).unwrap();
+        let Some(Auth::Oauth2 {
+            token_auth,
+            token_body,
+            exchange,
+            ..
+        }) = m.oauth2()
+        else {
+            panic!("oauth2 auth");
+        };
+        assert_eq!(*token_auth, TokenAuth::ClientSecretPost);
+        assert_eq!(*token_body, TokenBody::Form);
+        assert_eq!(*exchange, ExchangeBy::Host);
+        let custom = OKTA_OAUTH.replace(
+            "refresh = true\n",
+            "refresh = true\ntoken_auth = \"client_secret_basic\"\ntoken_body = \"json\"\nexchange = \"plugin\"\n",
+        );
+        let m = Manifest::parse(&custom).unwrap();
+        let Some(
+            auth @ Auth::Oauth2 {
+                token_auth,
+                token_body,
+                ..
+            },
+        ) = m.oauth2()
+        else {
+            panic!("oauth2 auth");
+        };
+        assert_eq!(*token_auth, TokenAuth::ClientSecretBasic);
+        assert_eq!(*token_body, TokenBody::Json);
+        assert_eq!(auth.exchange_by(), ExchangeBy::Plugin);
+        let typo = OKTA_OAUTH.replace(
+            "refresh = true\n",
+            "refresh = true\ntoken_auth = \"basic\"\n",
+        );
+        assert!(Manifest::parse(&typo).is_err());
     }
 
     #[test]

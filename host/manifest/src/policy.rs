@@ -403,6 +403,17 @@ fn rule_denies_all(rule: &str, host_template: &str) -> bool {
 
 /// Computes the effective permissions: manifest ∩ policy.
 pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
+    effective_for(manifest, policy, crate::risks::ExchangeExport::Always)
+}
+
+/// [`effective`] for a component whose `exchange` export is known (its
+/// contract version and world decide whether raw credentials reach it;
+/// see [`crate::risks::ExchangeExport`]).
+pub fn effective_for(
+    manifest: &Manifest,
+    policy: &PluginPolicy,
+    exchange: crate::risks::ExchangeExport,
+) -> Effective {
     let mut warnings = Vec::new();
     let limits = effective_limits(manifest.limits, &policy.limits, &mut warnings);
     let limits = policy.ceilings.clamp_limits(limits, &mut warnings);
@@ -565,7 +576,14 @@ pub fn effective(manifest: &Manifest, policy: &PluginPolicy) -> Effective {
         version: manifest.version.clone(),
         vendor: manifest.vendor.clone(),
         auth: serde_json::to_value(&manifest.auth).unwrap_or(serde_json::Value::Null),
-        risks: risks(manifest, &http, &limits, &schedule, &policy.ceilings),
+        risks: risks(
+            manifest,
+            &http,
+            &limits,
+            &schedule,
+            &policy.ceilings,
+            exchange,
+        ),
         config,
         http,
         secrets,

@@ -42,13 +42,30 @@ pub struct Risk {
     pub detail: String,
 }
 
+/// Whether (and when) a component exports the contract's `exchange`:
+/// what decides if raw credentials reach it during connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExchangeExport {
+    /// Contract 0.1 (every component exports `exchange` and the host hands
+    /// it every grant), or a component not inspected: assume the worst.
+    #[default]
+    Always,
+    /// Contract 0.2, world `plugin-with-exchange`: used for the auth
+    /// methods whose manifest entry says `exchange = "plugin"`.
+    WhenAsked,
+    /// Contract 0.2, world `plugin`: the host stores and exchanges every
+    /// credential; none reaches the guest.
+    Never,
+}
+
 /// Whether the credentials of `auth` pass through the plugin's `exchange`
-/// export during connect. Every auth kind does in this contract version.
-fn exchange_sees_credentials(auth: &Auth) -> bool {
-    matches!(
-        auth,
-        Auth::ApiToken { .. } | Auth::Basic { .. } | Auth::Oauth2 { .. }
-    )
+/// export during connect.
+fn exchange_sees_credentials(auth: &Auth, export: ExchangeExport) -> bool {
+    match export {
+        ExchangeExport::Always => true,
+        ExchangeExport::WhenAsked => auth.exchange_by() == crate::ExchangeBy::Plugin,
+        ExchangeExport::Never => false,
+    }
 }
 
 /// Builds the risk list from the manifest and its effective grants, limits
@@ -59,6 +76,7 @@ pub fn risks(
     limits: &Limits,
     schedule: &Schedule,
     ceilings: &Ceilings,
+    exchange: ExchangeExport,
 ) -> Vec<Risk> {
     let mut out = Vec::new();
     let mut push = |kind, subject: &str, detail: String| {
@@ -141,7 +159,7 @@ pub fn risks(
     for auth in manifest
         .auth
         .iter()
-        .filter(|a| exchange_sees_credentials(a))
+        .filter(|a| exchange_sees_credentials(a, exchange))
     {
         push(
             RiskKind::RawCredentialsInExchange,

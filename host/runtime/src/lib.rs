@@ -35,37 +35,30 @@ pub use output::{
     MAX_CURSOR_BYTES, MAX_EVENT_FUTURE_MS, MAX_EVENT_ID_BYTES, MAX_MESSAGE_BYTES, MIN_EVENT_TIME_MS,
 };
 
-#[allow(missing_docs)]
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "ward:connector/plugin",
-        imports: { default: tracing },
-        exports: { default: async },
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        },
-        require_store_data_send: true,
-    });
-}
+pub mod bindings;
 
-/// The contract's records, as the host sees them.
+pub use bindings::ContractVersion;
+
+/// The contract's records, as the host sees them: the current version's
+/// (0.2) types; older components' values are adapted to them
+/// ([`bindings`]).
 pub mod types {
+    pub use crate::bindings::v0_2::exports::ward::connector::exchange::{
+        BasicCredentials, Credentials, Grant, OauthCode, Secret,
+    };
     /// The contract's `error` variant: a failure the plugin reports.
-    pub use crate::bindings::ward::connector::types::Error as PluginError;
-    pub use crate::bindings::ward::connector::types::{
-        Actor, ActorKind, AuditPage, BasicCredentials, Check, ConfigEntry, Credentials, Event,
-        Grant, OauthCode, Outcome, RateLimit, Secret, Target, TestReport, Timestamp, User,
-        UserPage,
+    pub use crate::bindings::v0_2::ward::connector::types::Error as PluginError;
+    pub use crate::bindings::v0_2::ward::connector::types::{
+        Actor, ActorKind, AuditPage, AuthKind, Check, ConfigEntry, Event, Outcome, RateLimit,
+        Target, TestReport, Timestamp, User, UserPage,
     };
 }
 
 use types::{AuditPage, ConfigEntry, Credentials, Grant, PluginError, TestReport, UserPage};
 
-/// The WIT world every plugin implements.
-pub const WORLD: &str = "ward:connector/plugin@0.1.0";
+/// The WIT world of the current contract version (a plugin that needs no
+/// raw credentials); older versions are still loaded ([`ContractVersion`]).
+pub const WORLD: &str = "ward:connector/plugin@0.2.0";
 
 /// Epoch tick length; the CPU budget is counted in ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -99,8 +92,10 @@ pub enum RuntimeError {
         /// The offending import.
         interface: String,
     },
-    /// The component does not fit the `ward:connector/plugin` world.
-    #[error("plugin `{plugin}` does not implement the ward:connector@0.1.0 contract: {message}")]
+    /// The component does not fit any supported `ward:connector` world.
+    #[error(
+        "plugin `{plugin}` does not implement a supported ward:connector contract (0.1.0 or 0.2.0): {message}; rebuild it against wit/v0.2 (or the Ward SDK)"
+    )]
     Contract {
         /// Plugin key.
         plugin: String,
@@ -322,12 +317,17 @@ impl Runtime {
             plugin: manifest.key.clone(),
             message,
         };
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| contract(format!("{e:#}")))?;
-        let pre = bindings::PluginPre::new(pre).map_err(|e| contract(format!("{e:#}")))?;
+        let contract = Contract::from_exports(pre, &exports).map_err(contract)?;
         let rate_headers = Arc::new(
             manifest
                 .rate_limit
@@ -341,7 +341,7 @@ impl Runtime {
             digest,
             imports,
             policy: Arc::new(policy),
-            pre,
+            contract,
             rate_headers,
         }))
     }
@@ -444,9 +444,65 @@ pub struct Plugin {
     digest: String,
     imports: Vec<String>,
     policy: Arc<PluginPolicy>,
-    pre: bindings::PluginPre<HostState>,
+    contract: Contract,
     /// Response headers the broker keeps: the manifest's rate-limit ones.
     rate_headers: Arc<Vec<String>>,
+}
+
+/// The component, ready to instantiate, as the contract version it
+/// exports is called.
+enum Contract {
+    /// `ward:connector@0.1.0`: `exchange` always exported.
+    V0_1(bindings::v0_1::PluginPre<HostState>),
+    /// `ward:connector@0.2.0`, with or without the `exchange` interface.
+    V0_2 {
+        pre: wasmtime::component::InstancePre<HostState>,
+        connector: bindings::v0_2::exports::ward::connector::connector::GuestIndices,
+        exchange: Option<bindings::v0_2::exports::ward::connector::exchange::GuestIndices>,
+    },
+}
+
+impl Contract {
+    /// Picks the version by the component's `connector` export; the
+    /// newest wins should a component export several.
+    fn from_exports(
+        pre: wasmtime::component::InstancePre<HostState>,
+        exports: &[String],
+    ) -> Result<Contract, String> {
+        let version = exports
+            .iter()
+            .filter_map(|e| ContractVersion::of_connector_export(e))
+            .max()
+            .ok_or_else(|| {
+                format!(
+                    "it exports no ward:connector/connector interface (exports: {})",
+                    exports.join(", ")
+                )
+            })?;
+        match version {
+            ContractVersion::V0_1 => bindings::v0_1::PluginPre::new(pre)
+                .map(Contract::V0_1)
+                .map_err(|e| format!("{e:#}")),
+            ContractVersion::V0_2 => {
+                let connector =
+                    bindings::v0_2::exports::ward::connector::connector::GuestIndices::new(&pre)
+                        .map_err(|e| format!("{e:#}"))?;
+                let exchange = if exports.iter().any(|e| e == bindings::EXCHANGE_V0_2) {
+                    Some(
+                        bindings::v0_2::exports::ward::connector::exchange::GuestIndices::new(&pre)
+                            .map_err(|e| format!("{e:#}"))?,
+                    )
+                } else {
+                    None
+                };
+                Ok(Contract::V0_2 {
+                    pre,
+                    connector,
+                    exchange,
+                })
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -455,11 +511,48 @@ impl std::fmt::Debug for Plugin {
             .field("key", &self.manifest.key)
             .field("version", &self.manifest.version)
             .field("digest", &self.digest)
+            .field("contract_version", &self.contract_version())
             .finish()
     }
 }
 
 impl Plugin {
+    /// The contract version the component exports: `0.1.0` or `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.contract().as_str()
+    }
+
+    /// The world the component implements, as `inspect` reports it
+    /// (`ward:connector/plugin@0.1.0`, `…/plugin@0.2.0` or
+    /// `…/plugin-with-exchange@0.2.0`).
+    pub fn world(&self) -> &'static str {
+        match &self.contract {
+            Contract::V0_1(_) => "ward:connector/plugin@0.1.0",
+            Contract::V0_2 { exchange: None, .. } => WORLD,
+            Contract::V0_2 {
+                exchange: Some(_), ..
+            } => "ward:connector/plugin-with-exchange@0.2.0",
+        }
+    }
+
+    /// The contract version the component exports, typed.
+    pub fn contract(&self) -> ContractVersion {
+        match self.contract {
+            Contract::V0_1(_) => ContractVersion::V0_1,
+            Contract::V0_2 { .. } => ContractVersion::V0_2,
+        }
+    }
+
+    /// Whether the component exports `exchange` (and so can receive raw
+    /// credentials when its manifest asks for it). Every 0.1 component
+    /// does; a 0.2 component only in world `plugin-with-exchange`.
+    pub fn exports_exchange(&self) -> bool {
+        match &self.contract {
+            Contract::V0_1(_) => true,
+            Contract::V0_2 { exchange, .. } => exchange.is_some(),
+        }
+    }
+
     /// The embedded manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -481,8 +574,17 @@ impl Plugin {
     }
 
     /// Requested and effective permissions (manifest ∩ policy).
+    /// The risk list names raw-credential exposure only where the
+    /// component's `exchange` export gets credentials.
     pub fn effective(&self) -> Effective {
-        ward_manifest::effective(&self.manifest, &self.policy)
+        let exchange = match &self.contract {
+            Contract::V0_1(_) => ward_manifest::ExchangeExport::Always,
+            Contract::V0_2 {
+                exchange: Some(_), ..
+            } => ward_manifest::ExchangeExport::WhenAsked,
+            Contract::V0_2 { exchange: None, .. } => ward_manifest::ExchangeExport::Never,
+        };
+        ward_manifest::effective_for(&self.manifest, &self.policy, exchange)
     }
 
     /// Validates an instance's configuration, fills the HTTP grants and
@@ -508,20 +610,15 @@ impl Plugin {
             None => declared,
         };
         limits.memory_mib = limits.memory_mib.min(self.runtime.inner.max_memory_mib);
-        let mut config: Vec<ConfigEntry> = config
+        let config: Vec<ConfigEntry> = config
             .into_iter()
             .map(|(name, value)| ConfigEntry { name, value })
             .collect();
-        if let Some(kind) = auth_kind(&self.manifest, &secrets) {
-            config.push(ConfigEntry {
-                name: AUTH_CONFIG_ENTRY.to_string(),
-                value: kind.to_string(),
-            });
-        }
+        let auth = auth_kind(&self.manifest, &secrets);
         Ok(Bound {
             plugin: self.clone(),
             instance_id: instance_id.to_string(),
-            config,
+            instance: bindings::v0_2::ward::connector::types::Instance { config, auth },
             grants: Arc::new(grants),
             redactor: secrets.redactor(),
             secrets,
@@ -530,20 +627,25 @@ impl Plugin {
     }
 }
 
-/// Reserved config entry telling a plugin which auth an instance uses
-/// (`api-token`, `oauth2` or `basic`). Manifest field names cannot contain
-/// `.`, so it never collides with a declared field.
-pub const AUTH_CONFIG_ENTRY: &str = "ward.auth";
+/// Reserved config entry telling a 0.1 plugin which auth an instance uses
+/// (`api-token`, `oauth2` or `basic`); 0.2 plugins get a typed
+/// `auth-kind` instead. Manifest field names cannot contain `.`, so it
+/// never collides with a declared field.
+pub const AUTH_CONFIG_ENTRY: &str = bindings::adapt::AUTH_CONFIG_ENTRY;
 
 /// Which declared auth the bound secrets belong to, in manifest order: the
 /// first whose marker secret (api-token/basic: its `secret`; oauth2:
 /// `access_token`) is bound. `None` before credentials exist (exchange).
-fn auth_kind(manifest: &Manifest, secrets: &SecretSet) -> Option<&'static str> {
+fn auth_kind(manifest: &Manifest, secrets: &SecretSet) -> Option<types::AuthKind> {
     manifest
         .auth
         .iter()
         .find(|a| secrets.contains(a.marker_secret()))
-        .map(|a| a.kind())
+        .map(|a| match a {
+            ward_manifest::Auth::ApiToken { .. } => types::AuthKind::ApiToken,
+            ward_manifest::Auth::Oauth2 { .. } => types::AuthKind::Oauth2,
+            ward_manifest::Auth::Basic { .. } => types::AuthKind::Basic,
+        })
 }
 
 fn narrow(declared: Limits, asked: Limits) -> Limits {
@@ -562,6 +664,15 @@ fn narrow(declared: Limits, asked: Limits) -> Limits {
 /// Why a call produced no result.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
+    /// `exchange` was asked of a contract-0.2 component that does not
+    /// export it (world `plugin`); nothing ran.
+    #[error(
+        "plugin `{plugin}` does not export `exchange` (ward:connector@0.2.0 world `plugin`): the host stores and exchanges its credentials; remove `exchange = \"plugin\"` from its manifest's auth, or have the vendor build it for world `plugin-with-exchange`"
+    )]
+    NoExchange {
+        /// Plugin key.
+        plugin: String,
+    },
     /// The plugin reported a contract error (the host acts on its case).
     #[error("{}", describe_plugin_error(.0))]
     Plugin(PluginError),
@@ -746,7 +857,8 @@ pub struct HostReport {
 pub struct Bound {
     plugin: Arc<Plugin>,
     instance_id: String,
-    config: Vec<ConfigEntry>,
+    /// The configuration and auth kind every call receives.
+    instance: bindings::v0_2::ward::connector::types::Instance,
     grants: Arc<Vec<HttpGrant>>,
     secrets: SecretSet,
     redactor: Redactor,
@@ -970,32 +1082,28 @@ impl Bound {
         });
 
         let wall = Duration::from_millis(u64::from(self.limits.wall_ms));
-        let config = &self.config;
         let outcome = {
             let store = &mut store;
             let run = async move {
-                let instance = self.plugin.pre.instantiate_async(&mut *store).await?;
-                let api = instance.ward_connector_connector();
-                let out: Result<Out, PluginError> = match op {
-                    Op::AuthUrl(redirect, state) => api
-                        .call_auth_url(&mut *store, config, redirect, state)
-                        .await?
-                        .map(Out::Url),
-                    Op::Exchange(grant) => api
-                        .call_exchange(&mut *store, config, grant)
-                        .await?
-                        .map(Out::Credentials),
-                    Op::Test => api.call_test(&mut *store, config).await?.map(Out::Report),
-                    Op::FetchAudit(since, cursor) => api
-                        .call_fetch_audit(&mut *store, config, since, cursor)
-                        .await?
-                        .map(Out::Audit),
-                    Op::FetchUsers(cursor) => api
-                        .call_fetch_users(&mut *store, config, cursor)
-                        .await?
-                        .map(Out::Users),
-                };
-                wasmtime::Result::Ok(out)
+                match &self.plugin.contract {
+                    Contract::V0_1(pre) => run_v0_1(pre, store, &self.instance, op).await,
+                    Contract::V0_2 {
+                        pre,
+                        connector,
+                        exchange,
+                    } => {
+                        run_v0_2(
+                            pre,
+                            connector,
+                            exchange.as_ref(),
+                            store,
+                            &self.instance,
+                            op,
+                            &self.plugin.manifest.key,
+                        )
+                        .await
+                    }
+                }
             };
             tokio::time::timeout(wall, run).await
         };
@@ -1053,6 +1161,102 @@ impl Bound {
     }
 }
 
+/// Runs one call on a 0.1 component: the instance's configuration gets the
+/// reserved `ward.auth` entry, results are adapted to the internal model.
+async fn run_v0_1(
+    pre: &bindings::v0_1::PluginPre<HostState>,
+    store: &mut Store<HostState>,
+    instance: &bindings::v0_2::ward::connector::types::Instance,
+    op: Op<'_>,
+) -> wasmtime::Result<Result<Out, PluginError>> {
+    use bindings::adapt;
+    let plugin = pre.instantiate_async(&mut *store).await?;
+    let api = plugin.ward_connector_connector();
+    let config = adapt::config(instance);
+    Ok(match op {
+        Op::AuthUrl(redirect, state) => adapt::result(
+            api.call_auth_url(&mut *store, &config, redirect, state)
+                .await?,
+            Out::Url,
+        ),
+        Op::Exchange(grant) => {
+            // `exchange` runs before credentials exist: no `ward.auth`.
+            let config = adapt::config(&bindings::v0_2::ward::connector::types::Instance {
+                config: instance.config.clone(),
+                auth: None,
+            });
+            adapt::result(
+                api.call_exchange(&mut *store, &config, &adapt::grant(grant))
+                    .await?,
+                |c| Out::Credentials(adapt::credentials(c)),
+            )
+        }
+        Op::Test => adapt::result(api.call_test(&mut *store, &config).await?, |r| {
+            Out::Report(adapt::test_report(r))
+        }),
+        Op::FetchAudit(since, cursor) => adapt::result(
+            api.call_fetch_audit(&mut *store, &config, since, cursor)
+                .await?,
+            |p| Out::Audit(adapt::audit_page(p)),
+        ),
+        Op::FetchUsers(cursor) => adapt::result(
+            api.call_fetch_users(&mut *store, &config, cursor).await?,
+            |p| Out::Users(adapt::user_page(p)),
+        ),
+    })
+}
+
+/// Runs one call on a 0.2 component. `exchange` on a component that does
+/// not export it is refused before anything runs.
+async fn run_v0_2(
+    pre: &wasmtime::component::InstancePre<HostState>,
+    connector: &bindings::v0_2::exports::ward::connector::connector::GuestIndices,
+    exchange: Option<&bindings::v0_2::exports::ward::connector::exchange::GuestIndices>,
+    store: &mut Store<HostState>,
+    instance: &bindings::v0_2::ward::connector::types::Instance,
+    op: Op<'_>,
+    plugin_key: &str,
+) -> wasmtime::Result<Result<Out, PluginError>> {
+    if let Op::Exchange(grant) = op {
+        let Some(exchange) = exchange else {
+            return Err(wasmtime::Error::new(NoExchange(plugin_key.to_string())));
+        };
+        let component = pre.instantiate_async(&mut *store).await?;
+        let api = exchange.load(&mut *store, &component)?;
+        let instance = bindings::v0_2::ward::connector::types::Instance {
+            config: instance.config.clone(),
+            auth: None,
+        };
+        return Ok(api
+            .call_exchange(&mut *store, &instance, grant)
+            .await?
+            .map(Out::Credentials));
+    }
+    let component = pre.instantiate_async(&mut *store).await?;
+    let api = connector.load(&mut *store, &component)?;
+    Ok(match op {
+        Op::AuthUrl(redirect, state) => api
+            .call_auth_url(&mut *store, instance, redirect, state)
+            .await?
+            .map(Out::Url),
+        Op::Test => api.call_test(&mut *store, instance).await?.map(Out::Report),
+        Op::FetchAudit(since, cursor) => api
+            .call_fetch_audit(&mut *store, instance, since, cursor)
+            .await?
+            .map(Out::Audit),
+        Op::FetchUsers(cursor) => api
+            .call_fetch_users(&mut *store, instance, cursor)
+            .await?
+            .map(Out::Users),
+        Op::Exchange(_) => return Err(wasmtime::Error::new(NoExchange(plugin_key.to_string()))),
+    })
+}
+
+/// Marker: `exchange` asked of a 0.2 component that does not export it.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{0}` does not export `exchange`")]
+struct NoExchange(String);
+
 /// The call error for a result [`output::check`] refused; the message names
 /// the field and is redacted like any plugin text.
 fn refused_output(
@@ -1086,6 +1290,11 @@ fn classify_trap(
             plugin: plugin.to_string(),
             op,
             cpu_ms: limits.cpu_ms,
+        };
+    }
+    if error.downcast_ref::<NoExchange>().is_some() {
+        return CallError::NoExchange {
+            plugin: plugin.to_string(),
         };
     }
     if error.downcast_ref::<MemoryExceeded>().is_some() {

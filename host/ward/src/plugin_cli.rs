@@ -212,7 +212,7 @@ pub fn inspect_with(
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         vendor: manifest.vendor.clone(),
-        world: ward_runtime::WORLD,
+        world: plugin.world(),
         imports: plugin.imports().to_vec(),
         permissions: plugin.effective(),
     })

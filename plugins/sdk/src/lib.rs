@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/v0.1",
         world: "ward:connector/plugin",
         generate_all,
         pub_export_macro: true,

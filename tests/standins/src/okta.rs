@@ -131,6 +131,8 @@ struct OktaState {
     link_host: String,
     events: RwLock<Vec<StoredEvent>>,
     faults: FaultPlan,
+    /// Statuses the token endpoint answers with before working normally.
+    token_faults: FaultPlan,
     rates: RateWindows,
     cursors: CursorCodec,
     responses: AtomicU64,
@@ -276,6 +278,7 @@ impl OktaStandIn {
             dir,
             events: RwLock::new(log),
             faults: FaultPlan::default(),
+            token_faults: FaultPlan::default(),
             rates: RateWindows::new(cfg.rate_limit_per_minute),
             responses: AtomicU64::new(0),
             oauth: oauth::OAuthState::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
@@ -371,6 +374,12 @@ impl OktaStandIn {
     /// the order they were scheduled, before authentication is checked.
     pub fn fail_next(&self, n: usize, status: u16) {
         self.state.faults.push(Fault::Status(status), n);
+    }
+
+    /// The next `n` requests to the token endpoint get `status` (meant
+    /// for 5xx) with Okta's `server_error` body; the code is not used.
+    pub fn fail_token_next(&self, n: usize, status: u16) {
+        self.state.token_faults.push(Fault::Status(status), n);
     }
 
     /// Cancels all scheduled faults.

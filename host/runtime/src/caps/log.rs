@@ -8,7 +8,8 @@ use serde::Serialize;
 use wasmtime::component::{HasData, Linker};
 
 use crate::RuntimeError;
-use crate::bindings::ward::connector::log::{Host, Level, add_to_linker as add_log};
+use crate::bindings::v0_1::ward::connector::log as log_v0_1;
+use crate::bindings::v0_2::ward::connector::log as log_v0_2;
 
 /// Most lines kept per call; later lines are counted, not stored.
 pub const MAX_LINES: usize = 1_000;
@@ -31,13 +32,43 @@ pub struct LogSink {
     pub(crate) dropped: u64,
 }
 
-impl Host for LogSink {
-    fn log(&mut self, level: Level, message: String) {
+impl log_v0_2::Host for LogSink {
+    fn log(&mut self, level: log_v0_2::Level, message: String) {
+        use log_v0_2::Level;
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.push(level, &message);
+    }
+}
+
+impl log_v0_1::Host for LogSink {
+    fn log(&mut self, level: log_v0_1::Level, message: String) {
+        use log_v0_1::Level as Old;
+        use log_v0_2::Level as New;
+        // The 0.1 interface is the same; its values go through 0.2's.
+        let level = match level {
+            Old::Trace => New::Trace,
+            Old::Debug => New::Debug,
+            Old::Info => New::Info,
+            Old::Warn => New::Warn,
+            Old::Error => New::Error,
+        };
+        log_v0_2::Host::log(self, level, message);
+    }
+}
+
+impl LogSink {
+    fn push(&mut self, level: &'static str, message: &str) {
         if self.lines.len() >= MAX_LINES {
             self.dropped += 1;
             return;
         }
-        let mut message = escape(&message);
+        let mut message = escape(message);
         if message.len() > MAX_LINE_BYTES {
             let mut cut = MAX_LINE_BYTES;
             while !message.is_char_boundary(cut) {
@@ -46,13 +77,6 @@ impl Host for LogSink {
             message.truncate(cut);
             message.push('…');
         }
-        let level = match level {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        };
         self.lines.push(LogLine { level, message });
     }
 }
@@ -82,10 +106,12 @@ impl HasData for LogCap {
     type Data<'a> = &'a mut LogSink;
 }
 
-/// Adds `ward:connector/log`.
+/// Adds `ward:connector/log` of every supported contract version.
 pub fn add_to_linker(linker: &mut Linker<crate::HostState>) -> Result<(), RuntimeError> {
-    add_log::<crate::HostState, LogCap>(linker, |state| &mut state.log)
-        .map_err(|e| RuntimeError::Config(format!("linking ward:connector/log: {e:#}")))
+    log_v0_1::add_to_linker::<crate::HostState, LogCap>(linker, |state| &mut state.log)
+        .map_err(|e| RuntimeError::Config(format!("linking ward:connector/log@0.1.0: {e:#}")))?;
+    log_v0_2::add_to_linker::<crate::HostState, LogCap>(linker, |state| &mut state.log)
+        .map_err(|e| RuntimeError::Config(format!("linking ward:connector/log@0.2.0: {e:#}")))
 }
 
 #[cfg(test)]

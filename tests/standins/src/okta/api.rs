@@ -61,7 +61,12 @@ pub(super) async fn dispatch(
     let query = uri.query().unwrap_or("");
     match (&method, path) {
         (&Method::GET, "/oauth2/v1/authorize") => return st.oauth.authorize(query),
-        (&Method::POST, "/oauth2/v1/token") => return st.oauth.token(&headers, &body),
+        (&Method::POST, "/oauth2/v1/token") => {
+            if let Some(Fault::Status(status)) = st.token_faults.take() {
+                return oauth::server_error(status);
+            }
+            return st.oauth.token(&headers, &body);
+        }
         _ => {}
     }
     let bucket = bucket(path);

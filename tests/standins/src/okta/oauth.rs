@@ -98,6 +98,15 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
     response
 }
 
+/// A token endpoint failing on its side (`status`, meant for 5xx).
+pub(super) fn server_error(status: u16) -> Response {
+    token_error(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "server_error",
+        "The authorization server encountered an unexpected condition.",
+    )
+}
+
 fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
     json(
         status,

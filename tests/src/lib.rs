@@ -302,10 +302,15 @@ pub async fn runtime_against(
 /// The folder of a recorded scenario, `tests/fixtures/<connector>/<scenario>`
 /// (layout in `tests/fixtures/README.md`).
 pub fn fixtures_dir(connector: &str, scenario: &str) -> std::path::PathBuf {
+    harness_fixtures(connector).join(scenario)
+}
+
+/// A connector's conformance fixture folder, `tests/fixtures/<connector>`
+/// (its `harness.toml` lists the scenarios `ward plugin test` replays).
+pub fn harness_fixtures(connector: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(connector)
-        .join(scenario)
 }
 
 /// A connector loaded against a replay stand-in serving one recorded

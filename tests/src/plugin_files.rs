@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 /// the section lives) in a module section, so both levels are re-encoded
 /// with new sizes.
 pub fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+    rewrite(bytes, &|text| Some(edit(text)))
+}
+
+/// Removes every `ward-manifest` custom section: what a component built by
+/// another toolchain looks like before `ward plugin pack`.
+pub fn strip_manifest(bytes: &[u8]) -> Vec<u8> {
+    rewrite(bytes, &|_| None)
+}
+
+/// Rewrites (`Some`) or drops (`None`) each `ward-manifest` section.
+fn rewrite(bytes: &[u8], edit: &dyn Fn(&str) -> Option<String>) -> Vec<u8> {
     fn leb(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
@@ -19,7 +30,7 @@ pub fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> 
             out.push(byte | 0x80);
         }
     }
-    fn walk(bytes: &[u8], component: bool, edit: &dyn Fn(&str) -> String) -> Vec<u8> {
+    fn walk(bytes: &[u8], component: bool, edit: &dyn Fn(&str) -> Option<String>) -> Vec<u8> {
         let mut out = bytes[..8].to_vec();
         let mut reader = wasmparser::BinaryReader::new(&bytes[8..], 8);
         while !reader.eof() {
@@ -33,7 +44,9 @@ pub fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> 
                 let name = r.read_string().unwrap();
                 if name == ward_manifest::SECTION {
                     let data = &content[r.original_position()..];
-                    let text = edit(std::str::from_utf8(data).unwrap());
+                    let Some(text) = edit(std::str::from_utf8(data).unwrap()) else {
+                        continue;
+                    };
                     let mut c = Vec::new();
                     leb(name.len(), &mut c);
                     c.extend_from_slice(name.as_bytes());
@@ -54,6 +67,21 @@ pub fn rewrite_manifest(bytes: &[u8], edit: &dyn Fn(&str) -> String) -> Vec<u8> 
         out
     }
     walk(bytes, true, edit)
+}
+
+/// Appends a component-level custom section `name` of `size` bytes: a
+/// component as large as a Python one (componentize-py embeds the
+/// interpreter and standard library) without changing what it does.
+pub fn pad(bytes: &[u8], name: &str, size: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    wasm_encoder::ComponentSection::append_to_component(
+        &wasm_encoder::CustomSection {
+            name: name.into(),
+            data: vec![0x5a; size].into(),
+        },
+        &mut out,
+    );
+    out
 }
 
 /// Writes `bytes` as `dir/name`.

@@ -11,7 +11,9 @@
 //! timeout, and whose results are size-checked and scanned for secrets.
 
 pub mod caps;
+pub mod introspect;
 mod output;
+pub mod pack;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +78,7 @@ pub enum RuntimeError {
     Malformed(String),
     /// The component carries no manifest section.
     #[error(
-        "plugin has no `ward-manifest` custom section: build it with ward_sdk::export_connector! and a ward.toml next to Cargo.toml"
+        "plugin has no `ward-manifest` custom section: embed its ward.toml with `ward plugin pack --manifest ward.toml IN.wasm -o OUT.wasm` (any language) or build it with ward_sdk::export_connector! and a ward.toml next to Cargo.toml (Rust)"
     )]
     NoManifest,
     /// The manifest is invalid.
@@ -398,7 +400,8 @@ fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Componen
     unsafe { Component::deserialize_file(engine, path) }
 }
 
-fn import_allowed(name: &str) -> bool {
+/// Whether Ward provides the imported interface `name`.
+pub fn import_allowed(name: &str) -> bool {
     const ALLOWED: &[&str] = &[
         "wasi:io/",
         "wasi:clocks/",
@@ -414,27 +417,13 @@ fn import_allowed(name: &str) -> bool {
     ALLOWED.iter().any(|p| name.starts_with(p))
 }
 
-/// Finds the `ward-manifest` custom section anywhere in the component,
-/// including inside nested core modules (where the linker puts it).
+/// The component's manifest: a `ward-manifest` custom section at component
+/// level (`ward plugin pack`) or inside a core module (the Rust SDK);
+/// [`introspect::introspect`] decides.
 pub fn read_manifest_section(bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
-    let mut found: Option<Vec<u8>> = None;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| RuntimeError::Malformed(e.to_string()))?;
-        if let wasmparser::Payload::CustomSection(reader) = payload
-            && reader.name() == ward_manifest::SECTION
-        {
-            match &found {
-                None => found = Some(reader.data().to_vec()),
-                Some(previous) if previous.as_slice() == reader.data() => {}
-                Some(_) => {
-                    return Err(RuntimeError::Malformed(
-                        "component carries two different ward-manifest sections".into(),
-                    ));
-                }
-            }
-        }
-    }
-    found.ok_or(RuntimeError::NoManifest)
+    introspect::introspect(bytes)?
+        .manifest
+        .ok_or(RuntimeError::NoManifest)
 }
 
 /// A loaded plugin: manifest plus a ready-to-instantiate component.

@@ -6,6 +6,12 @@
 //!   the file is unsigned, altered or signed by another key.
 //! - `inspect FILE [--json]`: identity, signature, imports and permissions,
 //!   requested and effective side by side (`FILE` may be `bundled:okta`).
+//! - `pack --manifest ward.toml IN.wasm -o OUT.wasm`: embeds a validated
+//!   manifest as a component-level section (components from any language).
+//! - `test FILE --fixtures DIR [--json] [--junit FILE]`: the conformance
+//!   harness (`ward_harness`); exit status 1 when a check fails.
+//! - `record FILE --config k=v --token-env VAR --out DIR`: writes fixtures
+//!   from a real endpoint, secrets replaced by references.
 //! - `diff OLD NEW [--json]`: permission changes, widenings first.
 //! - `approve KEY DIGEST --config ward.toml`: releases a held upgrade.
 //!
@@ -82,6 +88,70 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Embed a manifest into a component built by any toolchain
+    /// (componentize-py, jco, wasm-tools): validates ward.toml as the
+    /// daemon does and writes it as a component-level `ward-manifest`
+    /// section, replacing an earlier one. Same inputs, same bytes.
+    Pack {
+        /// The plugin manifest.
+        #[arg(long, default_value = "ward.toml")]
+        manifest: PathBuf,
+        /// The component to pack.
+        input: PathBuf,
+        /// Where to write the packed component (may be INPUT).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// The conformance harness: replay the recorded exchanges of a fixture
+    /// folder (its harness.toml lists the scenarios) through the real
+    /// broker and check the connector contract. Exit status 1 when a check
+    /// fails.
+    Test {
+        /// The component file, or `bundled:KEY`.
+        file: String,
+        /// The fixture folder (harness.toml plus one folder per scenario).
+        #[arg(long)]
+        fixtures: PathBuf,
+        /// Print the JSON report.
+        #[arg(long)]
+        json: bool,
+        /// Also write a JUnit XML report there.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Run a plugin against a real endpoint through the broker and write
+    /// what it exchanged as a fixture folder, secret values replaced by
+    /// their references (replay it with `ward plugin test`).
+    Record {
+        /// The component file, or `bundled:KEY`.
+        file: String,
+        /// Instance configuration, `name=value` (repeat).
+        #[arg(long = "config", value_name = "NAME=VALUE")]
+        config: Vec<String>,
+        /// Environment variable holding the API token or access token.
+        #[arg(long)]
+        token_env: String,
+        /// Secret name the token is bound as (default: the manifest's first
+        /// auth's secret, e.g. `api_token`, or `access_token` for OAuth).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Backfill start, RFC 3339 (default: 7 days ago).
+        #[arg(long)]
+        since: Option<String>,
+        /// The fixture folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Scenario folder name inside it.
+        #[arg(long, default_value = "recorded")]
+        scenario: String,
+        /// Send HOST to ADDR instead of resolving it (`HOST=IP:PORT`; for
+        /// endpoints on a test network).
+        #[arg(long, value_name = "HOST=ADDR")]
+        resolve: Vec<String>,
+        /// Extra CA certificate (PEM file) to trust for the endpoint.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
     /// Approve a held plugin upgrade (one that asks for more permissions
     /// than the approved version). Works on the daemon's store; restart the
     /// daemon (or approve through the API) to load it.
@@ -117,10 +187,17 @@ pub struct Inspection {
     pub version: String,
     /// Vendor.
     pub vendor: String,
-    /// The WIT world the component implements.
-    pub world: &'static str,
+    /// The WIT world the component implements (`None`: it exports no
+    /// Ward contract).
+    pub world: Option<String>,
     /// Every interface the component imports.
     pub imports: Vec<String>,
+    /// The version of the `ward:connector/connector` interface the
+    /// component exports (`0.1.0`); `null` when it exports none.
+    pub contract_version: Option<String>,
+    /// Imports Ward links but provides empty (filesystem without
+    /// directories, sockets refused, no environment variables, empty stdin).
+    pub empty_imports: Vec<String>,
     /// Requested and effective permissions.
     pub permissions: Effective,
 }
@@ -189,13 +266,21 @@ pub fn inspect_with(
     policies: &BTreeMap<String, PluginPolicy>,
     ceilings: Ceilings,
 ) -> anyhow::Result<Inspection> {
+    // Parse only: nothing is compiled, whatever the component's size.
+    let info = ward_runtime::introspect::introspect(bytes)?;
     let manifest = manifest_of(bytes)?;
+    if let Some(interface) = info.unsupported_imports.first() {
+        return Err(ward_runtime::RuntimeError::UnsupportedImport {
+            plugin: manifest.key.clone(),
+            interface: interface.clone(),
+        }
+        .into());
+    }
     let policy = PluginPolicy {
         ceilings,
         ..policies.get(&manifest.key).cloned().unwrap_or_default()
     };
-    let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
-    let plugin = runtime.load_with_policy(bytes, policy)?;
+    let exchange = info.exchange_export();
     let signature = if file.starts_with("bundled:") {
         SignatureStatus::Bundled
     } else {
@@ -205,16 +290,18 @@ pub fn inspect_with(
     Ok(Inspection {
         schema: INSPECT_SCHEMA,
         file: file.to_string(),
-        digest: plugin.digest().to_string(),
+        digest: info.digest,
         size_bytes: bytes.len() as u64,
         signature,
         key: manifest.key.clone(),
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         vendor: manifest.vendor.clone(),
-        world: plugin.world(),
-        imports: plugin.imports().to_vec(),
-        permissions: plugin.effective(),
+        world: info.world(),
+        imports: info.imports,
+        contract_version: info.contract_version,
+        empty_imports: info.empty_imports,
+        permissions: ward_manifest::effective_for(&manifest, &policy, exchange),
     })
 }
 
@@ -265,8 +352,21 @@ pub fn render_inspection(i: &Inspection) -> String {
     say!("  file       {} ({} bytes)", i.file, i.size_bytes);
     say!("  sha256     {}", i.digest);
     say!("  signature  {}", i.signature);
-    say!("  world      {}", i.world);
+    say!("  world      {}", i.world.as_deref().unwrap_or("(none: no ward:connector export)"));
+    say!(
+        "  contract   {}",
+        i.contract_version
+            .as_deref()
+            .map(|v| format!("ward:connector/connector@{v}"))
+            .unwrap_or_else(|| "none exported (not a Ward connector?)".into())
+    );
     say!("  imports    {}", i.imports.join(", "));
+    if !i.empty_imports.is_empty() {
+        say!(
+            "  empty      {} (linked, but Ward provides nothing behind them)",
+            i.empty_imports.join(", ")
+        );
+    }
     say!("  auth       {}", p.auth);
     say!("\nHTTP grants (requested -> effective):");
     for g in &p.http {
@@ -501,6 +601,93 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        PluginCommand::Pack {
+            manifest,
+            input,
+            out,
+        } => {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("reading manifest {}", manifest.display()))?;
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let packed = ward_runtime::pack::pack(&bytes, &text).with_context(|| {
+                format!("packing {} with {}", input.display(), manifest.display())
+            })?;
+            std::fs::write(&out, &packed).with_context(|| format!("writing {}", out.display()))?;
+            let info = ward_runtime::introspect::introspect(&packed)?;
+            println!(
+                "packed {} -> {} (sha256 {})",
+                input.display(),
+                out.display(),
+                info.digest
+            );
+            println!(
+                "sign it with: ward plugin sign --key vendor.key {}",
+                out.display()
+            );
+            Ok(0)
+        }
+        PluginCommand::Test {
+            file,
+            fixtures,
+            json,
+            junit,
+        } => {
+            let bytes = read_plugin(&file)?;
+            let report = ward_harness::run(&bytes, &fixtures).await?;
+            if let Some(path) = junit {
+                std::fs::write(&path, ward_harness::junit::write(&report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        PluginCommand::Record {
+            file,
+            config,
+            token_env,
+            secret,
+            since,
+            out,
+            scenario,
+            resolve,
+            ca,
+        } => {
+            let bytes = read_plugin(&file)?;
+            let recording = recording(&bytes, config, &token_env, secret, since, out, scenario)?;
+            let mut upstream = ward_harness::record::Upstream::default();
+            for r in &resolve {
+                let (host, addr) = r
+                    .split_once('=')
+                    .with_context(|| format!("--resolve {r}: expected HOST=IP:PORT"))?;
+                let addr = addr
+                    .parse()
+                    .with_context(|| format!("--resolve {r}: {addr} is not IP:PORT"))?;
+                upstream.resolve.insert(host.to_string(), addr);
+            }
+            if let Some(path) = ca {
+                upstream.extra_roots_pem.push(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading CA certificate {}", path.display()))?,
+                );
+            }
+            let recorded = ward_harness::record::record(&bytes, &recording, &upstream).await?;
+            println!(
+                "recorded {} exchanges into {} ({} secret occurrences replaced by references)",
+                recorded.exchanges,
+                recorded.folder.display(),
+                recorded.redactions
+            );
+            println!(
+                "replay it with: ward plugin test {file} --fixtures {}",
+                recording.out.display()
+            );
+            Ok(0)
+        }
         PluginCommand::Approve {
             key,
             digest,
@@ -512,6 +699,55 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The recorder's settings from `ward plugin record`'s arguments: the
+/// token read from the environment variable `token_env`, bound as `secret`
+/// or the manifest's first auth's secret.
+pub fn recording(
+    bytes: &[u8],
+    config: Vec<String>,
+    token_env: &str,
+    secret: Option<String>,
+    since: Option<String>,
+    out: PathBuf,
+    scenario: String,
+) -> anyhow::Result<ward_harness::record::Recording> {
+    let manifest = manifest_of(bytes)?;
+    let mut values = BTreeMap::new();
+    for entry in config {
+        let (k, v) = entry
+            .split_once('=')
+            .with_context(|| format!("--config {entry}: expected NAME=VALUE"))?;
+        values.insert(k.to_string(), v.to_string());
+    }
+    let token = std::env::var(token_env)
+        .with_context(|| format!("--token-env {token_env}: the variable is not set"))?;
+    let secret = match secret {
+        Some(s) => s,
+        None => manifest
+            .auth
+            .first()
+            .map(|a| a.marker_secret().to_string())
+            .with_context(|| {
+                format!(
+                    "plugin `{}` declares no [[auth]]; name the secret with --secret",
+                    manifest.key
+                )
+            })?,
+    };
+    let since = match since {
+        Some(s) => s,
+        None => (time::OffsetDateTime::now_utc() - time::Duration::days(7))
+            .format(&time::format_description::well_known::Rfc3339)?,
+    };
+    Ok(ward_harness::record::Recording {
+        config: values,
+        secrets: BTreeMap::from([(secret, token)]),
+        since,
+        out,
+        scenario,
+    })
 }
 
 /// Records the operator's approval of a held plugin version in the

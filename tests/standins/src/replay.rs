@@ -91,6 +91,19 @@ impl std::fmt::Debug for ReplayStandIn {
 impl ReplayStandIn {
     /// Loads every exchange of `dir` and serves them as `host` over TLS.
     pub async fn start(dir: &Path, host: &str, ca: &TestCa) -> anyhow::Result<ReplayStandIn> {
+        ReplayStandIn::start_hosts(dir, &[host.to_owned()], ca).await
+    }
+
+    /// Loads every exchange of `dir` and serves them over TLS under every
+    /// name of `hosts` (a plugin's grant hosts; the first is [`Self::host`]).
+    pub async fn start_hosts(
+        dir: &Path,
+        hosts: &[String],
+        ca: &TestCa,
+    ) -> anyhow::Result<ReplayStandIn> {
+        let Some(host) = hosts.first() else {
+            bail!("no host name to serve {} as", dir.display());
+        };
         let exchanges = load(dir)?;
         let state = Arc::new(ReplayState {
             exchanges,
@@ -98,7 +111,8 @@ impl ReplayStandIn {
         });
         let requests = RequestLog::default();
         let router = requests.layer(Router::new().fallback(answer).with_state(state.clone()));
-        let server = TlsServer::start(router, &ca.issue(&[host])?).await?;
+        let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let server = TlsServer::start(router, &ca.issue(&names)?).await?;
         Ok(ReplayStandIn {
             state,
             requests,

@@ -41,6 +41,14 @@ pub const PROBE_V02_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_PRO
 /// built from `tests/plugins/compat-v01`.
 pub const COMPAT_V01_WASM: &[u8] = include_bytes!(env!("WARD_TEST_PLUGIN_WARD_COMPAT_V01"));
 
+/// 16 MiB of body streamed from one static 64 KiB block, so serving it
+/// costs the test process (which also hosts the runtime) next to nothing.
+fn sixteen_mib() -> axum::body::Body {
+    static BLOCK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+    let chunks = (0..256).map(|_| Ok::<_, std::io::Error>(&BLOCK[..]));
+    axum::body::Body::from_stream(futures::stream::iter(chunks))
+}
+
 /// Stand-ins, runtime and store for one test.
 pub struct Harness {
     /// Test CA.
@@ -102,6 +110,16 @@ impl Harness {
                 }),
             )
             .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/sixteen-mib",
+                get({
+                    let counter = counter.clone();
+                    move || {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async { sixteen_mib() }
+                    }
+                }),
+            )
             .route(
                 "/slow",
                 get({

@@ -554,6 +554,100 @@ async fn an_operator_allowed_range_lifts_only_that_refusal() {
     assert!(plugin_error(&report).contains("refuses to reach"));
 }
 
+#[tokio::test]
+async fn dns_tls_and_refused_connections_are_told_apart() {
+    // An unknown name (the DNS stand-in answers NXDOMAIN), a server whose
+    // certificate no trusted CA issued, a port nothing listens on.
+    let dns = ward_tests::dns::DnsStandIn::start(BTreeMap::new())
+        .await
+        .unwrap();
+    let trusted = ward_standins::tls::TestCa::generate().unwrap();
+    let stranger = ward_standins::tls::TestCa::generate().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let badcert = ward_standins::server::TlsServer::start(
+        axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "ok" }
+        }),
+        &stranger.issue(&["badcert.ward.test"]).unwrap(),
+    )
+    .await
+    .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig {
+        egress: ward_runtime::EgressConfig {
+            nameservers: vec![dns.addr()],
+            resolve: BTreeMap::from([
+                ("badcert.ward.test".to_string(), badcert.addr()),
+                ("refused.ward.test".to_string(), closed),
+            ]),
+            extra_roots_pem: vec![trusted.ca_pem().to_string()],
+            connect_timeout: std::time::Duration::from_secs(5),
+            ..ward_runtime::EgressConfig::default()
+        },
+        ..ward_runtime::RuntimeConfig::default()
+    })
+    .unwrap();
+    let wasm = ward_tests::plugin_files::rewrite_manifest(HOSTILE_WASM, &|text| {
+        let mut text = text.to_string();
+        for host in ["nxdomain", "badcert", "refused"] {
+            text.push_str(&format!(
+                "\n[[http]]\nurl = \"https://{host}.ward.test/\"\nmethods = [\"GET\"]\n"
+            ));
+        }
+        text
+    });
+    let plugin = runtime.load(&wasm).unwrap();
+    let report = bind(&plugin, "transport-errors").fetch_audit(0, None).await;
+    let told = report.result.as_ref().unwrap().cursor.clone();
+    let told: Vec<&str> = told.split(" | ").collect();
+    let rows = &report.egress;
+    assert!(
+        told[0].contains("cannot resolve nxdomain.ward.test:443"),
+        "{told:?}"
+    );
+    assert!(
+        told[1].contains("TLS with badcert.ward.test:443 failed"),
+        "{told:?} {rows:?}"
+    );
+    assert!(
+        told[2].contains("connection refused by refused.ward.test:443"),
+        "{told:?}"
+    );
+    assert_eq!(
+        refusals(&report),
+        vec![
+            Some(Refusal::DnsFailure),
+            Some(Refusal::TlsFailure),
+            Some(Refusal::ConnectionRefused)
+        ]
+    );
+    let reasons: Vec<String> = report
+        .egress
+        .iter()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        reasons[0].starts_with("name lookup failed for nxdomain.ward.test:443"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("TLS with badcert.ward.test:443 failed"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].starts_with("connection refused by refused.ward.test:443"),
+        "{reasons:?}"
+    );
+    assert!(report.egress.iter().all(|e| e.status.is_none()));
+    // The untrusted server never saw a request.
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
 /// The refusal kinds of a report's egress rows, in order.
 fn refusals(report: &CallReport<ward_runtime::types::AuditPage>) -> Vec<Option<Refusal>> {
     report.egress.iter().map(|e| e.refusal).collect()
@@ -694,7 +788,8 @@ async fn encoded_path_variants_cannot_dodge_deny_paths() {
             Some(Refusal::PathDeniedByPolicy),
             Some(Refusal::PathDeniedByPolicy),
             Some(Refusal::PathNotCanonical),
-            Some(Refusal::PathNotCanonical),
+            // `;x` is matched without its parameter: then denied.
+            Some(Refusal::PathDeniedByPolicy),
             Some(Refusal::PathDeniedByPolicy),
         ]
     );
@@ -710,6 +805,63 @@ async fn encoded_path_variants_cannot_dodge_deny_paths() {
     let received = h.okta.requests();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].path_and_query, "/api/v1/users?limit=1");
+}
+
+#[tokio::test]
+async fn semicolon_parameters_pass_only_under_a_grant_that_allows_them() {
+    let h = Harness::start(Default::default()).await;
+    let policy = || toml_policy(r#"deny_paths = ["/matrix/secret"]"#);
+    // As built: no grant allows parameters, every one is refused.
+    let plugin = h.runtime.load_with_policy(HOSTILE_WASM, policy()).unwrap();
+    let (instance, result) = h.ingest_audit(bind(&plugin, "path-params")).await;
+    result.unwrap();
+    assert_eq!(
+        h.store.cursor(&instance, "audit").await.unwrap().as_deref(),
+        Some("false false false")
+    );
+    let stored = h.store.egress(&instance, 10).await.unwrap();
+    assert!(stored.iter().all(|row| !row.allowed), "{stored:?}");
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 0);
+
+    // One grant opts in: parameters pass under it only, and are matched
+    // without them by the operator's deny rule.
+    let opted_in = ward_tests::plugin_files::rewrite_manifest(HOSTILE_WASM, &|text| {
+        format!(
+            "{text}\n[[http]]\nurl = \"https://collector.ward.test/matrix/\"\nmethods = [\"GET\"]\nallow_params = true\n"
+        )
+    });
+    let plugin = h.runtime.load_with_policy(&opted_in, policy()).unwrap();
+    let (instance, result) = h.ingest_audit(bind(&plugin, "path-params")).await;
+    result.unwrap();
+    assert_eq!(
+        h.store.cursor(&instance, "audit").await.unwrap().as_deref(),
+        Some("true false false")
+    );
+    let report = bind(&plugin, "path-params").fetch_audit(0, None).await;
+    assert_eq!(
+        refusals(&report),
+        vec![
+            None,
+            Some(Refusal::PathNotCanonical),
+            Some(Refusal::PathDeniedByPolicy)
+        ]
+    );
+    assert!(
+        report.egress[0].url.ends_with("/matrix/items;v=2"),
+        "{:?}",
+        report.egress
+    );
+    assert!(
+        report.egress[1]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not allow them (allow_params)"),
+        "{:?}",
+        report.egress
+    );
+    // One request through the ingestion, one through the report.
+    assert_eq!(h.collector_hits.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -738,24 +890,25 @@ async fn plugin_log_lines_cannot_forge_daemon_log_lines() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
 
-#[tokio::test]
-async fn a_request_in_flight_when_the_call_is_stopped_is_logged_aborted() {
+/// Runs `attack` (a call stopped with a request to `/slow` in flight)
+/// through the ingestion and alone: one `aborted` egress row in the
+/// report and in the store. Returns the call's result.
+async fn assert_stopped_in_flight_is_aborted(
+    attack_name: &str,
+) -> Result<ward_runtime::types::AuditPage, CallError> {
     let h = Harness::start(Default::default()).await;
-    let (instance, result) = h
-        .ingest_audit(bind(&h.hostile_plugin(), "slow-request"))
-        .await;
+    let (instance, result) = h.ingest_audit(bind(&h.hostile_plugin(), attack_name)).await;
     assert!(result.is_err());
-    let report = attack(&h, "slow-request").await;
-    assert!(
-        matches!(report.result, Err(CallError::Timeout { wall_ms: 5000, .. })),
-        "{:?}",
-        report.result
-    );
+    let report = attack(&h, attack_name).await;
     assert_eq!(refusals(&report), vec![Some(Refusal::Aborted)]);
     assert!(report.egress[0].allowed && report.egress[0].status.is_none());
     let stored = h.store.egress(&instance, 10).await.unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
-    assert!(stored[0].url.ends_with("/slow"));
+    assert!(
+        stored[0].allowed && stored[0].status.is_none(),
+        "{stored:?}"
+    );
+    assert!(stored[0].url.ends_with("/slow"), "{stored:?}");
     assert!(
         stored[0]
             .reason
@@ -763,6 +916,25 @@ async fn a_request_in_flight_when_the_call_is_stopped_is_logged_aborted() {
             .unwrap_or("")
             .starts_with("aborted:"),
         "{stored:?}"
+    );
+    report.result
+}
+
+#[tokio::test]
+async fn a_request_in_flight_when_the_call_is_stopped_is_logged_aborted() {
+    let result = assert_stopped_in_flight_is_aborted("slow-request").await;
+    assert!(
+        matches!(result, Err(CallError::Timeout { wall_ms: 5000, .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_in_flight_when_the_cpu_budget_stops_the_call_is_logged_aborted() {
+    let result = assert_stopped_in_flight_is_aborted("spin-in-flight").await;
+    assert!(
+        matches!(result, Err(CallError::CpuExceeded { cpu_ms: 500, .. })),
+        "{result:?}"
     );
 }
 

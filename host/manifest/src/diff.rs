@@ -173,6 +173,20 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Vec<Change> {
                         ),
                     ));
                 }
+                if o.allow_params != g.allow_params {
+                    out.push(change(
+                        if g.allow_params { Widening } else { Narrowing },
+                        "http.allow_params",
+                        format!(
+                            "{url}: `;` path parameters {}",
+                            if g.allow_params {
+                                "now allowed"
+                            } else {
+                                "no longer allowed"
+                            }
+                        ),
+                    ));
+                }
             }
         }
     }

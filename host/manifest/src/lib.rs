@@ -227,6 +227,10 @@ pub struct HttpGrantDecl {
     /// (token endpoints only).
     #[serde(default)]
     pub secrets_in_body: bool,
+    /// Whether request paths under this grant may carry `;` parameters
+    /// (`/items;v=2`); refused everywhere else.
+    #[serde(default)]
+    pub allow_params: bool,
 }
 
 /// Resource limits applied to every call.
@@ -1030,6 +1034,8 @@ pub struct HttpGrant {
     pub secrets: Vec<String>,
     /// Whether substitution into the body is allowed.
     pub secrets_in_body: bool,
+    /// Whether request paths may carry `;` parameters.
+    pub allow_params: bool,
 }
 
 impl HttpGrant {
@@ -1068,6 +1074,7 @@ impl HttpGrant {
             methods: decl.methods.clone(),
             secrets: decl.secrets.clone(),
             secrets_in_body: decl.secrets_in_body,
+            allow_params: decl.allow_params,
         })
     }
 

@@ -254,6 +254,8 @@ pub struct GrantView {
     pub secrets: Pair<Vec<String>>,
     /// Whether secrets may also go into request bodies.
     pub secrets_in_body: bool,
+    /// Whether request paths may carry `;` parameters.
+    pub allow_params: bool,
     /// After policy.
     pub status: GrantStatus,
     /// Denied path prefixes that fall under this grant's prefix.
@@ -527,6 +529,7 @@ pub fn effective_for(
                 },
             },
             secrets_in_body: grant.secrets_in_body,
+            allow_params: grant.allow_params,
             status,
             denied_paths,
             denied_hosts,

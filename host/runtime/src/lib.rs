@@ -1009,6 +1009,7 @@ impl Bound {
             plugin: self.plugin.manifest.key.clone(),
             instance: self.instance_id.clone(),
             rate_headers: self.plugin.rate_headers.clone(),
+            buffer: caps::http::ResponseBuffer::new(u64::from(self.limits.memory_mib) << 20),
         }
     }
 

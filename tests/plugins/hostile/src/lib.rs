@@ -9,6 +9,28 @@ use ward_sdk::{
 
 struct Hostile;
 
+/// Starts a GET on the raw `wasi:http` interface (the SDK's client reads
+/// every body whole; these attacks leave bodies unread).
+fn start_get(
+    authority: &str,
+    path: &str,
+) -> Result<ward_sdk::bindings::wasi::http::types::FutureIncomingResponse> {
+    use ward_sdk::bindings::wasi::http::outgoing_handler;
+    use ward_sdk::bindings::wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let built = request
+        .set_scheme(Some(&Scheme::Https))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(path)));
+    if built.is_err() {
+        return Err(Error::internal(format!(
+            "building GET https://{authority}{path}"
+        )));
+    }
+    outgoing_handler::handle(request, None)
+        .map_err(|code| Error::internal(format!("GET https://{authority}{path}: {code:?}")))
+}
+
 fn event(id: String, raw: String) -> Event {
     Event {
         id,
@@ -204,6 +226,63 @@ impl Connector for Hostile {
             "big-response" => {
                 Request::get("https://collector.ward.test/big").send()?;
                 Ok(page(Vec::new(), "unreachable".into()))
+            }
+            // Holds 40 responses of 16 MiB without reading a byte of them:
+            // the host must not buffer them past the plugin's memory cap.
+            "hoard-responses" => {
+                let mut hoard = Vec::new();
+                for i in 0..40 {
+                    let future = start_get("collector.ward.test", "/sixteen-mib")?;
+                    future.subscribe().block();
+                    match future.get() {
+                        Some(Ok(Ok(response))) => hoard.push(response),
+                        Some(Ok(Err(code))) => {
+                            return Err(Error::internal(format!(
+                                "response {i} of 40 refused: {code:?}"
+                            )));
+                        }
+                        _ => return Err(Error::internal(format!("response {i}: bad state"))),
+                    }
+                }
+                Ok(page(Vec::new(), format!("hoarded {}", hoard.len())))
+            }
+            // Leaves a request in flight and spins until the CPU budget
+            // stops the call.
+            "spin-in-flight" => {
+                let in_flight = start_get("collector.ward.test", "/slow")?;
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    std::hint::black_box(&in_flight);
+                }
+            }
+            // `;` parameters: under a grant that allows them, under one that
+            // does not, and dodging a deny rule.
+            "path-params" => {
+                let sent: Vec<String> = ["/matrix/items;v=2", "/plain;v=2", "/matrix/secret;v=2"]
+                    .iter()
+                    .map(|path| {
+                        Request::get(format!("https://collector.ward.test{path}"))
+                            .send()
+                            .is_ok()
+                            .to_string()
+                    })
+                    .collect();
+                Ok(page(Vec::new(), sent.join(" ")))
+            }
+            // Three transport failures (granted by the test's rewritten
+            // manifest): what the plugin is told about each.
+            "transport-errors" => {
+                let told: Vec<String> = ["nxdomain", "badcert", "refused"]
+                    .iter()
+                    .map(
+                        |host| match Request::get(format!("https://{host}.ward.test/x")).send() {
+                            Ok(r) => format!("answered {}", r.status),
+                            Err(e) => e.to_string(),
+                        },
+                    )
+                    .collect();
+                Ok(page(Vec::new(), told.join(" | ")))
             }
             "request-flood" => {
                 for _ in 0..100 {

@@ -184,16 +184,26 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(*addr));
                 return Ok(addrs);
             }
+            let lookup_failed = |e: &dyn std::fmt::Display| {
+                Box::new(LookupFailed(format!("cannot resolve {host}: {e}")))
+                    as Box<dyn std::error::Error + Send + Sync>
+            };
             let found: Vec<SocketAddr> = match &policy.resolver {
                 Some(resolver) => resolver
                     .lookup_ip(host.as_str())
                     .await
-                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?
+                    .map_err(|e| lookup_failed(&e))?
                     .iter()
                     .map(|ip| SocketAddr::new(ip, 0))
                     .collect(),
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| lookup_failed(&e))?
+                    .collect(),
             };
+            if found.is_empty() {
+                return Err(lookup_failed(&"no address"));
+            }
             let (ok, refused): (Vec<_>, Vec<_>) =
                 found.into_iter().partition(|a| policy.permits(a.ip()));
             if ok.is_empty() {
@@ -211,6 +221,18 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 #[derive(Debug)]
 pub(crate) struct RestrictedAddress(String);
+
+/// The name lookup of a provider host failed (no such name, no answer).
+#[derive(Debug)]
+pub(crate) struct LookupFailed(String);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LookupFailed {}
 
 impl std::fmt::Display for RestrictedAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

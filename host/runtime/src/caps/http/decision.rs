@@ -56,6 +56,15 @@ pub enum Refusal {
     ResponseHeadersTooLarge,
     /// The call was stopped while the request was in flight.
     Aborted,
+    /// The responses the host holds for the call would pass the plugin's
+    /// memory cap (cut off).
+    ResponseBufferFull,
+    /// The provider's host name could not be resolved.
+    DnsFailure,
+    /// The TLS handshake failed (certificate not trusted, alert, protocol).
+    TlsFailure,
+    /// The provider refused the connection (nothing listens there).
+    ConnectionRefused,
 }
 
 /// A refused request: the kind, the grant it matched (if any) and why.
@@ -126,7 +135,7 @@ impl HttpBroker {
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "http" { 80 } else { 443 });
-        let path = path::canonical(uri.path()).map_err(|problem| {
+        let not_canonical = |problem: path::PathProblem| {
             denial(
                 Refusal::PathNotCanonical,
                 None,
@@ -135,7 +144,18 @@ impl HttpBroker {
                     uri.path()
                 ),
             )
-        })?;
+        };
+        // `;` parameters are kept only for a grant that allows them; the
+        // path is then matched (grants and deny_paths) without them.
+        let (sent_path, params) = match path::canonical(uri.path(), path::Params::Refuse) {
+            Ok(p) => (p, false),
+            Err(path::PathProblem::Parameters) => (
+                path::canonical(uri.path(), path::Params::Keep).map_err(not_canonical)?,
+                true,
+            ),
+            Err(problem) => return Err(not_canonical(problem)),
+        };
+        let path = path::without_params(&sent_path);
         if self.policy.denies_host(host) {
             return Err(denial(
                 Refusal::HostDeniedByPolicy,
@@ -171,13 +191,28 @@ impl HttpBroker {
                 format!("address {ip} is in a restricted range"),
             ));
         }
-        let covering: Vec<usize> = self
+        let mut covering: Vec<usize> = self
             .grants
             .iter()
             .enumerate()
             .filter(|(_, g)| g.covers(scheme, host, port, &path))
             .map(|(i, _)| i)
             .collect();
+        if params {
+            let any = covering.first().copied();
+            covering.retain(|&i| self.grants[i].allow_params);
+            if let (Some(first), true) = (any, covering.is_empty()) {
+                return Err(denial(
+                    Refusal::PathNotCanonical,
+                    Some(first),
+                    format!(
+                        "path {} is refused: it contains `;` parameters and grant {} does not allow them (allow_params)",
+                        uri.path(),
+                        self.grants[first].template
+                    ),
+                ));
+            }
+        }
         if covering.is_empty() {
             return Err(denial(
                 Refusal::NoGrant,
@@ -223,7 +258,7 @@ impl HttpBroker {
         let canonical = http::Uri::builder()
             .scheme(scheme)
             .authority(uri.authority().map(|a| a.as_str()).unwrap_or(host))
-            .path_and_query(format!("{path}{query}"))
+            .path_and_query(format!("{sent_path}{query}"))
             .build()
             .map_err(|e| {
                 denial(

@@ -8,12 +8,15 @@
 //! - [`decision`]: the grant decision on the canonical path (grants,
 //!   operator policy, secret references and raw secret values), whose
 //!   refusals are the typed [`Refusal`];
-//! - [`send`]: substitution, sending, body caps and response scrubbing.
+//! - [`send`]: substitution, sending, body caps and response scrubbing;
+//! - [`buffer`]: the response bytes held for a call, counted against the
+//!   plugin's memory cap.
 //!
 //! Every request, allowed, denied or stopped mid-flight, lands in the
 //! egress log ([`log`]) with secret values redacted.
 
 mod address;
+mod buffer;
 pub mod decision;
 mod log;
 pub mod path;
@@ -30,6 +33,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpErr, RequestOptions, WasiBody, WasiHttpHooks};
 
 pub use address::{Cidr, EgressClient, is_restricted};
+pub(crate) use buffer::ResponseBuffer;
 pub use decision::Refusal;
 pub(crate) use log::{EgressLog, now_ms};
 
@@ -136,6 +140,9 @@ pub(crate) struct HttpBroker {
     pub(crate) instance: String,
     /// Response headers to keep (lower case): the manifest's rate-limit ones.
     pub(crate) rate_headers: Arc<Vec<String>>,
+    /// Response bytes the host holds for this call, bounded by the
+    /// plugin's memory cap ([`buffer`]).
+    pub(crate) buffer: ResponseBuffer,
 }
 
 impl HttpBroker {

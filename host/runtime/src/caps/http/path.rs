@@ -6,7 +6,9 @@
 //!   decoded (`%6cogs` → `logs`); other escapes are kept, in upper-case hex;
 //! - encoded `/` (`%2F`), `\` (`%5C`) and NUL (`%00`), a literal `\`, a
 //!   malformed escape, dot segments (`.`, `..`, also encoded), empty
-//!   segments (`//`) and `;` parameters are refused;
+//!   segments (`//`) and `;` parameters are refused (parameters are kept
+//!   only under a grant with `allow_params = true`, and matched without
+//!   them: see [`without_params`]);
 //! - matching is case-sensitive for grants; operator `deny_paths` also match
 //!   case variants (a deny rule errs on the side of denying).
 
@@ -50,8 +52,17 @@ fn hex(b: u8) -> Option<u8> {
     char::from(b).to_digit(16).map(|d| d as u8)
 }
 
+/// Whether `;` parameters are refused or kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    /// `;` is [`PathProblem::Parameters`].
+    Refuse,
+    /// `;` is kept as it is (for a grant with `allow_params`).
+    Keep,
+}
+
 /// The canonical form of `path` (without query).
-pub fn canonical(path: &str) -> Result<String, PathProblem> {
+pub fn canonical(path: &str, params: Params) -> Result<String, PathProblem> {
     if !path.starts_with('/') {
         return Err(PathProblem::NotAbsolute);
     }
@@ -79,7 +90,7 @@ pub fn canonical(path: &str) -> Result<String, PathProblem> {
                 i += 3;
             }
             b'\\' => return Err(PathProblem::EncodedSeparator),
-            b';' => return Err(PathProblem::Parameters),
+            b';' if params == Params::Refuse => return Err(PathProblem::Parameters),
             _ => {
                 // Copy the whole UTF-8 sequence (the URI parser only lets
                 // ASCII through, but stay correct for any input).
@@ -89,7 +100,8 @@ pub fn canonical(path: &str) -> Result<String, PathProblem> {
             }
         }
     }
-    let segments: Vec<&str> = out[1..].split('/').collect();
+    let bare = without_params(&out);
+    let segments: Vec<&str> = bare[1..].split('/').collect();
     let last = segments.len() - 1;
     for (n, segment) in segments.iter().enumerate() {
         if *segment == "." || *segment == ".." {
@@ -103,12 +115,23 @@ pub fn canonical(path: &str) -> Result<String, PathProblem> {
     Ok(out)
 }
 
+/// A canonical path with each segment's `;` parameters left out: the form
+/// grants and `deny_paths` are matched on when parameters are kept, so
+/// `/api/v1/logs;x` is still `/api/v1/logs` to a deny rule.
+pub fn without_params(path: &str) -> String {
+    path.split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn decodes_unreserved_and_keeps_the_rest() {
+        let canonical = |p| canonical(p, Params::Refuse);
         assert_eq!(canonical("/api/v1/%6cogs").as_deref(), Ok("/api/v1/logs"));
         assert_eq!(
             canonical("/api/v1/%6C%6F%67%73").as_deref(),
@@ -134,7 +157,25 @@ mod tests {
             ("/api/v1/%4", PathProblem::MalformedEscape),
             ("api", PathProblem::NotAbsolute),
         ] {
-            assert_eq!(canonical(path), Err(problem), "{path}");
+            assert_eq!(canonical(path, Params::Refuse), Err(problem), "{path}");
         }
+    }
+
+    #[test]
+    fn parameters_are_kept_only_when_asked_and_matched_without() {
+        assert_eq!(
+            canonical("/items;v=2/x;a", Params::Keep).as_deref(),
+            Ok("/items;v=2/x;a")
+        );
+        assert_eq!(without_params("/items;v=2/x;a"), "/items/x");
+        // Parameters do not hide a dot or empty segment.
+        assert_eq!(
+            canonical("/a/..;x/b", Params::Keep),
+            Err(PathProblem::DotSegment)
+        );
+        assert_eq!(
+            canonical("/a/;x/b", Params::Keep),
+            Err(PathProblem::EmptySegment)
+        );
     }
 }

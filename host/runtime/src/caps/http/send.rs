@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use ward_manifest::{HttpGrant, Limits};
 use wasmtime_wasi_http::{Error as HttpErr, RequestOptions, WasiBody};
 
-use super::address::RestrictedAddress;
+use super::address::{LookupFailed, RestrictedAddress};
+use super::buffer::ResponseBuffer;
 use super::decision::{Allowed, Refusal, raw_value_denial};
 use super::log::{ABORTED, now_ms};
 use super::{
@@ -32,6 +33,7 @@ pub(crate) struct Sender {
     plugin: String,
     instance: String,
     rate_headers: std::sync::Arc<Vec<String>>,
+    buffer: ResponseBuffer,
 }
 
 impl HttpBroker {
@@ -48,6 +50,7 @@ impl HttpBroker {
             plugin: self.plugin.clone(),
             instance: self.instance.clone(),
             rate_headers: self.rate_headers.clone(),
+            buffer: self.buffer.clone(),
         }
     }
 }
@@ -133,6 +136,17 @@ pub(crate) async fn send(
         }
     };
     let host = allowed.uri.host().unwrap_or_default();
+    // `host:port`, as transport errors name the destination.
+    let target = format!(
+        "{host}:{}",
+        allowed
+            .uri
+            .port_u16()
+            .unwrap_or(match allowed.uri.scheme_str() {
+                Some("http") => 80,
+                _ => 443,
+            })
+    );
     if let Some(raw) =
         outgoing::unbound_value(&s.stored, &grant.secrets, "", &HeaderMap::new(), &body)
     {
@@ -183,7 +197,7 @@ pub(crate) async fn send(
     let response = match builder.body(body).send().await {
         Ok(r) => r,
         Err(e) => {
-            let (code, reason, refusal) = classify(&e);
+            let (code, reason, refusal) = classify(&e, &target);
             record(row(Some(reason), refusal, None, 0));
             return Err(code);
         }
@@ -209,10 +223,24 @@ pub(crate) async fn send(
         )));
     }
     let mut received: Vec<u8> = Vec::new();
+    let mut held = s.buffer.hold();
     let mut response = response;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
+                if let Err(in_use) = held.grow(chunk.len() as u64) {
+                    let cap_mib = s.buffer.cap() >> 20;
+                    let reason = format!(
+                        "responses held for this call would pass the plugin's memory cap ({cap_mib} MiB; {in_use} bytes already held, most of them unread by the plugin): cut off; read or drop each response before sending the next request"
+                    );
+                    record(row(
+                        Some(reason.clone()),
+                        Some(Refusal::ResponseBufferFull),
+                        Some(status.as_u16()),
+                        received.len() as u64,
+                    ));
+                    return Err(HttpErr::InternalError(Some(reason)));
+                }
                 if received.len() as u64 + chunk.len() as u64 > s.limits.response_bytes {
                     record(row(
                         Some(format!(
@@ -229,7 +257,7 @@ pub(crate) async fn send(
             }
             Ok(None) => break,
             Err(e) => {
-                let (code, reason, refusal) = classify(&e);
+                let (code, reason, refusal) = classify(&e, &target);
                 record(row(
                     Some(reason),
                     refusal,
@@ -266,7 +294,12 @@ pub(crate) async fn send(
         }
         out = out.header(name, value);
     }
+    // The reservation lives as long as the body the guest holds.
     let body: WasiBody = Full::new(Bytes::from(received))
+        .map_frame(move |frame| {
+            let _counted = &held;
+            frame
+        })
         .map_err(|never| match never {})
         .boxed_unsync();
     let response = out
@@ -306,32 +339,91 @@ fn substitute_body(
         .map_err(|e| (Refusal::SecretMissing, e))
 }
 
-/// The WASI error code, the reason in words, and the refusal when the
-/// guarded resolver refused the destination.
-fn classify(e: &reqwest::Error) -> (HttpErr, String, Option<Refusal>) {
+/// The WASI error code, the reason in words (naming the host and the
+/// cause: name lookup, TLS, refused connection, timeout) and the kind, from
+/// the typed errors in the failure's source chain.
+fn classify(e: &reqwest::Error, host: &str) -> (HttpErr, String, Option<Refusal>) {
     let mut message = e.to_string();
+    let mut cause: Option<(HttpErr, Refusal, String)> = None;
     let mut source = std::error::Error::source(e);
-    let mut restricted = false;
     while let Some(src) = source {
-        if src.downcast_ref::<RestrictedAddress>().is_some() {
-            restricted = true;
-        }
         message.push_str(": ");
         message.push_str(&src.to_string());
+        cause = cause.or_else(|| cause_of(src, host));
         source = src.source();
     }
-    let code = if restricted {
-        HttpErr::DestinationIpProhibited
-    } else if e.is_timeout() {
-        HttpErr::ConnectionTimeout
-    } else if e.is_connect() {
-        HttpErr::ConnectionRefused
-    } else {
-        HttpErr::InternalError(Some(message.clone()))
-    };
-    (
-        code,
-        message,
-        restricted.then_some(Refusal::RestrictedAddress),
-    )
+    match cause {
+        Some((code, refusal, words)) => (code, format!("{words} ({message})"), Some(refusal)),
+        None if e.is_timeout() => (
+            HttpErr::ConnectionTimeout,
+            format!("{host} did not answer in time ({message})"),
+            None,
+        ),
+        None if e.is_connect() => (
+            HttpErr::ConnectionRefused,
+            format!("could not connect to {host} ({message})"),
+            Some(Refusal::ConnectionRefused),
+        ),
+        None => (HttpErr::InternalError(Some(message.clone())), message, None),
+    }
+}
+
+/// What one error of the chain says about the cause, when it is one the
+/// guest and the operator should see as such.
+fn cause_of(
+    src: &(dyn std::error::Error + 'static),
+    host: &str,
+) -> Option<(HttpErr, Refusal, String)> {
+    if src.downcast_ref::<RestrictedAddress>().is_some() {
+        return Some((
+            HttpErr::DestinationIpProhibited,
+            Refusal::RestrictedAddress,
+            format!("{host} resolves to a restricted address"),
+        ));
+    }
+    if src.downcast_ref::<LookupFailed>().is_some() {
+        return Some((
+            HttpErr::DnsError {
+                rcode: None,
+                info_code: None,
+            },
+            Refusal::DnsFailure,
+            format!("name lookup failed for {host}"),
+        ));
+    }
+    if let Some(tls) = rustls_error(src) {
+        let code = match tls {
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+                HttpErr::TlsCertificateError
+            }
+            rustls::Error::AlertReceived(_) => HttpErr::TlsAlertReceived {
+                alert_id: None,
+                alert_message: Some(tls.to_string()),
+            },
+            _ => HttpErr::TlsProtocolError,
+        };
+        return Some((
+            code,
+            Refusal::TlsFailure,
+            format!("TLS with {host} failed: {tls}"),
+        ));
+    }
+    let io = src.downcast_ref::<std::io::Error>()?;
+    (io.kind() == std::io::ErrorKind::ConnectionRefused).then(|| {
+        (
+            HttpErr::ConnectionRefused,
+            Refusal::ConnectionRefused,
+            format!("connection refused by {host}"),
+        )
+    })
+}
+
+/// The rustls error behind `e`: rustls errors reach the chain inside one
+/// or more `io::Error`s, whose `source` skips the error they wrap.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
 }

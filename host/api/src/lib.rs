@@ -88,6 +88,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::get_element))
         .routes(routes!(routes::oauth_url))
         .routes(routes!(routes::oauth_callback))
+        .routes(routes!(routes::oauth_state))
         .routes(routes!(routes::list_instances, routes::create_instance))
         .routes(routes!(
             routes::get_instance,

@@ -409,7 +409,7 @@ pub(crate) async fn oauth_callback(
     let Some(key) = state
         .daemon
         .store
-        .oauth_state_returned(&hash, &sha256_hex(code))
+        .oauth_state_returned(&hash, &sha256_hex(code), code)
         .await?
     else {
         return Err(ApiError::unauthorized(format!(
@@ -421,6 +421,31 @@ pub(crate) async fn oauth_callback(
         code: code.clone(),
         state: oauth_state.clone(),
     }))
+}
+
+/// Where the consent of an OAuth state stands, for the operator who
+/// started it (`ward connect` polls this while the browser is at the
+/// provider).
+#[utoipa::path(get, path = "/oauth/states/{state}", tag = "oauth",
+    params(("state" = String, Path, description = "The state issued with the OAuth URL")),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = OauthStateView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn oauth_state(
+    State(state): State<AppState>,
+    Path(oauth_state): Path<String>,
+) -> ApiResult<Json<OauthStateView>> {
+    let Some(outcome) = state
+        .daemon
+        .store
+        .oauth_outcome(&sha256_hex(&oauth_state))
+        .await?
+    else {
+        return Err(ApiError::not_found(
+            "no such OAuth state (never issued, or pruned a day after it expired); start again \
+             at GET /elements/{key}/oauth/url",
+        ));
+    };
+    Ok(Json(oauth_state_view(outcome)))
 }
 
 /// Every instance with its status.

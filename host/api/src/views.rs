@@ -69,6 +69,23 @@ pub struct CallbackView {
     pub state: String,
 }
 
+/// `GET /oauth/states/{state}`: where a consent the operator started
+/// stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OauthStateView {
+    /// Element key.
+    pub element: String,
+    /// `waiting` (no redirect yet), `returned` (Ward's callback received a
+    /// code: `code` is set), `used` (the code was exchanged), `declined`
+    /// (the consent was declined, or the state was used without Ward's
+    /// callback), `expired`.
+    pub status: String,
+    /// The code Ward's callback received, while `status` is `returned`
+    /// (pass it with the state to `POST /instances`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
 /// The credentials (or OAuth result) an operator gives.
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -423,4 +440,20 @@ pub(crate) async fn instance_view(
         configuration: instance.config,
         operator_named_hosts,
     })
+}
+
+/// Renders a stored OAuth state's outcome for the operator.
+pub(crate) fn oauth_state_view(outcome: ward_store::OauthOutcome) -> OauthStateView {
+    let status = match (outcome.phase.as_str(), outcome.code_returned) {
+        ("returned", _) if !outcome.expired => "returned",
+        ("consumed", true) => "used",
+        ("consumed", false) => "declined",
+        _ if outcome.expired => "expired",
+        _ => "waiting",
+    };
+    OauthStateView {
+        element: outcome.element_key,
+        status: status.to_string(),
+        code: outcome.code.filter(|_| status == "returned"),
+    }
 }

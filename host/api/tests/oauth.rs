@@ -207,3 +207,54 @@ async fn oauth_states_are_single_use_and_unforgeable() {
     let (_, list) = api.admin_call("GET", "/instances", None).await;
     assert_eq!(list, json!([]), "no OAuth attempt created an instance");
 }
+
+/// `GET /oauth/states/{state}`: what `ward connect` polls. Operator only;
+/// the code shows only between Ward's callback and its exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_outcome_is_readable_by_the_operator_only() {
+    let api = Api::start().await;
+    issue(&api, "state-w", 600_000).await;
+    let (s, b) = api.admin_call("GET", "/oauth/states/state-w", None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b, json!({"element": "okta", "status": "waiting"}));
+    let (s, b) = api.call("GET", "/oauth/states/state-w", None, None).await;
+    assert_eq!(s, 401, "{b}");
+
+    let (s, _) = api
+        .call(
+            "GET",
+            "/oauth/callback?code=code-w&state=state-w",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = api.admin_call("GET", "/oauth/states/state-w", None).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b,
+        json!({"element": "okta", "status": "returned", "code": "code-w"})
+    );
+    // The exchange claims it (the token-only Okta connector then refuses
+    // the code): used, and the code is no longer shown.
+    let (s, _) = create_with(&api, "code-w", "state-w").await;
+    assert_eq!(s, 422);
+    let (_, b) = api.admin_call("GET", "/oauth/states/state-w", None).await;
+    assert_eq!(b, json!({"element": "okta", "status": "used"}));
+
+    issue(&api, "state-d", 600_000).await;
+    api.call(
+        "GET",
+        "/oauth/callback?error=access_denied&state=state-d",
+        None,
+        None,
+    )
+    .await;
+    let (_, b) = api.admin_call("GET", "/oauth/states/state-d", None).await;
+    assert_eq!(b["status"], "declined", "{b}");
+    issue(&api, "state-x", -1_000).await;
+    let (_, b) = api.admin_call("GET", "/oauth/states/state-x", None).await;
+    assert_eq!(b["status"], "expired", "{b}");
+    let (s, b) = api.admin_call("GET", "/oauth/states/never", None).await;
+    assert_eq!(s, 404, "{b}");
+}

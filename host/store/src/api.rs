@@ -57,6 +57,39 @@ impl std::fmt::Debug for OauthState {
     }
 }
 
+/// Where an OAuth authorization stands, for the operator who started it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OauthOutcome {
+    /// The element (plugin key) the authorization is for.
+    pub element_key: String,
+    /// `issued` (waiting for the provider's redirect), `returned` (Ward's
+    /// callback received a code), `consumed` (used for an exchange, or the
+    /// consent was declined).
+    pub phase: String,
+    /// Whether Ward's callback saw a code for it.
+    pub code_returned: bool,
+    /// Whether it has expired.
+    pub expired: bool,
+    /// The code, while the state is `returned` and unexpired (a claim
+    /// for an exchange erases it).
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for OauthOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OauthOutcome")
+            .field("element_key", &self.element_key)
+            .field("phase", &self.phase)
+            .field("code_returned", &self.code_returned)
+            .field("expired", &self.expired)
+            .finish_non_exhaustive()
+    }
+}
+
+fn code_ad(state_sha256: &str) -> String {
+    format!("oauth-code:{state_sha256}")
+}
+
 /// Counters the metrics endpoint reads at scrape time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -246,26 +279,74 @@ impl Store {
         Ok(())
     }
 
-    /// The provider redirected back with a code: `issued` → `returned`.
-    /// Returns the element key, or `None` when the state is unknown,
-    /// expired or already used.
+    /// The provider redirected back with a code: `issued` → `returned`,
+    /// with the code sealed for [`Store::oauth_outcome`]. Returns the
+    /// element key, or `None` when the state is unknown, expired or already
+    /// used.
     pub async fn oauth_state_returned(
         &self,
         state_sha256: &str,
         code_sha256: &str,
+        code: &str,
     ) -> Result<Option<String>, StoreError> {
+        let (nonce, sealed) =
+            key::seal(&self.inner.cipher, &code_ad(state_sha256), code.as_bytes())?;
         let row = sqlx::query(
-            "UPDATE oauth_states SET phase = 'returned', code_sha256 = $1 \
+            "UPDATE oauth_states SET phase = 'returned', code_sha256 = $1, \
+             code_nonce = $4, code_sealed = $5 \
              WHERE state_sha256 = $2 AND phase = 'issued' AND expires_ms > $3 \
              RETURNING element_key",
         )
         .bind(code_sha256)
         .bind(state_sha256)
         .bind(now_ms())
+        .bind(nonce)
+        .bind(sealed)
         .fetch_optional(self.pool())
         .await
         .map_err(StoreError::db("recording an OAuth callback"))?;
         row.map(|r| col(&r, "element_key")).transpose()
+    }
+
+    /// Where the authorization of a state stands; `None` for a state
+    /// Ward never issued (or pruned a day after it expired). The code is
+    /// opened only while the state is `returned` and unexpired.
+    pub async fn oauth_outcome(
+        &self,
+        state_sha256: &str,
+    ) -> Result<Option<OauthOutcome>, StoreError> {
+        let row = sqlx::query(
+            "SELECT element_key, phase, expires_ms, code_sha256, code_nonce, code_sealed \
+             FROM oauth_states WHERE state_sha256 = $1",
+        )
+        .bind(state_sha256)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::db("reading an OAuth state"))?;
+        let Some(row) = row else { return Ok(None) };
+        let phase: String = col(&row, "phase")?;
+        let expired = col::<i64>(&row, "expires_ms")? <= now_ms();
+        let nonce: Option<Vec<u8>> = col(&row, "code_nonce")?;
+        let sealed: Option<Vec<u8>> = col(&row, "code_sealed")?;
+        let code = match (nonce, sealed) {
+            (Some(n), Some(s)) if phase == "returned" && !expired => {
+                let ad = code_ad(state_sha256);
+                let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
+                Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                    instance_id: ad,
+                    what: "oauth code",
+                    detail: "not UTF-8".to_owned(),
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Some(OauthOutcome {
+            element_key: col(&row, "element_key")?,
+            phase,
+            code_returned: col::<Option<String>>(&row, "code_sha256")?.is_some(),
+            expired,
+            code,
+        }))
     }
 
     /// The user declined at the provider: the state is consumed. Returns
@@ -300,7 +381,7 @@ impl Store {
         state_sha256: &str,
     ) -> Result<Option<OauthState>, StoreError> {
         let row = sqlx::query(
-            "UPDATE oauth_states SET phase = 'consumed' \
+            "UPDATE oauth_states SET phase = 'consumed', code_nonce = NULL, code_sealed = NULL \
              WHERE state_sha256 = $1 AND phase IN ('issued', 'returned') AND expires_ms > $2 \
              RETURNING element_key, config_json, client_id, secret_nonce, secret_sealed, \
              callback_url, expires_ms, code_sha256",

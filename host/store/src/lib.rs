@@ -35,7 +35,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-pub use api::{InstanceSettings, OauthState, StoreStats};
+pub use api::{InstanceSettings, OauthOutcome, OauthState, StoreStats};
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
 pub use model::{

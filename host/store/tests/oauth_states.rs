@@ -43,7 +43,7 @@ async fn a_claim_is_exclusive_and_a_release_restores_the_phase() {
     // Back to `issued`: Ward's callback can still record a code.
     assert_eq!(
         store
-            .oauth_state_returned("issued", "code-hash")
+            .oauth_state_returned("issued", "code-hash", "the-code")
             .await
             .unwrap()
             .as_deref(),
@@ -70,4 +70,49 @@ async fn a_claim_is_exclusive_and_a_release_restores_the_phase() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn the_outcome_shows_the_code_only_while_the_state_is_returned() {
+    let db = open().await;
+    let store = &db.store;
+    issue(store, "s", 600_000).await;
+    let o = store.oauth_outcome("s").await.unwrap().unwrap();
+    assert_eq!(
+        (o.phase.as_str(), o.code_returned, o.expired),
+        ("issued", false, false)
+    );
+    assert_eq!(o.code, None);
+    store
+        .oauth_state_returned("s", "code-hash", "the-code")
+        .await
+        .unwrap();
+    let o = store.oauth_outcome("s").await.unwrap().unwrap();
+    assert_eq!(
+        (o.phase.as_str(), o.code.as_deref()),
+        ("returned", Some("the-code"))
+    );
+    // Sealed at rest: the code is not in the database file in clear.
+    let on_disk: Vec<u8> = ["ward.db", "ward.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::read(db.dir.path().join(name)).ok())
+        .flatten()
+        .collect();
+    assert!(
+        !on_disk.windows(8).any(|w| w == b"the-code"),
+        "the code is stored in clear"
+    );
+    // Claimed for an exchange: used, and the code is gone.
+    store.claim_oauth_state("s").await.unwrap().unwrap();
+    let o = store.oauth_outcome("s").await.unwrap().unwrap();
+    assert_eq!((o.phase.as_str(), o.code_returned), ("consumed", true));
+    assert_eq!(o.code, None);
+    // Declined: consumed without a code; expired; never issued.
+    issue(store, "d", 600_000).await;
+    store.oauth_state_declined("d").await.unwrap();
+    let o = store.oauth_outcome("d").await.unwrap().unwrap();
+    assert_eq!((o.phase.as_str(), o.code_returned), ("consumed", false));
+    issue(store, "e", -1_000).await;
+    assert!(store.oauth_outcome("e").await.unwrap().unwrap().expired);
+    assert!(store.oauth_outcome("never").await.unwrap().is_none());
 }

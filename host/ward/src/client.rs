@@ -279,6 +279,52 @@ impl Client {
             .context("the API's answer has no oauthUrl")
     }
 
+    /// Waits until the daemon's `/oauth/callback` has received the consent
+    /// of `consent_url` (polling `GET /oauth/states/{state}` every
+    /// `every`), and returns its code and state for `POST /instances`.
+    /// Fails when the consent was declined or the state expired.
+    pub async fn await_consent(
+        &self,
+        consent_url: &str,
+        every: std::time::Duration,
+    ) -> anyhow::Result<(String, String)> {
+        let state = url::Url::parse(consent_url)
+            .with_context(|| format!("the consent URL {consent_url} is not a URL"))?
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .context("the consent URL carries no state; the connector did not put it in")?;
+        let path = format!(
+            "/oauth/states/{}",
+            url::form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>()
+        );
+        loop {
+            let v = self.call(reqwest::Method::GET, &path, None).await?;
+            match v["status"].as_str().unwrap_or_default() {
+                "returned" => {
+                    let code = v["code"]
+                        .as_str()
+                        .context("the daemon says the consent returned but shows no code")?;
+                    return Ok((code.to_owned(), state));
+                }
+                "waiting" => tokio::time::sleep(every).await,
+                "declined" => bail!(
+                    "the consent was declined at the provider (or its state was used without \
+                     Ward's callback): nothing was created; run `ward connect` again"
+                ),
+                "used" => bail!(
+                    "this consent's code was already exchanged by another request; check \
+                     `ward instances list`, or run `ward connect` again"
+                ),
+                "expired" => bail!(
+                    "the consent expired before the provider sent the browser back to Ward \
+                     (api.oauth_state_ttl_secs); run `ward connect` again"
+                ),
+                other => bail!("unexpected consent status {other:?} from the daemon"),
+            }
+        }
+    }
+
     /// `ward instances test`
     pub async fn test(&self, id: &str) -> anyhow::Result<bool> {
         let v = self

@@ -104,6 +104,14 @@ enum Command {
         /// `<api.public_url>/oauth/callback`).
         #[arg(long)]
         callback_url: Option<String>,
+        /// Also open the consent URL in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+        /// Read the callback's answer (or the callback URL) from stdin
+        /// instead of waiting for the daemon to receive it (for a redirect
+        /// URI that is not Ward's callback).
+        #[arg(long)]
+        paste: bool,
     },
     /// Print a shell completion script: `ward completions bash > /etc/bash_completion.d/ward`.
     Completions {
@@ -245,6 +253,19 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected name=value, got {s:?}"))
 }
 
+/// Hands `url` to the desktop's opener (`xdg-open`, `open` on macOS); the
+/// URL is printed either way, so a failure only says so.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    if let Err(e) = std::process::Command::new(opener).arg(url).spawn() {
+        eprintln!("could not run {opener} ({e}); open the URL above by hand");
+    }
+}
+
 /// Logs to stderr: levels from WARD_LOG, else RUST_LOG, else `default`.
 fn init_logging(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
@@ -361,6 +382,8 @@ async fn main() -> anyhow::Result<()> {
             api_key,
             api_secret,
             callback_url,
+            open,
+            paste,
         } => {
             let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
             let config: std::collections::BTreeMap<String, String> =
@@ -383,16 +406,22 @@ async fn main() -> anyhow::Result<()> {
                     println!(
                         "Open this URL in a browser and give consent as an administrator:\n\n  {consent}\n"
                     );
-                    println!(
-                        "The provider sends the browser back to Ward's /oauth/callback, which shows"
-                    );
-                    println!(
-                        "{{\"element\", \"code\", \"state\"}}. Paste that answer (or the callback URL from the"
-                    );
-                    println!("address bar) here and press Enter:");
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    let (code, state) = ward::client::parse_callback(&line)?;
+                    if open {
+                        open_in_browser(&consent);
+                    }
+                    let (code, state) = if paste {
+                        println!(
+                            "Paste the callback's answer {{\"element\", \"code\", \"state\"}} (or the callback URL from the address bar) here and press Enter:"
+                        );
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        ward::client::parse_callback(&line)?
+                    } else {
+                        println!("Waiting for the provider to send the browser back to Ward…");
+                        client
+                            .await_consent(&consent, std::time::Duration::from_secs(1))
+                            .await?
+                    };
                     ward::client::ProviderArgs {
                         code: Some(code),
                         state: Some(state),

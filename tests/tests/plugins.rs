@@ -180,6 +180,8 @@ async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
         "vendor",
         "world",
         "imports",
+        "contract_version",
+        "empty_imports",
         "permissions",
     ];
     expected.sort();

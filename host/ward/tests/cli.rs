@@ -4,7 +4,7 @@
 //! aligned columns, `ward connect` (OAuth consent and API token),
 //! `ward elements`, completions and the daemon's log formats.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -292,7 +292,9 @@ async fn okta_org(ca: &TestCa, events: usize, users: usize) -> OktaStandIn {
 
 /// Starts `ward connect zendesk` with OAuth against the daemon at `url`
 /// and reads its output up to the consent URL. Returns the process, the
-/// rest of its output, what it printed so far and the consent URL.
+/// rest of its output, what it printed so far and the consent URL. The
+/// caller waits for the process.
+#[allow(clippy::zombie_processes)]
 fn start_connect(
     url: &str,
     data: &str,

@@ -281,6 +281,7 @@ pub fn inspect_with(
         ..policies.get(&manifest.key).cloned().unwrap_or_default()
     };
     let exchange = info.exchange_export();
+    let world = info.world();
     let signature = if file.starts_with("bundled:") {
         SignatureStatus::Bundled
     } else {
@@ -297,7 +298,7 @@ pub fn inspect_with(
         name: manifest.name.clone(),
         version: manifest.version.clone(),
         vendor: manifest.vendor.clone(),
-        world: info.world(),
+        world,
         imports: info.imports,
         contract_version: info.contract_version,
         empty_imports: info.empty_imports,

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/elements/{keyOrId}"),
     ("get", "/elements/{keyOrId}/oauth/url"),
     ("get", "/oauth/callback"),
+    ("get", "/oauth/states/{state}"),
     ("get", "/instances"),
     ("post", "/instances"),
     ("get", "/instances/{id}"),
@@ -134,7 +135,8 @@ async fn document_is_valid_and_every_route_requires_credentials() {
     for (method, path) in ROUTES.iter().filter(|(_, p)| !PUBLIC.contains(p)) {
         let concrete = path
             .replace("{keyOrId}", "okta")
-            .replace("{id}", "0123456789abcdef0123456789abcdef");
+            .replace("{id}", "0123456789abcdef0123456789abcdef")
+            .replace("{state}", "not-a-state");
         let body = matches!(*method, "post" | "put" | "patch").then(|| serde_json::json!({}));
         for auth in [
             None,

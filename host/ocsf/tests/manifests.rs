@@ -130,7 +130,9 @@ fn a_rule_whose_class_object_cannot_be_filled_falls_back_to_base_event() -> anyh
     assert_eq!(out["class_uid"], 0);
     assert_eq!(out["type_uid"], 99);
     assert_eq!(out["metadata"]["event_code"], "file.Upload");
-    let reason = out["unmapped"]["ward"]["fallback"].as_str().context("no reason")?;
+    let reason = out["unmapped"]["ward"]["fallback"]
+        .as_str()
+        .context("no reason")?;
     assert!(reason.contains("file or folder path"), "{reason}");
     Ok(())
 }

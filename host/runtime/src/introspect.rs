@@ -89,7 +89,9 @@ impl ComponentInfo {
     pub fn exchange_export(&self) -> ward_manifest::ExchangeExport {
         match self.contract_version.as_deref() {
             Some(v) if v.starts_with("0.1.") => ward_manifest::ExchangeExport::Always,
-            Some(_) if self.exports_exchange_interface() => ward_manifest::ExchangeExport::WhenAsked,
+            Some(_) if self.exports_exchange_interface() => {
+                ward_manifest::ExchangeExport::WhenAsked
+            }
             Some(_) => ward_manifest::ExchangeExport::Never,
             None => ward_manifest::ExchangeExport::Always,
         }

@@ -353,7 +353,12 @@ pub fn render_inspection(i: &Inspection) -> String {
     say!("  file       {} ({} bytes)", i.file, i.size_bytes);
     say!("  sha256     {}", i.digest);
     say!("  signature  {}", i.signature);
-    say!("  world      {}", i.world.as_deref().unwrap_or("(none: no ward:connector export)"));
+    say!(
+        "  world      {}",
+        i.world
+            .as_deref()
+            .unwrap_or("(none: no ward:connector export)")
+    );
     say!(
         "  contract   {}",
         i.contract_version

@@ -84,7 +84,12 @@ impl Daemon {
             client: reqwest::Client::new(),
         };
         loop {
-            if let Ok(r) = daemon.client.get(format!("{}/livez", daemon.url)).send().await {
+            if let Ok(r) = daemon
+                .client
+                .get(format!("{}/livez", daemon.url))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Ok((daemon, started.elapsed()));
                 }
@@ -149,8 +154,12 @@ impl Daemon {
     /// Sets an instance's request budget (the operator's `requestsPerMinute`).
     pub async fn set_rate(&self, id: &str, per_minute: u32) -> anyhow::Result<()> {
         let body = serde_json::json!({"requestsPerMinute": per_minute});
-        self.call(reqwest::Method::PATCH, &format!("/instances/{id}"), Some(body))
-            .await?;
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/instances/{id}"),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
@@ -163,7 +172,6 @@ impl Daemon {
         let state = view["status"]["state"].as_str().unwrap_or("").to_string();
         Ok((stored, state))
     }
-
 }
 
 impl Drop for Daemon {

@@ -77,7 +77,9 @@ pub fn cpu_time(pid: Option<u32>) -> anyhow::Result<Duration> {
             .with_context(|| format!("{path}: field {i} is not a number"))
     };
     let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(total as f64 / clock_ticks()? as f64))
+    Ok(Duration::from_secs_f64(
+        total as f64 / clock_ticks()? as f64,
+    ))
 }
 
 /// `sysconf(_SC_CLK_TCK)`, read through `getconf` (the workspace forbids

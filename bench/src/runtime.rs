@@ -29,8 +29,8 @@ pub fn runtime(cache: Option<&Path>, org: Option<&Org>) -> anyhow::Result<Runtim
 
 /// The bundled connector `key`, loaded into `runtime`.
 pub fn bundled(runtime: &Runtime, key: &str) -> anyhow::Result<Arc<Plugin>> {
-    let bytes = ward_daemon::bundled::get(key)
-        .with_context(|| format!("no bundled connector `{key}`"))?;
+    let bytes =
+        ward_daemon::bundled::get(key).with_context(|| format!("no bundled connector `{key}`"))?;
     runtime
         .load(bytes)
         .with_context(|| format!("loading the bundled connector `{key}`"))

@@ -65,7 +65,10 @@ fn main() -> anyhow::Result<()> {
                 let list = args.next().context("--only needs a list of groups")?;
                 options.only = list.split(',').map(str::to_string).collect();
                 if let Some(bad) = options.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
-                    bail!("unknown group `{bad}`: the groups are {}", GROUPS.join(", "));
+                    bail!(
+                        "unknown group `{bad}`: the groups are {}",
+                        GROUPS.join(", ")
+                    );
                 }
             }
             other => bail!("unknown argument `{other}` (use --write, --events N, --only GROUP,…)"),
@@ -120,7 +123,10 @@ fn bench(options: &Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    for group in GROUPS.iter().filter(|g| options.only.iter().any(|o| o == *g)) {
+    for group in GROUPS
+        .iter()
+        .filter(|g| options.only.iter().any(|o| o == *g))
+    {
         let mut args = vec![group.to_string()];
         if matches!(*group, "ingest" | "startup") {
             args.extend(["--ward".into(), ward.display().to_string()]);

@@ -84,15 +84,13 @@ impl Daemon {
             client: reqwest::Client::new(),
         };
         loop {
-            if let Ok(r) = daemon
+            let livez = daemon
                 .client
                 .get(format!("{}/livez", daemon.url))
                 .send()
-                .await
-            {
-                if r.status().is_success() {
-                    return Ok((daemon, started.elapsed()));
-                }
+                .await;
+            if livez.is_ok_and(|r| r.status().is_success()) {
+                return Ok((daemon, started.elapsed()));
             }
             if let Some(status) = daemon.child.try_wait()? {
                 anyhow::bail!(

@@ -167,10 +167,12 @@ fn bench(options: &Options) -> anyhow::Result<()> {
 
 /// `nice cargo ARGS` in the workspace (the machine is shared).
 fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The rustup proxy from PATH, not $CARGO: it honours the workspace's
+    // rust-toolchain.toml, so release builds use the pinned compiler.
+    let cargo = "cargo";
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new("nice")
-        .arg(&cargo)
+        .arg(cargo)
         .args(args)
         .current_dir(root)
         .status()

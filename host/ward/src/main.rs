@@ -36,6 +36,7 @@ enum Command {
     },
     /// Run the bundled connectors against local provider stand-ins on the
     /// embedded store: connect, test, backfill, then poll.
+    #[cfg(feature = "standins")]
     Demo {
         /// Backfill, print each provider's and the total `events: N, users: M`, and exit.
         #[arg(long)]
@@ -304,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
             config.dev = dev;
             ward::serve::run(config).await?;
         }
+        #[cfg(feature = "standins")]
         Command::Demo {
             once,
             events,

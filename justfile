@@ -6,7 +6,7 @@ demo:
 
 # The whole test suite (what CI runs).
 test:
-    cargo test --workspace
+    cargo xtask test
 
 # Everything CI checks.
 ci:

@@ -1,4 +1,10 @@
-//! `cargo xtask bench [--write] [--events N] [--only GROUP,…]`
+//! Project automation.
+//!
+//! - `cargo xtask test [CARGO TEST ARGS…]`: sets up the tools the test
+//!   suite needs (`tools/`, one module per tool), then runs
+//!   `cargo test --workspace` with their paths in the environment (see
+//!   `test.rs`).
+//! - `cargo xtask bench [--write] [--events N] [--only GROUP,…]`:
 //!
 //! Builds what the benchmarks need in release (the `ward` binary with and
 //! without the demo's stand-ins, `ward-bench`), creates a Python venv with
@@ -14,6 +20,8 @@ use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
 mod table;
+mod test;
+mod tools;
 
 /// `airbyte-source-okta` release the baseline runs.
 const AIRBYTE_OKTA: &str = "airbyte-source-okta==0.3.26";
@@ -42,8 +50,10 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("bench") => {}
+        Some("test") => return test::run(&workspace_root()?, args.collect()),
         other => bail!(
-            "unknown task {other:?}: the only task is `cargo xtask bench [--write] [--events N] [--only GROUP,…]`"
+            "unknown task {other:?}: the tasks are `cargo xtask test [CARGO TEST ARGS…]` and \
+             `cargo xtask bench [--write] [--events N] [--only GROUP,…]`"
         ),
     }
     let mut options = Options {
@@ -77,14 +87,24 @@ fn main() -> anyhow::Result<()> {
     bench(&options)
 }
 
-fn bench(options: &Options) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask has no parent directory")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .to_path_buf())
+}
+
+/// `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn bench(options: &Options) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let target = target_dir(&root);
     let work = target.join("bench");
     std::fs::create_dir_all(&work)?;
     let load_before = load_average();
@@ -208,29 +228,8 @@ fn run_group(bench: &Path, args: &[String]) -> anyhow::Result<Vec<Figure>> {
 
 /// The venv's python, with `airbyte-source-okta` installed (once).
 fn airbyte_venv(work: &Path) -> anyhow::Result<PathBuf> {
-    let venv = work.join("airbyte-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join(".ward-bench-installed");
-    if marker.exists() {
-        return Ok(python);
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .context("running `python3 -m venv` (is Python 3 installed?)")?;
-    if !status.success() {
-        bail!("`python3 -m venv {}` failed ({status})", venv.display());
-    }
-    let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", AIRBYTE_OKTA])
-        .status()
-        .context("running pip in the bench venv")?;
-    if !status.success() {
-        bail!("`pip install {AIRBYTE_OKTA}` failed ({status})");
-    }
-    std::fs::write(&marker, AIRBYTE_OKTA)?;
-    Ok(python)
+    let venv = tools::python::venv(&work.join("airbyte-venv"), &[AIRBYTE_OKTA])?;
+    Ok(venv.join("bin").join("python"))
 }
 
 fn size_mib(path: &Path) -> anyhow::Result<f64> {

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dns;
 pub mod logs;
 pub mod plugin_files;
+pub mod python;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,11 +4,13 @@
 //! - [`serve`]: `ward serve`, the daemon with its REST API.
 //! - [`demo`]: `ward demo`, the daemon with the bundled connectors against
 //!   local provider stand-ins (cargo feature `standins`, on by default).
-//! - [`plugin_cli`]: `ward plugin keygen|sign|verify|inspect|diff|approve`.
+//! - [`plugin_cli`]: `ward plugin new|keygen|sign|verify|inspect|pack|test|record|diff|approve`.
+//! - [`scaffold`]: the project templates of `ward plugin new`.
 //! - [`client`]: `ward instances …` and `ward events …` over the REST API.
 
 pub mod client;
 #[cfg(feature = "standins")]
 pub mod demo;
 pub mod plugin_cli;
+pub mod scaffold;
 pub mod serve;

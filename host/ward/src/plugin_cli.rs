@@ -1,5 +1,7 @@
 //! `ward plugin …`: the security team's tools for plugin files.
 //!
+//! - `new NAME [--lang rust|python]`: a connector project that builds and
+//!   passes `ward plugin test` as generated (`crate::scaffold`).
 //! - `keygen --out NAME`: a minisign key pair (`NAME.key`, `NAME.pub`).
 //! - `sign --key NAME.key FILE`: writes `FILE.minisig`.
 //! - `verify --pubkey KEY FILE`: checks `FILE.minisig`; exit status 1 if
@@ -35,6 +37,23 @@ pub const DIFF_SCHEMA: &str = "ward.plugin.diff/v1";
 /// `ward plugin` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Create a connector project: manifest with comments, connector
+    /// skeleton with TODOs, a fixtures folder with a recorded exchange and
+    /// a README. It builds and passes `ward plugin test` as generated.
+    New {
+        /// Plugin key and folder name (lower case letters, digits, `-`).
+        name: String,
+        /// Language of the connector.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
+        /// Folder to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Rust SDK (`plugins/sdk` of a Ward checkout) the Rust project
+        /// depends on by path (default: the one this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Create a minisign key pair for signing plugins: NAME.key (secret,
     /// mode 0600) and NAME.pub.
     Keygen {
@@ -504,6 +523,26 @@ pub fn render_inspection(i: &Inspection) -> String {
 /// Runs a `ward plugin` subcommand. Returns the process exit code.
 pub async fn run(command: PluginCommand) -> anyhow::Result<i32> {
     match command {
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let project = crate::scaffold::NewProject {
+                dir: dir.unwrap_or_else(|| PathBuf::from(&name)),
+                name,
+                lang,
+                rust_sdk: sdk.unwrap_or_else(crate::scaffold::default_rust_sdk),
+            };
+            let files = crate::scaffold::generate(&project)?;
+            println!(
+                "created {} ({} files); build, pack, sign and test it as its README.md says",
+                project.dir.display(),
+                files.len()
+            );
+            Ok(0)
+        }
         PluginCommand::Keygen { out, force } => {
             let secret = out.with_extension("key");
             let public = out.with_extension("pub");

@@ -5,15 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use ward_daemon::Daemon;
-use ward_daemon::scheduler::WorkerProgress;
-use ward_store::{EgressRecord, Instance, InstanceSettings, StoredEvent, StoredUser};
+use ward_daemon::instances;
+use ward_store::{EgressRecord, Instance, StoredEvent, StoredUser};
 
 use crate::error::ApiError;
-
-/// Days after which a long-lived credential should be rotated, when the
-/// plugin's manifest does not say.
-const DEFAULT_ROTATION_DAYS: u32 = 180;
-const DAY_MS: i64 = 86_400_000;
 
 /// An installed plugin.
 #[derive(Debug, Serialize, ToSchema)]
@@ -337,96 +332,28 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
-/// Lag behind the provider: time since the worker last caught up, or else
-/// since the newest stored event.
-pub(crate) fn lag_ms(
-    progress: Option<&WorkerProgress>,
-    newest_stored: Option<i64>,
-    now: i64,
-) -> Option<i64> {
-    if let Some(caught_up) = progress.and_then(|p| p.caught_up_ms) {
-        return Some((now - caught_up).max(0));
-    }
-    progress
-        .and_then(|p| p.newest_event_ms)
-        .or(newest_stored)
-        .map(|t| (now - t).max(0))
-}
-
 /// Builds the API view of an instance.
 pub(crate) async fn instance_view(
     daemon: &Daemon,
     instance: Instance,
     token: Option<String>,
 ) -> Result<InstanceView, ApiError> {
-    let store = &daemon.store;
-    let settings: InstanceSettings = store
-        .instance_settings(&instance.id)
-        .await?
-        .unwrap_or_default();
-    let plugin = daemon.registry.get(&instance.plugin_key);
-    let schedule = plugin.as_ref().map(|p| p.plugin.manifest().schedule);
-    let rotation_days = schedule
-        .map(|s| s.rotation_days)
-        .filter(|d| *d > 0)
-        .unwrap_or(DEFAULT_ROTATION_DAYS);
-    let default_rpm = schedule.map(|s| s.requests_per_minute).unwrap_or(0);
-    let operator_named_hosts = plugin
-        .as_ref()
-        .and_then(|p| {
-            p.plugin
-                .manifest()
-                .operator_named_hosts(&instance.config)
-                .ok()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(|host| OperatorNamedHost {
-            host,
-            note: OPERATOR_NAMED_NOTE.to_owned(),
-        })
-        .collect();
-    let progress = daemon.scheduler.progress(&instance.id);
-    let now = now_ms();
-    let newest = store.newest_event_ms(&instance.id).await?;
-    let events_stored = store.event_count(&instance.id).await?;
-    let age_days = instance
-        .credentials_updated_ms
-        .map(|t| (now - t).max(0) / DAY_MS);
-    let credential_warning = age_days
-        .filter(|d| *d >= i64::from(rotation_days))
-        .map(|d| {
-            format!(
-                "credentials are {d} days old (rotation age {rotation_days} days): create new \
-                 credentials at the provider, reconnect (PUT /instances/{}/credentials), then \
-                 revoke the old ones",
-                instance.id
-            )
-        });
-    let phase = progress
-        .as_ref()
-        .map(|p| serde_json::to_value(p.phase).ok())
-        .and_then(|v| v.and_then(|v| v.as_str().map(str::to_owned)))
-        .unwrap_or_else(|| "stopped".to_owned());
+    let o = instances::overview(daemon, instance).await?;
     let status = StatusView {
-        state: instance.status.as_str().to_owned(),
-        message: instance.status_message.clone(),
-        phase,
-        last_success: instance.last_success_ms.map(rfc3339),
-        lag_seconds: lag_ms(progress.as_ref(), newest, now).map(|ms| ms / 1000),
-        events_stored,
-        credential_age_days: age_days,
-        credential_warning,
+        state: o.instance.status.as_str().to_owned(),
+        message: o.instance.status_message.clone(),
+        phase: o.phase,
+        last_success: o.instance.last_success_ms.map(rfc3339),
+        lag_seconds: o.lag_secs,
+        events_stored: o.events_stored,
+        credential_age_days: o.credential_age_days,
+        credential_warning: o.credential_warning,
     };
+    let instance = o.instance;
     Ok(InstanceView {
-        valid: instance.status == ward_store::InstanceStatus::Connected && !settings.disabled,
-        disabled: settings.disabled,
-        requests_per_minute: settings.requests_per_minute.unwrap_or(default_rpm),
+        valid: o.valid,
+        disabled: o.disabled,
+        requests_per_minute: o.requests_per_minute,
         id: instance.id,
         name: instance.name,
         token,
@@ -438,7 +365,14 @@ pub(crate) async fn instance_view(
         tags: instance.tags,
         status,
         configuration: instance.config,
-        operator_named_hosts,
+        operator_named_hosts: o
+            .operator_named_hosts
+            .into_iter()
+            .map(|host| OperatorNamedHost {
+                host,
+                note: OPERATOR_NAMED_NOTE.to_owned(),
+            })
+            .collect(),
     })
 }
 

@@ -308,7 +308,7 @@ impl ApiHarness {
             ids.extend(
                 events
                     .iter()
-                    .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+                    .map(|e| e["eventId"].as_str().unwrap().to_owned()),
             );
             match page["nextCursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),

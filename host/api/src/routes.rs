@@ -529,7 +529,7 @@ pub(crate) async fn instance_events(
         .last()
         .map(|e| cursor::encode_keyed(e.time_ms, &e.event_id));
     Ok(Json(EventsPage {
-        events,
+        events: events.into_iter().map(EventView::from).collect(),
         next_cursor,
     }))
 }
@@ -566,7 +566,10 @@ pub(crate) async fn instance_users(
     let next_cursor = (users.len() == effective as usize)
         .then(|| users.last().map(|u| cursor::encode(&u.user_id)))
         .flatten();
-    Ok(Json(UsersPage { users, next_cursor }))
+    Ok(Json(UsersPage {
+        users: users.into_iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// What the instance's plugin accessed (allowed and denied), newest first.
@@ -605,7 +608,7 @@ pub(crate) async fn instance_egress(
         })
         .flatten();
     Ok(Json(EgressPage {
-        egress: page.into_iter().map(|(_, r)| r).collect(),
+        egress: page.into_iter().map(|(_, r)| EgressView::from(r)).collect(),
         next_cursor,
     }))
 }

@@ -292,8 +292,7 @@ pub struct CreatedView {
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
     /// Events.
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<StoredEvent>,
+    pub events: Vec<EventView>,
     /// Pass as `cursor` for the next page (same filters and order); absent
     /// when this page is empty. With `order=oldest` it also picks up events
     /// stored later.
@@ -305,8 +304,7 @@ pub struct EventsPage {
 #[serde(rename_all = "camelCase")]
 pub struct UsersPage {
     /// Users.
-    #[schema(value_type = Vec<Object>)]
-    pub users: Vec<StoredUser>,
+    pub users: Vec<UserView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -316,13 +314,181 @@ pub struct UsersPage {
 #[serde(rename_all = "camelCase")]
 pub struct EgressPage {
     /// Requests, newest first.
-    #[schema(value_type = Vec<Object>)]
-    pub egress: Vec<EgressRecord>,
+    pub egress: Vec<EgressView>,
     /// Pass as `cursor` for older requests; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn rfc3339(ms: i64) -> String {
+/// Who performed an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorView {
+    /// The provider's id of the actor.
+    pub id: Option<String>,
+    /// `user`, `service`, `system` or `unknown`.
+    pub kind: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+}
+
+/// One normalised audit event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// The instance that ingested it.
+    pub instance_id: String,
+    /// The provider's id for the event (unique per instance).
+    pub event_id: String,
+    /// When it happened (RFC 3339).
+    pub time: String,
+    /// When it happened, in milliseconds since the epoch.
+    pub time_ms: i64,
+    /// Normalised action, e.g. `user.session.start`.
+    pub action: String,
+    /// Who did it.
+    pub actor: ActorView,
+    /// What it was done to (objects with `type`, `id`, `name`).
+    #[schema(value_type = Vec<Object>)]
+    pub targets: serde_json::Value,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    pub outcome: String,
+    /// The provider's original record.
+    #[schema(value_type = Object)]
+    pub raw: serde_json::Value,
+    /// When Ward stored it (RFC 3339).
+    pub ingested: String,
+}
+
+/// A directory user of an instance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// The provider's user id (unique per instance).
+    pub user_id: String,
+    /// Primary email.
+    pub email: Option<String>,
+    /// Login name.
+    pub login: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// The provider's status, e.g. `ACTIVE`.
+    pub status: Option<String>,
+    /// Whether the user holds an administrative role.
+    pub is_admin: bool,
+    /// When the account was created (RFC 3339).
+    pub created: Option<String>,
+    /// When the user last signed in (RFC 3339).
+    pub last_login: Option<String>,
+    /// The provider's original record.
+    #[schema(value_type = Object)]
+    pub raw: serde_json::Value,
+    /// When Ward last wrote this user (RFC 3339).
+    pub updated: String,
+}
+
+/// One request a plugin made (or tried to make).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressView {
+    /// The plugin's key.
+    pub plugin: String,
+    /// The export being run, e.g. `fetch-audit`, `test`.
+    pub call: String,
+    /// When the request started (RFC 3339).
+    pub at: String,
+    /// HTTP method.
+    pub method: String,
+    /// The full URL.
+    pub url: String,
+    /// Whether the sandbox let it through.
+    pub allowed: bool,
+    /// Why it was refused (or a note on why it was allowed).
+    pub reason: Option<String>,
+    /// The manifest grant that allowed it.
+    pub grant: Option<String>,
+    /// HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Response body bytes received.
+    pub bytes_received: u64,
+    /// Time to complete, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Parses JSON kept as text; text that is not JSON is returned as a string.
+fn json_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+impl From<StoredEvent> for EventView {
+    fn from(e: StoredEvent) -> EventView {
+        EventView {
+            time: rfc3339(e.time_ms),
+            ingested: rfc3339(e.ingested_ms),
+            targets: json_text(&e.targets_json),
+            raw: json_text(&e.raw_json),
+            instance_id: e.instance_id,
+            event_id: e.event_id,
+            time_ms: e.time_ms,
+            action: e.action,
+            actor: ActorView {
+                id: e.actor_id,
+                kind: e.actor_kind,
+                name: e.actor_name,
+                email: e.actor_email,
+            },
+            ip: e.ip,
+            user_agent: e.user_agent,
+            outcome: e.outcome,
+        }
+    }
+}
+
+impl From<StoredUser> for UserView {
+    fn from(u: StoredUser) -> UserView {
+        UserView {
+            created: u.created_ms.map(rfc3339),
+            last_login: u.last_login_ms.map(rfc3339),
+            updated: rfc3339(u.updated_ms),
+            raw: json_text(&u.raw_json),
+            user_id: u.user_id,
+            email: u.email,
+            login: u.login,
+            name: u.name,
+            status: u.status,
+            is_admin: u.is_admin,
+        }
+    }
+}
+
+impl From<EgressRecord> for EgressView {
+    fn from(r: EgressRecord) -> EgressView {
+        EgressView {
+            at: rfc3339(r.at_ms),
+            plugin: r.plugin_key,
+            call: r.call,
+            method: r.method,
+            url: r.url,
+            allowed: r.allowed,
+            reason: r.reason,
+            grant: r.grant,
+            status: r.status,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            latency_ms: r.latency_ms,
+        }
+    }
+}
+
+/// RFC 3339 of a time in milliseconds since the epoch.
+pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {

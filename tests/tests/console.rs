@@ -282,6 +282,35 @@ async fn console_pages_show_what_the_daemon_stored() {
         connectors.body
     );
 
+    // Declared vs used: the API token flow never touches the OAuth grant.
+    let (status, usage) = h.get("/elements/okta/usage?days=1").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let grants = usage["grants"].as_array().unwrap();
+    let used: u64 = grants.iter().map(|g| g["requests"].as_u64().unwrap()).sum();
+    assert!(used > 0, "{usage}");
+    assert_eq!(
+        used + usage["denied"].as_u64().unwrap(),
+        usage["requests"].as_u64().unwrap()
+    );
+    assert!(
+        grants.iter().any(|g| g["requests"] == 0),
+        "no unused grant: {usage}"
+    );
+    let snippet = usage["policySnippet"].as_str().unwrap();
+    assert!(snippet.contains("[policy.okta]"), "{snippet}");
+    for path in usage["unusedPaths"].as_array().unwrap() {
+        assert!(snippet.contains(path.as_str().unwrap()), "{snippet}");
+    }
+    let (status, _) = h.get("/elements/okta/usage?days=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let page = tab.get("/console/connectors/okta/usage").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("never used") && page.body.contains("[policy.okta]"),
+        "{}",
+        page.body
+    );
+
     // Delete asks first, then deletes.
     let confirm = tab.get(&format!("{detail}/delete")).await;
     assert!(confirm.body.contains("cannot be undone"));

@@ -87,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::list_elements))
         .routes(routes!(routes::get_element))
+        .routes(routes!(routes::element_usage))
         .routes(routes!(routes::oauth_url))
         .routes(routes!(routes::oauth_callback))
         .routes(routes!(routes::oauth_state))

@@ -203,6 +203,37 @@ pub(crate) async fn get_element(
     Ok(Json(element_view(&element(&state, &key_or_id)?)))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageParams {
+    /// Window in days, 1 to 365 (default 30).
+    days: Option<u32>,
+}
+
+/// Declared vs used: which effective grants, methods and secrets the
+/// element's instances used (from the egress log, the newest 1000 requests
+/// of each instance), and a `[policy.KEY]` narrowing it to that.
+#[utoipa::path(get, path = "/elements/{keyOrId}/usage", tag = "elements",
+    params(("keyOrId" = String, Path, description = "Plugin key or digest"), UsageParams),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = UsageView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn element_usage(
+    State(state): State<AppState>,
+    Path(key_or_id): Path<String>,
+    q: Result<Query<UsageParams>, QueryRejection>,
+) -> ApiResult<Json<UsageView>> {
+    let days = match query(q)?.days {
+        None => 30,
+        Some(d @ 1..=365) => d,
+        Some(d) => {
+            return Err(ApiError::bad_request(format!("days {d}: ask for 1 to 365")));
+        }
+    };
+    let usage = ward_daemon::usage::usage(&state.daemon, &key_or_id, days).await?;
+    Ok(Json(UsageView::from(usage)))
+}
+
 /// Starts an OAuth authorization: issues a single-use `state` and returns
 /// the provider's consent URL. Every query parameter other than the OAuth
 /// client settings (`apiKey`, `apiSecret`, `callbackUrl` or SAP's

@@ -64,6 +64,75 @@ pub struct CallbackView {
     pub state: String,
 }
 
+/// How one grant of a plugin was used.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantUsageView {
+    /// The grant's URL template.
+    pub url: String,
+    /// Its path prefix.
+    pub path_prefix: String,
+    /// Methods the plugin may use under it.
+    pub methods: Vec<String>,
+    /// Methods it used.
+    pub methods_used: Vec<String>,
+    /// Requests it allowed in the window.
+    pub requests: u64,
+    /// Distinct paths requested (at most 20).
+    pub paths_used: Vec<String>,
+}
+
+/// `GET /elements/{keyOrId}/usage`: declared vs used.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    /// Element key.
+    pub element: String,
+    /// Window in days.
+    pub days: u32,
+    /// Instances of the element read.
+    pub instances: usize,
+    /// Requests in the window.
+    pub requests: u64,
+    /// Requests the sandbox denied.
+    pub denied: u64,
+    /// Per effective grant; `requests: 0` means never used.
+    pub grants: Vec<GrantUsageView>,
+    /// Path prefixes of grants never used.
+    pub unused_paths: Vec<String>,
+    /// Secrets never sent.
+    pub unused_secrets: Vec<String>,
+    /// A `[policy.KEY]` for `ward.toml` narrowing the element to what it used.
+    pub policy_snippet: String,
+}
+
+impl From<ward_daemon::usage::Usage> for UsageView {
+    fn from(u: ward_daemon::usage::Usage) -> UsageView {
+        UsageView {
+            element: u.key,
+            days: u.days,
+            instances: u.instances,
+            requests: u.requests,
+            denied: u.denied,
+            grants: u
+                .grants
+                .into_iter()
+                .map(|g| GrantUsageView {
+                    url: g.url,
+                    path_prefix: g.path_prefix,
+                    methods: g.methods,
+                    methods_used: g.methods_used,
+                    requests: g.requests,
+                    paths_used: g.paths_used,
+                })
+                .collect(),
+            unused_paths: u.unused_paths,
+            unused_secrets: u.unused_secrets,
+            policy_snippet: u.snippet,
+        }
+    }
+}
+
 /// `GET /oauth/states/{state}`: where a consent the operator started
 /// stands.
 #[derive(Debug, Serialize, ToSchema)]

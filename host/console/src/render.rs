@@ -9,6 +9,7 @@ use ward_api::{EgressView, EventView, rfc3339};
 use ward_daemon::connect::Connected;
 use ward_daemon::instances::Overview;
 use ward_daemon::registry::{LoadedPlugin, PendingPlugin};
+use ward_daemon::usage::Usage;
 use ward_store::Instance;
 
 use crate::routes::EventFilters;
@@ -374,7 +375,8 @@ pub(crate) fn connectors(
                 @let m = p.plugin.manifest();
                 section aria-label=(m.name) {
                     h2 { (m.name) " " (m.version) }
-                    p { "Key " code { (m.key) } " · vendor " (m.vendor) " · signature " (p.signature.to_string()) }
+                    p { "Key " code { (m.key) } " · vendor " (m.vendor) " · signature " (p.signature.to_string())
+                        " · " a href={"/console/connectors/" (m.key) "/usage"} { "Declared vs used" } }
                     details {
                         summary { "Effective permissions (manifest ∩ operator policy)" }
                         pre tabindex="0" { code { (serde_json::to_string_pretty(&p.effective).unwrap_or_default()) } }
@@ -390,6 +392,38 @@ pub(crate) fn connectors(
                     }
                 }
             }
+        },
+    )
+}
+
+pub(crate) fn usage(session: &Session, u: &Usage) -> Markup {
+    layout(
+        &format!("Declared vs used: {}", u.key),
+        Some(session),
+        html! {
+            p { "The last " (u.days) " days of the egress log (the newest 1000 requests of each instance): "
+                (u.requests) " requests by " (u.instances) " instance(s), " (u.denied) " denied." }
+            table {
+                caption { "Effective grants and their use" }
+                thead { tr {
+                    th scope="col" { "Grant" } th scope="col" { "Methods allowed" } th scope="col" { "Methods used" }
+                    th scope="col" { "Requests" } th scope="col" { "Paths used" }
+                } }
+                tbody {
+                    @for g in &u.grants {
+                        tr class=(if g.requests == 0 { "bad" } else { "ok" }) {
+                            td { code { (g.url) } }
+                            td { (g.methods.join(", ")) }
+                            td { (if g.methods_used.is_empty() { "never used".to_owned() } else { g.methods_used.join(", ") }) }
+                            td { (g.requests) }
+                            td { (g.paths_used.join(" ")) }
+                        }
+                    }
+                }
+            }
+            p { "Secrets never sent: " (if u.unused_secrets.is_empty() { "none".to_owned() } else { u.unused_secrets.join(", ") }) }
+            h2 { "Narrowing policy for ward.toml" }
+            pre tabindex="0" aria-label="Policy snippet" { code { (u.snippet) } }
         },
     )
 }

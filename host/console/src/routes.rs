@@ -84,6 +84,7 @@ pub(crate) fn router(console: Console) -> Router {
         .route("/console/instances/{id}/events.ndjson", get(export))
         .route("/console/instances/{id}/egress", get(egress_page))
         .route("/console/connectors", get(connectors_page))
+        .route("/console/connectors/{key}/usage", get(usage_page))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(console.clone(), session::require));
     Router::new()
@@ -474,4 +475,21 @@ async fn connectors_page(
         &registry.list(),
         &registry.pending(),
     ))
+}
+
+#[derive(Deserialize)]
+struct UsageQuery {
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+async fn usage_page(
+    State(console): State<Console>,
+    Extension(session): Extension<Session>,
+    Path(key): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> Page {
+    let days = q.days.unwrap_or(30).clamp(1, 365);
+    let u = ward_daemon::usage::usage(&console.daemon, &key, days).await?;
+    Ok(render::usage(&session, &u))
 }

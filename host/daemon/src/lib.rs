@@ -13,6 +13,8 @@
 //! - [`scheduler`]: one worker per instance: backfill, then poll; shared
 //!   rate budgets; status.
 //! - [`refresh`]: host-side OAuth2 refresh, one at a time per instance.
+//! - [`usage`]: declared vs used, from the egress log, with a narrowing
+//!   `[policy.KEY]`.
 //! - [`bundled`]: the connectors compiled into the binary.
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub mod refresh;
 pub mod registry;
 pub mod scheduler;
 mod token;
+pub mod usage;
 
 pub use config::Config;
 pub use registry::Registry;

@@ -324,3 +324,62 @@ async fn console_pages_show_what_the_daemon_stored() {
     assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{deleted:?}");
     assert!(h.instance_ids().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_upgrade_is_approved_from_the_console_with_its_csrf_token_only() {
+    let plugins = tempfile::tempdir().unwrap();
+    ward_tests::plugin_files::write(
+        plugins.path(),
+        "okta-9.9.9.wasm",
+        &ward_tests::plugin_files::widened_okta(),
+    );
+    let dir = plugins.path().to_path_buf();
+    let ca = TestCa::generate().unwrap();
+    // Dev mode loads the unsigned upgrade; it never skips approval.
+    let h = ApiHarness::start(ca, vec![], move |c| {
+        c.dev = true;
+        c.plugins.dirs = vec![dir];
+    })
+    .await;
+    let pending = h.daemon.registry.pending();
+    assert_eq!(pending.len(), 1);
+    let digest = pending[0].digest.clone();
+    let mut tab = ConsoleTab::open(&h);
+    tab.get(&h.console.one_time_link(&h.url)).await;
+    let page = tab.get("/console/connectors").await;
+    assert!(
+        page.body.contains("9.9.9") && page.body.contains("exfil.example"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&digest), "{}", page.body);
+
+    // Without the CSRF token nothing is approved.
+    let refused = tab
+        .post("/console/connectors/okta/approve", &[("digest", &digest)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert_eq!(h.daemon.registry.pending().len(), 1);
+    assert_ne!(
+        h.daemon
+            .registry
+            .get("okta")
+            .unwrap()
+            .plugin
+            .manifest()
+            .version,
+        "9.9.9"
+    );
+
+    let done = tab
+        .submit(
+            "/console/connectors",
+            "/console/connectors/okta/approve",
+            &[("digest", &digest)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{done:?}");
+    assert!(h.daemon.registry.pending().is_empty());
+    let (_, okta) = h.get("/elements/okta").await;
+    assert_eq!(okta["version"], "9.9.9", "{okta}");
+}

@@ -388,7 +388,13 @@ pub(crate) fn connectors(
                 ul {
                     @for p in pending {
                         li { strong { (p.key) " " (p.version) } " asks for more than approved: " (p.widenings.join("; "))
-                            ". Review with " code { "ward plugin diff" } ", then " code { "ward plugin approve" } "." }
+                            " (digest " code { (p.digest) } "; " code { "ward plugin diff" } " shows the whole difference). "
+                            form.inline method="post" action={"/console/connectors/" (p.key) "/approve"} {
+                                (csrf(session))
+                                input type="hidden" name="digest" value=(p.digest);
+                                button type="submit" aria-label={"Approve " (p.key) " " (p.version)} { "Approve" }
+                            }
+                        }
                     }
                 }
             }

@@ -41,6 +41,9 @@ pub(crate) enum ConsoleError {
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
+    /// The plugin registry refused.
+    #[error(transparent)]
+    Registry(#[from] ward_daemon::registry::RegistryError),
 }
 
 impl IntoResponse for ConsoleError {
@@ -52,7 +55,8 @@ impl IntoResponse for ConsoleError {
             | ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Instance(InstanceError::Tags(_) | InstanceError::EmptyName)
             | ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ConsoleError::Instance(InstanceError::PluginGone { .. }) => StatusCode::CONFLICT,
+            ConsoleError::Instance(InstanceError::PluginGone { .. })
+            | ConsoleError::Registry(_) => StatusCode::CONFLICT,
             ConsoleError::Instance(InstanceError::Store(_)) | ConsoleError::Store(_) => {
                 tracing::error!(error = %self, "store error in a console request");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -85,6 +89,7 @@ pub(crate) fn router(console: Console) -> Router {
         .route("/console/instances/{id}/egress", get(egress_page))
         .route("/console/connectors", get(connectors_page))
         .route("/console/connectors/{key}/usage", get(usage_page))
+        .route("/console/connectors/{key}/approve", post(approve))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(console.clone(), session::require));
     Router::new()
@@ -492,4 +497,24 @@ async fn usage_page(
     let days = q.days.unwrap_or(30).clamp(1, 365);
     let u = ward_daemon::usage::usage(&console.daemon, &key, days).await?;
     Ok(render::usage(&session, &u))
+}
+
+#[derive(Deserialize)]
+struct ApproveForm {
+    digest: String,
+}
+
+/// Approves a held upgrade (the same as `ward plugin approve KEY DIGEST`):
+/// recorded in the store and loaded at once.
+async fn approve(
+    State(console): State<Console>,
+    Path(key): Path<String>,
+    Form(form): Form<ApproveForm>,
+) -> Result<Redirect, ConsoleError> {
+    let daemon = &console.daemon;
+    daemon
+        .registry
+        .approve(&daemon.store, &key, &form.digest)
+        .await?;
+    Ok(Redirect::to("/console/connectors"))
 }

@@ -141,12 +141,7 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Result<Response, ConsoleError> {
     let expected = session::cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if expected.is_empty()
-        || !session::csrf_ok(
-            format!("{}={}", session::CSRF_FIELD, form.csrf).as_bytes(),
-            &expected,
-        )
-    {
+    if expected.is_empty() || !session::same(&form.csrf, &expected) {
         return Ok((
             StatusCode::FORBIDDEN,
             "the sign-in form's CSRF token is missing or stale: reload the sign-in page",
@@ -155,13 +150,9 @@ async fn sign_in(
     }
     let hashes = console.daemon.store.api_secret_hashes().await?;
     let matches = |name: &str, secret: &str| {
-        hashes.get(name).is_some_and(|h| {
-            use subtle::ConstantTimeEq;
-            bool::from(
-                h.as_bytes()
-                    .ct_eq(ward_daemon::consent::sha256_hex(secret).as_bytes()),
-            )
-        })
+        hashes
+            .get(name)
+            .is_some_and(|h| session::same(h, &ward_daemon::consent::sha256_hex(secret)))
     };
     // Both are checked, whatever the first says.
     let user_ok = matches("user", &form.user);

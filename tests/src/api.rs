@@ -13,6 +13,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use ward_console::Console;
 use ward_daemon::Daemon;
 use ward_daemon::config::Config;
 use ward_standins::tls::TestCa;
@@ -23,6 +24,8 @@ pub struct ApiHarness {
     pub ca: TestCa,
     /// The daemon behind the API.
     pub daemon: Daemon,
+    /// The console served beside the API (for one-time sign-in links).
+    pub console: Console,
     /// Its data directory.
     pub dir: TempDir,
     /// Base URL of Ward's API, `http://127.0.0.1:<port>`.
@@ -46,10 +49,11 @@ impl ApiHarness {
         tweak: impl FnOnce(&mut Config),
     ) -> ApiHarness {
         let dir = tempfile::tempdir().unwrap();
-        let (daemon, url, auth, browser) = serve(&ca, dir.path(), &hosts, tweak).await;
+        let (daemon, console, url, auth, browser) = serve(&ca, dir.path(), &hosts, tweak).await;
         ApiHarness {
             ca,
             daemon,
+            console,
             dir,
             url,
             auth,
@@ -69,9 +73,11 @@ impl ApiHarness {
         tweak: impl FnOnce(&mut Config),
     ) -> usize {
         self.daemon.shutdown().await;
-        let (daemon, url, auth, browser) = serve(&self.ca, self.dir.path(), &hosts, tweak).await;
+        let (daemon, console, url, auth, browser) =
+            serve(&self.ca, self.dir.path(), &hosts, tweak).await;
         let resumed = daemon.scheduler.resume_all().await.unwrap();
         self.daemon = daemon;
+        self.console = console;
         self.url = url;
         self.auth = auth;
         self.browser = browser;
@@ -308,7 +314,7 @@ impl ApiHarness {
             ids.extend(
                 events
                     .iter()
-                    .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+                    .map(|e| e["eventId"].as_str().unwrap().to_owned()),
             );
             match page["nextCursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
@@ -346,7 +352,7 @@ async fn serve(
     dir: &std::path::Path,
     hosts: &[(String, SocketAddr)],
     tweak: impl FnOnce(&mut Config),
-) -> (Daemon, String, String, reqwest::Client) {
+) -> (Daemon, Console, String, String, reqwest::Client) {
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.ca_pem()).unwrap();
     let mut config = Config {
@@ -374,7 +380,7 @@ async fn serve(
         .header();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = ward_api::router(daemon.clone());
+    let (app, console) = ward::serve::app(&daemon);
     tokio::spawn(ward_api::serve(listener, app, std::future::pending()));
 
     let mut browser = reqwest::Client::builder()
@@ -383,7 +389,7 @@ async fn serve(
     for (host, addr) in hosts {
         browser = browser.resolve(host, *addr);
     }
-    (daemon, url, auth, browser.build().unwrap())
+    (daemon, console, url, auth, browser.build().unwrap())
 }
 
 /// A query parameter of `url`.

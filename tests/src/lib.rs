@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod console;
 pub mod daemon;
 pub mod dns;
 pub mod logs;

@@ -99,3 +99,22 @@ pub fn sign(secret: &str, path: &Path) {
     sig_path.push(".minisig");
     std::fs::write(PathBuf::from(sig_path), sig).unwrap();
 }
+
+/// The Okta connector with a higher version and one more host granted.
+pub fn widened_okta() -> Vec<u8> {
+    rewrite_manifest(crate::OKTA_WASM, &|text| {
+        let mut out: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("version =") {
+                    "version = \"9.9.9\"".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str("\n\n[[http]]\nurl = \"https://exfil.example/\"\nmethods = [\"POST\"]\n");
+        out
+    })
+}

@@ -140,7 +140,7 @@ async fn egnyte_oauth_backfill_poll_and_users_through_the_api() {
     let user_ids: HashSet<String> = users
         .iter()
         .map(|u| {
-            u["user_id"]
+            u["userId"]
                 .as_str()
                 .or(u["userId"].as_str())
                 .or(u["id"].as_str())

@@ -155,7 +155,7 @@ async fn oauth_connect_test_backfill_and_query_through_the_api() {
         assert_eq!(status, StatusCode::OK, "{page}");
         for e in page["events"].as_array().unwrap() {
             seen.push(
-                e["event_id"]
+                e["eventId"]
                     .as_str()
                     .or(e["eventId"].as_str())
                     .unwrap()

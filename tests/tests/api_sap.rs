@@ -215,7 +215,7 @@ async fn the_sap_guide_requests_work_verbatim_with_a_client_owned_callback() {
     };
     let ids: std::collections::HashSet<&str> = events
         .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
+        .map(|e| e["eventId"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), expected, "every event once");
 

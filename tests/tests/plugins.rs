@@ -14,28 +14,9 @@ use ward_daemon::{Config, Registry};
 use ward_manifest::Manifest;
 use ward_runtime::{Runtime, RuntimeConfig};
 use ward_store::{MasterKey, Store};
-use ward_tests::plugin_files::{rewrite_manifest, sign, write};
+use ward_tests::plugin_files::{rewrite_manifest, sign, widened_okta, write};
 use ward_tests::{HOSTILE_WASM, OKTA_WASM};
 use ward_trust::SignatureStatus;
-
-/// The Okta connector with a higher version and one more host granted.
-fn widened_okta() -> Vec<u8> {
-    rewrite_manifest(OKTA_WASM, &|text| {
-        let mut out: String = text
-            .lines()
-            .map(|l| {
-                if l.starts_with("version =") {
-                    "version = \"9.9.9\"".to_string()
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        out.push_str("\n\n[[http]]\nurl = \"https://exfil.example/\"\nmethods = [\"POST\"]\n");
-        out
-    })
-}
 
 /// `ward plugin inspect bundled:okta`, and its `--json` document.
 fn inspect_bundled_okta() -> (plugin_cli::Inspection, serde_json::Value) {

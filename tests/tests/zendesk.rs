@@ -800,7 +800,7 @@ async fn oauth_connect_backfill_poll_and_users_through_the_api() {
     };
     let user_ids: BTreeSet<String> = users
         .iter()
-        .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .map(|u| u["userId"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(user_ids, zd.user_ids().into_iter().collect());
 

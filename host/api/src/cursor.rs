@@ -52,7 +52,7 @@ pub(crate) fn decode(cursor: &str) -> Result<String, ApiError> {
 }
 
 /// The `(time, id)` position a cursor stands for.
-pub(crate) fn decode_keyed(cursor: &str) -> Result<(i64, String), ApiError> {
+pub fn decode_keyed(cursor: &str) -> Result<(i64, String), ApiError> {
     let position = decode(cursor)?;
     let (t, id) = position.split_once(':').ok_or_else(refused)?;
     Ok((t.parse().map_err(|_| refused())?, id.to_owned()))

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use ward_daemon::connect::ConnectError;
 use ward_daemon::consent::ConsentError;
+use ward_daemon::instances::InstanceError;
 use ward_runtime::CallError;
 use ward_runtime::types::PluginError;
 use ward_store::StoreError;
@@ -131,11 +132,34 @@ impl From<ConsentError> for ApiError {
             ConsentError::OtherElement { .. } | ConsentError::Mismatch { .. } => {
                 ApiError::conflict(e.to_string())
             }
-            ConsentError::MissingClient { .. } | ConsentError::BadCallback(_) => {
-                ApiError::bad_request(e.to_string())
+            ConsentError::MissingState => ApiError::unauthorized(e.to_string()),
+            ConsentError::MissingClient { .. }
+            | ConsentError::BadCallback(_)
+            | ConsentError::MissingClientId
+            | ConsentError::NoCallbackUrl
+            | ConsentError::MalformedCallback => ApiError::bad_request(e.to_string()),
+            ConsentError::Declined { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "access_denied", e.to_string())
             }
             ConsentError::Connect(c) => c.into(),
             ConsentError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<InstanceError> for ApiError {
+    fn from(e: InstanceError) -> ApiError {
+        match e {
+            InstanceError::NotFound(_) | InstanceError::UnknownElement(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            InstanceError::PluginGone { .. } => ApiError::conflict(e.to_string()),
+            InstanceError::Tags(_) => ApiError::unprocessable(e.to_string()),
+            InstanceError::EmptyName => ApiError::bad_request(e.to_string()),
+            InstanceError::Rejected { plugin, source } => call_error(&plugin, &source),
+            InstanceError::Consent(c) => c.into(),
+            InstanceError::Connect(c) => c.into(),
+            InstanceError::Store(s) => s.into(),
         }
     }
 }

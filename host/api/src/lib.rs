@@ -28,6 +28,7 @@ use ward_daemon::Daemon;
 pub use error::{ApiError, ErrorBody};
 pub use secrets::{ApiSecrets, SecretsError, ensure_api_secrets, sha256_hex};
 pub use server::serve;
+pub use views::{ActorView, EgressView, EventView, UserView, rfc3339};
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -86,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::list_elements))
         .routes(routes!(routes::get_element))
+        .routes(routes!(routes::element_usage))
         .routes(routes!(routes::oauth_url))
         .routes(routes!(routes::oauth_callback))
         .routes(routes!(routes::oauth_state))

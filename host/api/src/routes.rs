@@ -11,19 +11,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use ward_daemon::connect::{self, Connected, NewConnection};
-use ward_daemon::consent::{self, CALLBACK_PATH, ClientSettings, CodeGrant, ConsentError, RESTART};
+use ward_daemon::connect::Connected;
+use ward_daemon::consent::{self, Callback, ClientSettings, CodeGrant, RESTART};
+use ward_daemon::instances::{self, Credentials, NewInstance, Update, lag_ms, now_ms};
 use ward_daemon::metrics::Snapshot;
 use ward_daemon::registry::LoadedPlugin;
-use ward_runtime::types::PluginError;
 use ward_runtime::types::{BasicCredentials, Grant};
-use ward_runtime::{CallError, SecretSet};
-use ward_store::{EventOrder, EventQuery, Instance, OauthState};
+use ward_store::{EventOrder, EventQuery};
 
 use crate::AppState;
 use crate::cursor;
-use crate::error::{ApiError, ErrorBody, call_error};
-use crate::secrets::{random_token, sha256_hex};
+use crate::error::{ApiError, ErrorBody};
+use crate::secrets::sha256_hex;
 use crate::views::*;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -42,20 +41,7 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 }
 
 fn element(state: &AppState, key_or_id: &str) -> ApiResult<LoadedPlugin> {
-    if let Some(p) = state.daemon.registry.get(key_or_id) {
-        return Ok(p);
-    }
-    state
-        .daemon
-        .registry
-        .list()
-        .into_iter()
-        .find(|p| p.plugin.digest() == key_or_id)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no installed element {key_or_id:?}; GET /elements lists them"
-            ))
-        })
+    Ok(instances::element(&state.daemon, key_or_id)?)
 }
 
 fn element_view(p: &LoadedPlugin) -> ElementView {
@@ -91,25 +77,6 @@ fn pending_view(p: &ward_daemon::registry::PendingPlugin) -> ElementView {
     }
 }
 
-async fn load_instance(state: &AppState, id: &str) -> ApiResult<Instance> {
-    state
-        .daemon
-        .store
-        .instance(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no instance {id}; GET /instances lists them")))
-}
-
-fn plugin_of(state: &AppState, instance: &Instance) -> ApiResult<LoadedPlugin> {
-    state.daemon.registry.get(&instance.plugin_key).ok_or_else(|| {
-        ApiError::conflict(format!(
-            "instance {} runs element {:?}, which is no longer installed; reinstall it or delete \
-             the instance",
-            instance.id, instance.plugin_key
-        ))
-    })
-}
-
 async fn test_view(state: &AppState, c: Connected) -> ApiResult<TestView> {
     let (ok, checks, error, account_name, principal) = match c.report {
         Ok(r) => (
@@ -137,39 +104,6 @@ async fn test_view(state: &AppState, c: Connected) -> ApiResult<TestView> {
         principal,
         instance,
     })
-}
-
-/// What `providerData` asks for: an OAuth code (with or without Ward's
-/// state), or credentials `exchange` takes as they are.
-enum ProviderGrant {
-    Code(CodeGrant),
-    Direct(Grant),
-}
-
-/// Most tags an instance may carry.
-pub const MAX_TAGS: usize = 32;
-/// Longest tag, in characters.
-pub const MAX_TAG_CHARS: usize = 64;
-
-/// Tags are labels for people and dashboards: a bounded number of short,
-/// non-empty strings.
-fn check_tags(tags: &[String]) -> ApiResult<()> {
-    if tags.len() > MAX_TAGS {
-        return Err(ApiError::unprocessable(format!(
-            "{} tags given; an instance carries at most {MAX_TAGS}",
-            tags.len()
-        )));
-    }
-    if let Some(t) = tags
-        .iter()
-        .find(|t| t.trim().is_empty() || t.chars().count() > MAX_TAG_CHARS)
-    {
-        let shown: String = t.chars().take(MAX_TAG_CHARS).collect();
-        return Err(ApiError::unprocessable(format!(
-            "tag {shown:?}: each tag must be 1 to {MAX_TAG_CHARS} characters"
-        )));
-    }
-    Ok(())
 }
 
 /// The OAuth client settings under SAP Open Connectors' names, taken out of
@@ -201,10 +135,10 @@ fn take_client_settings(
 }
 
 /// Parses `providerData` (with the request's OAuth client settings).
-fn provider_grant(data: ProviderData, client: ClientSettings) -> ApiResult<ProviderGrant> {
+fn provider_grant(data: ProviderData, client: ClientSettings) -> ApiResult<Credentials> {
     let direct = |grant| {
         if client == ClientSettings::default() {
-            Ok(ProviderGrant::Direct(grant))
+            Ok(Credentials::Direct(grant))
         } else {
             Err(ApiError::bad_request(
                 "oauth.api.key, oauth.api.secret and oauth.callback.url apply only to \
@@ -219,7 +153,7 @@ fn provider_grant(data: ProviderData, client: ClientSettings) -> ApiResult<Provi
             api_token: None,
             username: None,
             password: None,
-        } => Ok(ProviderGrant::Code(CodeGrant {
+        } => Ok(Credentials::Code(CodeGrant {
             code,
             state: state.filter(|s| !s.is_empty()),
             client,
@@ -269,6 +203,37 @@ pub(crate) async fn get_element(
     Ok(Json(element_view(&element(&state, &key_or_id)?)))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageParams {
+    /// Window in days, 1 to 365 (default 30).
+    days: Option<u32>,
+}
+
+/// Declared vs used: which effective grants, methods and secrets the
+/// element's instances used (from the egress log, the newest 1000 requests
+/// of each instance), and a `[policy.KEY]` narrowing it to that.
+#[utoipa::path(get, path = "/elements/{keyOrId}/usage", tag = "elements",
+    params(("keyOrId" = String, Path, description = "Plugin key or digest"), UsageParams),
+    security(("UserOrganization" = [])),
+    responses((status = 200, body = UsageView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn element_usage(
+    State(state): State<AppState>,
+    Path(key_or_id): Path<String>,
+    q: Result<Query<UsageParams>, QueryRejection>,
+) -> ApiResult<Json<UsageView>> {
+    let days = match query(q)?.days {
+        None => 30,
+        Some(d @ 1..=365) => d,
+        Some(d) => {
+            return Err(ApiError::bad_request(format!("days {d}: ask for 1 to 365")));
+        }
+    };
+    let usage = ward_daemon::usage::usage(&state.daemon, &key_or_id, days).await?;
+    Ok(Json(UsageView::from(usage)))
+}
+
 /// Starts an OAuth authorization: issues a single-use `state` and returns
 /// the provider's consent URL. Every query parameter other than the OAuth
 /// client settings (`apiKey`, `apiSecret`, `callbackUrl` or SAP's
@@ -291,65 +256,11 @@ pub(crate) async fn oauth_url(
 ) -> ApiResult<Json<OauthUrlView>> {
     let mut params: BTreeMap<String, String> = query(q)?.into_iter().collect();
     let loaded = element(&state, &key_or_id)?;
-    let manifest = loaded.plugin.manifest();
     let client = take_client_settings(&mut params, true)?;
-    let client_id = client.client_id.ok_or_else(|| {
-        ApiError::bad_request("apiKey (or oauth.api.key: the OAuth client id) is required")
-    })?;
-    let client_secret = client.client_secret;
-    let callback_url = match client.callback_url {
-        Some(u) => u,
-        None => match &state.daemon.config.api.public_url {
-            Some(base) => format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')),
-            None => {
-                return Err(ApiError::bad_request(
-                    "callbackUrl (or oauth.callback.url) is required when [api] public_url is \
-                     not configured",
-                ));
-            }
-        },
-    };
-    consent::check_callback_url(&callback_url)?;
-    let mut config = manifest
-        .resolve_aliases(&params)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    if manifest.config.iter().any(|f| f.name == "client_id") {
-        config.insert("client_id".to_owned(), client_id.clone());
-    }
-    let config = manifest
-        .validate_config(&config)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let mut host = BTreeMap::new();
-    if let Some(s) = &client_secret {
-        host.insert("client_secret".to_owned(), s.clone());
-    }
-    let bound = loaded
-        .plugin
-        .bind("oauth", &config, SecretSet::new(host), None)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let oauth_state = random_token();
-    let report = bound.auth_url(&callback_url, &oauth_state).await;
-    let oauth_url = report.result.map_err(|e| call_error(&manifest.key, &e))?;
-    let ttl_ms = i64::try_from(state.daemon.config.api.oauth_state_ttl_secs)
-        .unwrap_or(i64::MAX / 2_000)
-        .saturating_mul(1000);
-    state
-        .daemon
-        .store
-        .create_oauth_state(&OauthState {
-            state_sha256: sha256_hex(&oauth_state),
-            element_key: manifest.key.clone(),
-            config,
-            client_id,
-            client_secret,
-            callback_url,
-            expires_ms: now_ms().saturating_add(ttl_ms),
-            code_sha256: None,
-        })
-        .await?;
+    let begun = consent::begin(&state.daemon, &loaded, &params, client).await?;
     Ok(Json(OauthUrlView {
-        element: manifest.key.clone(),
-        oauth_url,
+        element: begun.element,
+        oauth_url: begun.oauth_url,
     }))
 }
 
@@ -368,58 +279,22 @@ pub(crate) async fn oauth_callback(
     State(state): State<AppState>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<CallbackView>> {
-    let params =
+    let mut params =
         query(q).map_err(|e| ApiError::unauthorized(format!("{}; {RESTART}", e.message)))?;
-    let Some(oauth_state) = params.get("state").filter(|s| !s.is_empty()) else {
-        return Err(ApiError::unauthorized(format!(
-            "missing OAuth state; {RESTART}"
-        )));
-    };
-    let hash = sha256_hex(oauth_state);
-    if let Some(error) = params.get("error") {
-        let Some(key) = state.daemon.store.oauth_state_declined(&hash).await? else {
-            return Err(ApiError::unauthorized(format!(
-                "unknown, expired or already used OAuth state; {RESTART}"
-            )));
-        };
-        let provider = state
-            .daemon
-            .registry
-            .get(&key)
-            .map(|p| p.plugin.manifest().name.clone())
-            .unwrap_or_else(|| key.clone());
-        let description = params
-            .get("error_description")
-            .map(|d| format!(": {d}"))
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "access_denied",
-            format!(
-                "the user declined access at {provider} ({error}{description}): nothing was \
-                 created; start again at GET /elements/{key}/oauth/url"
-            ),
-        ));
-    }
-    let Some(code) = params.get("code").filter(|c| !c.is_empty()) else {
-        return Err(ApiError::bad_request(
-            "the callback has neither `code` nor `error`; the provider's redirect is malformed",
-        ));
-    };
-    let Some(key) = state
-        .daemon
-        .store
-        .oauth_state_returned(&hash, &sha256_hex(code), code)
-        .await?
-    else {
-        return Err(ApiError::unauthorized(format!(
-            "unknown, expired or already used OAuth state; {RESTART}"
-        )));
-    };
+    let returned = consent::complete(
+        &state.daemon,
+        Callback {
+            state: params.remove("state"),
+            code: params.remove("code"),
+            error: params.remove("error"),
+            error_description: params.remove("error_description"),
+        },
+    )
+    .await?;
     Ok(Json(CallbackView {
-        element: key,
-        code: code.clone(),
-        state: oauth_state.clone(),
+        element: returned.element,
+        code: returned.code,
+        state: returned.state,
     }))
 }
 
@@ -476,50 +351,22 @@ pub(crate) async fn create_instance(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: CreateInstance = parse_body(&body)?;
-    check_tags(&req.tags)?;
-    let loaded = element(&state, &req.element.key)?;
-    let key = loaded.plugin.manifest().key.clone();
     let mut config = req.configuration;
     let client = take_client_settings(&mut config, false)?;
-    let name = req
-        .name
-        .unwrap_or_else(|| loaded.plugin.manifest().name.clone());
-    let store = &state.daemon.store;
-    let connected = match provider_grant(req.provider_data, client)? {
-        ProviderGrant::Code(code) => {
-            consent::create(store, &loaded.plugin, code, name, config, req.tags).await?
-        }
-        ProviderGrant::Direct(grant) => {
-            connect::create(
-                store,
-                &loaded.plugin,
-                NewConnection {
-                    name,
-                    config,
-                    tags: req.tags,
-                    grant,
-                    host_secrets: BTreeMap::new(),
-                },
-            )
-            .await?
-        }
-    };
-    let id = connected.instance.id.clone();
-    if let Err(e @ CallError::Plugin(PluginError::Unauthorized(_))) = &connected.report {
-        // The provider refused the credentials outright: keep nothing.
-        state.daemon.store.delete_instance(&id).await?;
-        return Err(call_error(&key, e));
-    }
-    let token = random_token();
-    state
-        .daemon
-        .store
-        .set_instance_token(&id, &sha256_hex(&token))
-        .await?;
-    state.daemon.scheduler.start_after_test(&connected);
-    let view = test_view(&state, connected).await?;
+    let created = instances::create(
+        &state.daemon,
+        NewInstance {
+            element: req.element.key,
+            name: req.name,
+            config,
+            tags: req.tags,
+            credentials: provider_grant(req.provider_data, client)?,
+        },
+    )
+    .await?;
+    let view = test_view(&state, created.connected).await?;
     let mut instance = view.instance;
-    instance.token = Some(token);
+    instance.token = Some(created.token);
     let created = CreatedView {
         instance,
         checks: view.checks,
@@ -539,7 +386,7 @@ pub(crate) async fn get_instance(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<InstanceView>> {
-    let i = load_instance(&state, &id).await?;
+    let i = instances::get(&state.daemon, &id).await?;
     Ok(Json(instance_view(&state.daemon, i, None).await?))
 }
 
@@ -555,42 +402,17 @@ pub(crate) async fn patch_instance(
     body: Bytes,
 ) -> ApiResult<Json<InstanceView>> {
     let patch: PatchInstance = parse_body(&body)?;
-    if let Some(tags) = &patch.tags {
-        check_tags(tags)?;
-    }
-    let instance = load_instance(&state, &id).await?;
-    let store = &state.daemon.store;
-    if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::bad_request("name must not be empty"));
-    }
-    store
-        .update_instance(
-            &id,
-            patch.name.as_deref(),
-            patch.tags.as_deref(),
-            patch.requests_per_minute.map(|r| (r > 0).then_some(r)),
-        )
-        .await?;
-    if let Some(rate) = patch.requests_per_minute {
-        state
-            .daemon
-            .scheduler
-            .apply_rate(&id, &instance.plugin_key, (rate > 0).then_some(rate));
-    }
-    if let Some(disabled) = patch.disabled {
-        let was = store
-            .instance_settings(&id)
-            .await?
-            .is_some_and(|s| s.disabled);
-        if disabled && !was {
-            state.daemon.scheduler.stop(&id);
-            store.set_disabled(&id, true).await?;
-        } else if !disabled && was {
-            store.set_disabled(&id, false).await?;
-            state.daemon.scheduler.start(&instance.id);
-        }
-    }
-    let i = load_instance(&state, &id).await?;
+    let i = instances::update(
+        &state.daemon,
+        &id,
+        Update {
+            name: patch.name,
+            tags: patch.tags,
+            requests_per_minute: patch.requests_per_minute,
+            disabled: patch.disabled,
+        },
+    )
+    .await?;
     Ok(Json(instance_view(&state.daemon, i, None).await?))
 }
 
@@ -603,9 +425,7 @@ pub(crate) async fn delete_instance(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    load_instance(&state, &id).await?;
-    state.daemon.scheduler.stop(&id);
-    state.daemon.store.delete_instance(&id).await?;
+    instances::delete(&state.daemon, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -618,25 +438,7 @@ pub(crate) async fn test_instance(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TestView>> {
-    let instance = load_instance(&state, &id).await?;
-    let loaded = plugin_of(&state, &instance)?;
-    let disabled = state
-        .daemon
-        .store
-        .instance_settings(&id)
-        .await?
-        .is_some_and(|s| s.disabled);
-    let connected =
-        connect::test_now(&state.daemon.store, &loaded.plugin, &instance, !disabled).await?;
-    if !disabled {
-        // Test now is the operator's verdict on the instance: passing
-        // releases a halted instance, failing halts it (no calls with
-        // credentials or a role known not to work, not even after a restart).
-        if !state.daemon.scheduler.start_after_test(&connected) {
-            state.daemon.scheduler.stop(&id);
-            state.daemon.store.set_halted(&id, true).await?;
-        }
-    }
+    let connected = instances::test_now(&state.daemon, &id).await?;
     Ok(Json(test_view(&state, connected).await?))
 }
 
@@ -653,8 +455,8 @@ pub(crate) async fn put_credentials(
     body: Bytes,
 ) -> ApiResult<Json<TestView>> {
     let req: Reconnect = parse_body(&body)?;
-    let instance = load_instance(&state, &id).await?;
-    let loaded = plugin_of(&state, &instance)?;
+    // The instance must exist before its body is judged (404 first).
+    instances::get(&state.daemon, &id).await?;
     let mut configuration = req.configuration;
     let client = take_client_settings(&mut configuration, false)?;
     if let Some(field) = configuration.keys().next() {
@@ -664,28 +466,8 @@ pub(crate) async fn put_credentials(
              instance to change it"
         )));
     }
-    let grant = provider_grant(req.provider_data, client)?;
-    let store = &state.daemon.store;
-    let disabled = store
-        .instance_settings(&id)
-        .await?
-        .is_some_and(|s| s.disabled);
-    state.daemon.scheduler.stop(&id);
-    let connected = match grant {
-        ProviderGrant::Code(code) => {
-            consent::reconnect(store, &loaded.plugin, &instance, code).await
-        }
-        ProviderGrant::Direct(grant) => {
-            connect::reconnect(store, &loaded.plugin, &instance, &grant, &BTreeMap::new())
-                .await
-                .map_err(ConsentError::from)
-        }
-    }?;
-    if disabled {
-        state.daemon.store.set_disabled(&id, true).await?;
-    } else {
-        state.daemon.scheduler.start_after_test(&connected);
-    }
+    let credentials = provider_grant(req.provider_data, client)?;
+    let connected = instances::reconnect(&state.daemon, &id, credentials).await?;
     Ok(Json(test_view(&state, connected).await?))
 }
 
@@ -747,7 +529,7 @@ pub(crate) async fn instance_events(
     q: Result<Query<EventsParams>, QueryRejection>,
 ) -> ApiResult<Json<EventsPage>> {
     let p = query(q)?;
-    load_instance(&state, &id).await?;
+    instances::get(&state.daemon, &id).await?;
     let order = match p.order.as_deref() {
         None | Some("newest") => EventOrder::NewestFirst,
         Some("oldest") => EventOrder::OldestFirst,
@@ -778,7 +560,7 @@ pub(crate) async fn instance_events(
         .last()
         .map(|e| cursor::encode_keyed(e.time_ms, &e.event_id));
     Ok(Json(EventsPage {
-        events,
+        events: events.into_iter().map(EventView::from).collect(),
         next_cursor,
     }))
 }
@@ -804,7 +586,7 @@ pub(crate) async fn instance_users(
     q: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<UsersPage>> {
     let p = query(q)?;
-    load_instance(&state, &id).await?;
+    instances::get(&state.daemon, &id).await?;
     let effective = page_size(p.limit)?;
     let after = p.cursor.as_deref().map(cursor::decode).transpose()?;
     let users = state
@@ -815,7 +597,10 @@ pub(crate) async fn instance_users(
     let next_cursor = (users.len() == effective as usize)
         .then(|| users.last().map(|u| cursor::encode(&u.user_id)))
         .flatten();
-    Ok(Json(UsersPage { users, next_cursor }))
+    Ok(Json(UsersPage {
+        users: users.into_iter().map(UserView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// What the instance's plugin accessed (allowed and denied), newest first.
@@ -829,7 +614,7 @@ pub(crate) async fn instance_egress(
     q: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<EgressPage>> {
     let p = query(q)?;
-    load_instance(&state, &id).await?;
+    instances::get(&state.daemon, &id).await?;
     let effective = page_size(p.limit)?;
     let before = p
         .cursor
@@ -854,7 +639,7 @@ pub(crate) async fn instance_egress(
         })
         .flatten();
     Ok(Json(EgressPage {
-        egress: page.into_iter().map(|(_, r)| r).collect(),
+        egress: page.into_iter().map(|(_, r)| EgressView::from(r)).collect(),
         next_cursor,
     }))
 }

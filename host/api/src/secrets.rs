@@ -3,9 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use ward_daemon::Daemon;
 use ward_store::StoreError;
@@ -99,13 +96,7 @@ pub enum SecretsError {
     Store(#[from] StoreError),
 }
 
-/// 32 random bytes, base64url without padding.
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
+pub(crate) use ward_daemon::consent::random_token;
 pub use ward_daemon::consent::sha256_hex;
 
 fn valid_hash(h: &str) -> bool {

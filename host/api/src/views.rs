@@ -5,15 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use ward_daemon::Daemon;
-use ward_daemon::scheduler::WorkerProgress;
-use ward_store::{EgressRecord, Instance, InstanceSettings, StoredEvent, StoredUser};
+use ward_daemon::instances;
+use ward_store::{EgressRecord, Instance, StoredEvent, StoredUser};
 
 use crate::error::ApiError;
-
-/// Days after which a long-lived credential should be rotated, when the
-/// plugin's manifest does not say.
-const DEFAULT_ROTATION_DAYS: u32 = 180;
-const DAY_MS: i64 = 86_400_000;
 
 /// An installed plugin.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,6 +62,75 @@ pub struct CallbackView {
     pub code: String,
     /// The state (pass it as `providerData.state`).
     pub state: String,
+}
+
+/// How one grant of a plugin was used.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantUsageView {
+    /// The grant's URL template.
+    pub url: String,
+    /// Its path prefix.
+    pub path_prefix: String,
+    /// Methods the plugin may use under it.
+    pub methods: Vec<String>,
+    /// Methods it used.
+    pub methods_used: Vec<String>,
+    /// Requests it allowed in the window.
+    pub requests: u64,
+    /// Distinct paths requested (at most 20).
+    pub paths_used: Vec<String>,
+}
+
+/// `GET /elements/{keyOrId}/usage`: declared vs used.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    /// Element key.
+    pub element: String,
+    /// Window in days.
+    pub days: u32,
+    /// Instances of the element read.
+    pub instances: usize,
+    /// Requests in the window.
+    pub requests: u64,
+    /// Requests the sandbox denied.
+    pub denied: u64,
+    /// Per effective grant; `requests: 0` means never used.
+    pub grants: Vec<GrantUsageView>,
+    /// Path prefixes of grants never used.
+    pub unused_paths: Vec<String>,
+    /// Secrets never sent.
+    pub unused_secrets: Vec<String>,
+    /// A `[policy.KEY]` for `ward.toml` narrowing the element to what it used.
+    pub policy_snippet: String,
+}
+
+impl From<ward_daemon::usage::Usage> for UsageView {
+    fn from(u: ward_daemon::usage::Usage) -> UsageView {
+        UsageView {
+            element: u.key,
+            days: u.days,
+            instances: u.instances,
+            requests: u.requests,
+            denied: u.denied,
+            grants: u
+                .grants
+                .into_iter()
+                .map(|g| GrantUsageView {
+                    url: g.url,
+                    path_prefix: g.path_prefix,
+                    methods: g.methods,
+                    methods_used: g.methods_used,
+                    requests: g.requests,
+                    paths_used: g.paths_used,
+                })
+                .collect(),
+            unused_paths: u.unused_paths,
+            unused_secrets: u.unused_secrets,
+            policy_snippet: u.snippet,
+        }
+    }
 }
 
 /// `GET /oauth/states/{state}`: where a consent the operator started
@@ -297,8 +361,7 @@ pub struct CreatedView {
 #[serde(rename_all = "camelCase")]
 pub struct EventsPage {
     /// Events.
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<StoredEvent>,
+    pub events: Vec<EventView>,
     /// Pass as `cursor` for the next page (same filters and order); absent
     /// when this page is empty. With `order=oldest` it also picks up events
     /// stored later.
@@ -310,8 +373,7 @@ pub struct EventsPage {
 #[serde(rename_all = "camelCase")]
 pub struct UsersPage {
     /// Users.
-    #[schema(value_type = Vec<Object>)]
-    pub users: Vec<StoredUser>,
+    pub users: Vec<UserView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -321,13 +383,181 @@ pub struct UsersPage {
 #[serde(rename_all = "camelCase")]
 pub struct EgressPage {
     /// Requests, newest first.
-    #[schema(value_type = Vec<Object>)]
-    pub egress: Vec<EgressRecord>,
+    pub egress: Vec<EgressView>,
     /// Pass as `cursor` for older requests; absent on the last page.
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn rfc3339(ms: i64) -> String {
+/// Who performed an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorView {
+    /// The provider's id of the actor.
+    pub id: Option<String>,
+    /// `user`, `service`, `system` or `unknown`.
+    pub kind: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+}
+
+/// One normalised audit event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// The instance that ingested it.
+    pub instance_id: String,
+    /// The provider's id for the event (unique per instance).
+    pub event_id: String,
+    /// When it happened (RFC 3339).
+    pub time: String,
+    /// When it happened, in milliseconds since the epoch.
+    pub time_ms: i64,
+    /// Normalised action, e.g. `user.session.start`.
+    pub action: String,
+    /// Who did it.
+    pub actor: ActorView,
+    /// What it was done to (objects with `type`, `id`, `name`).
+    #[schema(value_type = Vec<Object>)]
+    pub targets: serde_json::Value,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    pub outcome: String,
+    /// The provider's original record.
+    #[schema(value_type = Object)]
+    pub raw: serde_json::Value,
+    /// When Ward stored it (RFC 3339).
+    pub ingested: String,
+}
+
+/// A directory user of an instance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// The provider's user id (unique per instance).
+    pub user_id: String,
+    /// Primary email.
+    pub email: Option<String>,
+    /// Login name.
+    pub login: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// The provider's status, e.g. `ACTIVE`.
+    pub status: Option<String>,
+    /// Whether the user holds an administrative role.
+    pub is_admin: bool,
+    /// When the account was created (RFC 3339).
+    pub created: Option<String>,
+    /// When the user last signed in (RFC 3339).
+    pub last_login: Option<String>,
+    /// The provider's original record.
+    #[schema(value_type = Object)]
+    pub raw: serde_json::Value,
+    /// When Ward last wrote this user (RFC 3339).
+    pub updated: String,
+}
+
+/// One request a plugin made (or tried to make).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressView {
+    /// The plugin's key.
+    pub plugin: String,
+    /// The export being run, e.g. `fetch-audit`, `test`.
+    pub call: String,
+    /// When the request started (RFC 3339).
+    pub at: String,
+    /// HTTP method.
+    pub method: String,
+    /// The full URL.
+    pub url: String,
+    /// Whether the sandbox let it through.
+    pub allowed: bool,
+    /// Why it was refused (or a note on why it was allowed).
+    pub reason: Option<String>,
+    /// The manifest grant that allowed it.
+    pub grant: Option<String>,
+    /// HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Response body bytes received.
+    pub bytes_received: u64,
+    /// Time to complete, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Parses JSON kept as text; text that is not JSON is returned as a string.
+fn json_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+impl From<StoredEvent> for EventView {
+    fn from(e: StoredEvent) -> EventView {
+        EventView {
+            time: rfc3339(e.time_ms),
+            ingested: rfc3339(e.ingested_ms),
+            targets: json_text(&e.targets_json),
+            raw: json_text(&e.raw_json),
+            instance_id: e.instance_id,
+            event_id: e.event_id,
+            time_ms: e.time_ms,
+            action: e.action,
+            actor: ActorView {
+                id: e.actor_id,
+                kind: e.actor_kind,
+                name: e.actor_name,
+                email: e.actor_email,
+            },
+            ip: e.ip,
+            user_agent: e.user_agent,
+            outcome: e.outcome,
+        }
+    }
+}
+
+impl From<StoredUser> for UserView {
+    fn from(u: StoredUser) -> UserView {
+        UserView {
+            created: u.created_ms.map(rfc3339),
+            last_login: u.last_login_ms.map(rfc3339),
+            updated: rfc3339(u.updated_ms),
+            raw: json_text(&u.raw_json),
+            user_id: u.user_id,
+            email: u.email,
+            login: u.login,
+            name: u.name,
+            status: u.status,
+            is_admin: u.is_admin,
+        }
+    }
+}
+
+impl From<EgressRecord> for EgressView {
+    fn from(r: EgressRecord) -> EgressView {
+        EgressView {
+            at: rfc3339(r.at_ms),
+            plugin: r.plugin_key,
+            call: r.call,
+            method: r.method,
+            url: r.url,
+            allowed: r.allowed,
+            reason: r.reason,
+            grant: r.grant,
+            status: r.status,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            latency_ms: r.latency_ms,
+        }
+    }
+}
+
+/// RFC 3339 of a time in milliseconds since the epoch.
+pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -337,96 +567,28 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
-/// Lag behind the provider: time since the worker last caught up, or else
-/// since the newest stored event.
-pub(crate) fn lag_ms(
-    progress: Option<&WorkerProgress>,
-    newest_stored: Option<i64>,
-    now: i64,
-) -> Option<i64> {
-    if let Some(caught_up) = progress.and_then(|p| p.caught_up_ms) {
-        return Some((now - caught_up).max(0));
-    }
-    progress
-        .and_then(|p| p.newest_event_ms)
-        .or(newest_stored)
-        .map(|t| (now - t).max(0))
-}
-
 /// Builds the API view of an instance.
 pub(crate) async fn instance_view(
     daemon: &Daemon,
     instance: Instance,
     token: Option<String>,
 ) -> Result<InstanceView, ApiError> {
-    let store = &daemon.store;
-    let settings: InstanceSettings = store
-        .instance_settings(&instance.id)
-        .await?
-        .unwrap_or_default();
-    let plugin = daemon.registry.get(&instance.plugin_key);
-    let schedule = plugin.as_ref().map(|p| p.plugin.manifest().schedule);
-    let rotation_days = schedule
-        .map(|s| s.rotation_days)
-        .filter(|d| *d > 0)
-        .unwrap_or(DEFAULT_ROTATION_DAYS);
-    let default_rpm = schedule.map(|s| s.requests_per_minute).unwrap_or(0);
-    let operator_named_hosts = plugin
-        .as_ref()
-        .and_then(|p| {
-            p.plugin
-                .manifest()
-                .operator_named_hosts(&instance.config)
-                .ok()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(|host| OperatorNamedHost {
-            host,
-            note: OPERATOR_NAMED_NOTE.to_owned(),
-        })
-        .collect();
-    let progress = daemon.scheduler.progress(&instance.id);
-    let now = now_ms();
-    let newest = store.newest_event_ms(&instance.id).await?;
-    let events_stored = store.event_count(&instance.id).await?;
-    let age_days = instance
-        .credentials_updated_ms
-        .map(|t| (now - t).max(0) / DAY_MS);
-    let credential_warning = age_days
-        .filter(|d| *d >= i64::from(rotation_days))
-        .map(|d| {
-            format!(
-                "credentials are {d} days old (rotation age {rotation_days} days): create new \
-                 credentials at the provider, reconnect (PUT /instances/{}/credentials), then \
-                 revoke the old ones",
-                instance.id
-            )
-        });
-    let phase = progress
-        .as_ref()
-        .map(|p| serde_json::to_value(p.phase).ok())
-        .and_then(|v| v.and_then(|v| v.as_str().map(str::to_owned)))
-        .unwrap_or_else(|| "stopped".to_owned());
+    let o = instances::overview(daemon, instance).await?;
     let status = StatusView {
-        state: instance.status.as_str().to_owned(),
-        message: instance.status_message.clone(),
-        phase,
-        last_success: instance.last_success_ms.map(rfc3339),
-        lag_seconds: lag_ms(progress.as_ref(), newest, now).map(|ms| ms / 1000),
-        events_stored,
-        credential_age_days: age_days,
-        credential_warning,
+        state: o.instance.status.as_str().to_owned(),
+        message: o.instance.status_message.clone(),
+        phase: o.phase,
+        last_success: o.instance.last_success_ms.map(rfc3339),
+        lag_seconds: o.lag_secs,
+        events_stored: o.events_stored,
+        credential_age_days: o.credential_age_days,
+        credential_warning: o.credential_warning,
     };
+    let instance = o.instance;
     Ok(InstanceView {
-        valid: instance.status == ward_store::InstanceStatus::Connected && !settings.disabled,
-        disabled: settings.disabled,
-        requests_per_minute: settings.requests_per_minute.unwrap_or(default_rpm),
+        valid: o.valid,
+        disabled: o.disabled,
+        requests_per_minute: o.requests_per_minute,
         id: instance.id,
         name: instance.name,
         token,
@@ -438,7 +600,14 @@ pub(crate) async fn instance_view(
         tags: instance.tags,
         status,
         configuration: instance.config,
-        operator_named_hosts,
+        operator_named_hosts: o
+            .operator_named_hosts
+            .into_iter()
+            .map(|host| OperatorNamedHost {
+                host,
+                note: OPERATOR_NAMED_NOTE.to_owned(),
+            })
+            .collect(),
     })
 }
 

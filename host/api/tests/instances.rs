@@ -240,7 +240,7 @@ async fn instance_lifecycle() {
         let (s, b) = api.call("GET", &q, Some(&syn_element), None).await;
         assert_eq!(s, 200, "{b}");
         for e in b["events"].as_array().unwrap() {
-            seen.push(e["event_id"].as_str().unwrap().to_string());
+            seen.push(e["eventId"].as_str().unwrap().to_string());
         }
         match b["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),

@@ -15,6 +15,7 @@ use serde_json::Value;
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/elements"),
     ("get", "/elements/{keyOrId}"),
+    ("get", "/elements/{keyOrId}/usage"),
     ("get", "/elements/{keyOrId}/oauth/url"),
     ("get", "/oauth/callback"),
     ("get", "/oauth/states/{state}"),

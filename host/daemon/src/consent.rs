@@ -29,10 +29,12 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use ward_runtime::types::{Grant, OauthCode, PluginError};
-use ward_runtime::{CallError, Plugin};
+use ward_runtime::{CallError, Plugin, SecretSet};
 use ward_store::{Instance, OauthState, Store, StoreError};
 
+use crate::Daemon;
 use crate::connect::{self, ConnectError, Connected, NewConnection};
+use crate::registry::LoadedPlugin;
 
 /// Where an operator starts a consent over.
 pub const RESTART: &str = "start again at GET /elements/{keyOrId}/oauth/url";
@@ -133,12 +135,76 @@ pub enum ConsentError {
     /// The redirect URI is not an http(s) URL.
     #[error("oauth.callback.url {0:?} is not an http(s) URL")]
     BadCallback(String),
+    /// No OAuth client id was given for a consent URL.
+    #[error("apiKey (or oauth.api.key: the OAuth client id) is required")]
+    MissingClientId,
+    /// No redirect URI was given and none can be derived.
+    #[error(
+        "callbackUrl (or oauth.callback.url) is required when [api] public_url is not configured"
+    )]
+    NoCallbackUrl,
+    /// The callback carried no state.
+    #[error("missing OAuth state; {RESTART}")]
+    MissingState,
+    /// The callback carried neither a code nor an error.
+    #[error("the callback has neither `code` nor `error`; the provider's redirect is malformed")]
+    MalformedCallback,
+    /// The user declined at the provider: nothing was created.
+    #[error(
+        "the user declined access at {provider} ({error}{description}): nothing was created; \
+         start again at GET /elements/{element}/oauth/url"
+    )]
+    Declined {
+        /// The provider's display name.
+        provider: String,
+        /// The element key.
+        element: String,
+        /// The provider's `error`.
+        error: String,
+        /// `: ` and the provider's `error_description`, or empty.
+        description: String,
+    },
     /// Exchange, store or test failed.
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A consent started by [`begin`].
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// The element key.
+    pub element: String,
+    /// Where to send the user's browser.
+    pub oauth_url: String,
+    /// The single-use state (also in `oauth_url`).
+    pub state: String,
+}
+
+/// A code the provider returned through Ward's callback, by [`complete`].
+#[derive(Debug, Clone)]
+pub struct Returned {
+    /// The element key.
+    pub element: String,
+    /// The authorization code.
+    pub code: String,
+    /// The state it came back with.
+    pub state: String,
+}
+
+/// What arrived at Ward's callback (the query of the provider's redirect).
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    /// `state`.
+    pub state: Option<String>,
+    /// `code`, when the user consented.
+    pub code: Option<String>,
+    /// `error`, when the user declined.
+    pub error: Option<String>,
+    /// `error_description`.
+    pub error_description: Option<String>,
 }
 
 /// A code ready for `exchange`, and the state claimed for it.
@@ -171,6 +237,15 @@ pub fn check_callback_url(url: &str) -> Result<(), ConsentError> {
 pub fn sha256_hex(value: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+/// 32 random bytes, base64url without padding: states and tokens.
+pub fn random_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn mismatch(what: impl Into<String>) -> ConsentError {
@@ -398,4 +473,117 @@ pub async fn reconnect(
     )
     .await;
     settle(store, resolved.claimed.as_deref(), result).await
+}
+
+/// Starts a consent: validates the configuration (manifest names or
+/// aliases) for the OAuth client, asks the plugin for the provider's
+/// consent URL and keeps a single-use `state` bound to the element, client,
+/// redirect URI and configuration. Without a `callback_url` the consent
+/// returns to Ward's callback under `[api] public_url`.
+pub async fn begin(
+    daemon: &Daemon,
+    loaded: &LoadedPlugin,
+    params: &BTreeMap<String, String>,
+    client: ClientSettings,
+) -> Result<Begun, ConsentError> {
+    let manifest = loaded.plugin.manifest();
+    let client_id = client.client_id.ok_or(ConsentError::MissingClientId)?;
+    let client_secret = client.client_secret;
+    let callback_url = match client.callback_url {
+        Some(u) => u,
+        None => match &daemon.config.api.public_url {
+            Some(base) => format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')),
+            None => return Err(ConsentError::NoCallbackUrl),
+        },
+    };
+    check_callback_url(&callback_url)?;
+    let mut config = manifest
+        .resolve_aliases(params)
+        .map_err(ConnectError::from)?;
+    if manifest.config.iter().any(|f| f.name == "client_id") {
+        config.insert("client_id".to_owned(), client_id.clone());
+    }
+    let config = manifest
+        .validate_config(&config)
+        .map_err(ConnectError::from)?;
+    let mut host = BTreeMap::new();
+    if let Some(s) = &client_secret {
+        host.insert("client_secret".to_owned(), s.clone());
+    }
+    let bound = loaded
+        .plugin
+        .bind("oauth", &config, SecretSet::new(host), None)
+        .map_err(ConnectError::from)?;
+    let state = random_token();
+    let report = bound.auth_url(&callback_url, &state).await;
+    let oauth_url = report.result.map_err(|source| ConnectError::Call {
+        plugin: manifest.key.clone(),
+        source,
+    })?;
+    let ttl_ms = i64::try_from(daemon.config.api.oauth_state_ttl_secs)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    daemon
+        .store
+        .create_oauth_state(&OauthState {
+            state_sha256: sha256_hex(&state),
+            element_key: manifest.key.clone(),
+            config,
+            client_id,
+            client_secret,
+            callback_url,
+            expires_ms: crate::instances::now_ms().saturating_add(ttl_ms),
+            code_sha256: None,
+        })
+        .await?;
+    Ok(Begun {
+        element: manifest.key.clone(),
+        oauth_url,
+        state,
+    })
+}
+
+/// Ward's callback: the `state` is the credential (missing, unknown,
+/// expired or used: refused). A declined consent uses the state up and
+/// says that nothing was created; a code is kept with its state until the
+/// operator exchanges it ([`create`], [`reconnect`]).
+pub async fn complete(daemon: &Daemon, callback: Callback) -> Result<Returned, ConsentError> {
+    let Some(state) = callback.state.filter(|s| !s.is_empty()) else {
+        return Err(ConsentError::MissingState);
+    };
+    let hash = sha256_hex(&state);
+    let store = &daemon.store;
+    if let Some(error) = callback.error {
+        let Some(element) = store.oauth_state_declined(&hash).await? else {
+            return Err(ConsentError::UnknownState);
+        };
+        let provider = daemon
+            .registry
+            .get(&element)
+            .map(|p| p.plugin.manifest().name.clone())
+            .unwrap_or_else(|| element.clone());
+        return Err(ConsentError::Declined {
+            provider,
+            element,
+            error,
+            description: callback
+                .error_description
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+        });
+    }
+    let Some(code) = callback.code.filter(|c| !c.is_empty()) else {
+        return Err(ConsentError::MalformedCallback);
+    };
+    let Some(element) = store
+        .oauth_state_returned(&hash, &sha256_hex(&code), &code)
+        .await?
+    else {
+        return Err(ConsentError::UnknownState);
+    };
+    Ok(Returned {
+        element,
+        code,
+        state,
+    })
 }

@@ -6,11 +6,15 @@
 //! - [`connect`]: exchange → encrypted credentials → test.
 //! - [`consent`]: OAuth codes (Ward's callback or the client's) → [`connect`],
 //!   with the single-use `state` kept until the exchange reaches a verdict.
+//! - [`instances`]: what an operator does to instances (create, reconnect,
+//!   Test now, disable, update, delete, overview), for every front end.
 //! - [`ingest`]: pulling pages from a bound plugin into the store, with
 //!   exactly-once commits, rate-limit waits and transient-error backoff.
 //! - [`scheduler`]: one worker per instance: backfill, then poll; shared
 //!   rate budgets; status.
 //! - [`refresh`]: host-side OAuth2 refresh, one at a time per instance.
+//! - [`usage`]: declared vs used, from the egress log, with a narrowing
+//!   `[policy.KEY]`.
 //! - [`bundled`]: the connectors compiled into the binary.
 
 use std::sync::Arc;
@@ -21,11 +25,13 @@ pub mod config;
 pub mod connect;
 pub mod consent;
 pub mod ingest;
+pub mod instances;
 pub mod metrics;
 pub mod refresh;
 pub mod registry;
 pub mod scheduler;
 mod token;
+pub mod usage;
 
 pub use config::Config;
 pub use registry::Registry;

@@ -385,8 +385,8 @@ impl Client {
         // whatever is stored after it.
         let mut cursor = events.last().map(|e| {
             ward_api::cursor::encode_keyed(
-                e["time_ms"].as_i64().unwrap_or(0),
-                e["event_id"].as_str().unwrap_or(""),
+                e["timeMs"].as_i64().unwrap_or(0),
+                e["eventId"].as_str().unwrap_or(""),
             )
         });
         loop {
@@ -512,7 +512,7 @@ fn print_event_header() {
 }
 
 fn print_event(e: &Value) {
-    let when = e["time_ms"].as_i64().unwrap_or(0);
+    let when = e["timeMs"].as_i64().unwrap_or(0);
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -520,10 +520,10 @@ fn print_event(e: &Value) {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| when.to_string());
-    let actor = e["actor_email"]
+    let actor = e["actor"]["email"]
         .as_str()
-        .or(e["actor_name"].as_str())
-        .or(e["actor_id"].as_str())
+        .or(e["actor"]["name"].as_str())
+        .or(e["actor"]["id"].as_str())
         .unwrap_or("-");
     println!(
         "{time:<24}  {}  {}  {}",

@@ -247,9 +247,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     };
     println!("API secrets: {}", secrets_file.display());
 
+    let (app, console) = crate::serve::app(&daemon);
+    println!("Ward console: {}/", api.url);
+    println!(
+        "Console sign-in (one-time link): {}",
+        console.one_time_link(&api.url)
+    );
+
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::serve::serve_until(
         daemon.clone(),
+        app,
         listener,
         async move {
             let _ = stop_rx.await;

@@ -30,14 +30,23 @@ pub async fn bind(config: &Config, fallback: bool) -> anyhow::Result<TcpListener
     }
 }
 
-/// Serves the API of an opened daemon on `listener` until `stop`
-/// completes, then shuts the daemon down.
+/// The daemon's HTTP surface: the REST API, and the console at `/` (and
+/// `/console/...`), both over the same daemon. The console is returned too,
+/// for its one-time sign-in links.
+pub fn app(daemon: &Daemon) -> (axum::Router, ward_console::Console) {
+    let console = ward_console::Console::new(daemon.clone());
+    let app = ward_api::router(daemon.clone()).merge(console.router());
+    (app, console)
+}
+
+/// Serves `app` (see [`app`]) of an opened daemon on `listener` until
+/// `stop` completes, then shuts the daemon down.
 pub async fn serve_until(
     daemon: Daemon,
+    app: axum::Router,
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = ward_api::router(daemon.clone());
     ward_api::serve(listener, app, stop).await;
     daemon.shutdown().await;
     Ok(())
@@ -118,5 +127,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             loaded.join(", ")
         }
     );
-    serve_until(daemon, listener, shutdown_signal()).await
+    let (app, console) = app(&daemon);
+    println!(
+        "ward: console at http://{addr}/ (sign in with the API secrets, or once with {})",
+        console.one_time_link(&format!("http://{addr}"))
+    );
+    serve_until(daemon, app, listener, shutdown_signal()).await
 }

@@ -1,0 +1,435 @@
+//! The console's HTML, rendered on the server with `maud` (escaped by
+//! construction). Every control has a visible label or an `aria-label`;
+//! everything is reachable with Tab and works without script (htmx only
+//! refreshes the status of an instance while its page is open).
+
+use axum::http::StatusCode;
+use maud::{DOCTYPE, Markup, html};
+use ward_api::{EgressView, EventView, rfc3339};
+use ward_daemon::connect::Connected;
+use ward_daemon::instances::Overview;
+use ward_daemon::registry::{LoadedPlugin, PendingPlugin};
+use ward_daemon::usage::Usage;
+use ward_store::Instance;
+
+use crate::routes::EventFilters;
+use crate::session::{CSRF_FIELD, Session};
+
+/// The verdicts of a Test now, for display.
+pub(crate) struct TestOutcome {
+    checks: Vec<(String, bool, String)>,
+    error: Option<String>,
+}
+
+impl TestOutcome {
+    pub(crate) fn of(c: &Connected) -> TestOutcome {
+        match &c.report {
+            Ok(r) => TestOutcome {
+                checks: r
+                    .checks
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ok, c.message.clone()))
+                    .collect(),
+                error: None,
+            },
+            Err(e) => TestOutcome {
+                checks: Vec::new(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Ward" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/htmx.min.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    nav aria-label="Main" {
+                        strong { "Ward" }
+                        @if let Some(s) = session {
+                            a href="/console/instances" { "Instances" }
+                            a href="/console/connectors" { "Connectors" }
+                            form.inline method="post" action="/console/sign-out" {
+                                (csrf(s))
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main #main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn csrf(s: &Session) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(s.csrf); }
+}
+
+/// A button that posts a form with the session's CSRF token.
+fn action(s: &Session, to: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(to) {
+            (csrf(s))
+            button type="submit" { (label) }
+        }
+    }
+}
+
+pub(crate) fn error(status: StatusCode, message: &str) -> Markup {
+    layout(
+        status.canonical_reason().unwrap_or("Error"),
+        None,
+        html! {
+            p role="alert" { (message) }
+            p { a href="/" { "Back to the console" } }
+        },
+    )
+}
+
+pub(crate) fn sign_in(csrf_token: &str, problem: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(p) = problem { p.bad role="alert" { (p) } }
+            p { "Sign in with the operator's API secrets (the `user` and `organization` values of "
+                code { "<data_dir>/api-secrets.toml" } "), or open the one-time link the daemon printed at start-up. "
+                "An instance's Element token does not open the console." }
+            form method="post" action="/console/sign-in" {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf_token);
+                label for="user" { "User secret" }
+                input #user type="password" name="user" autocomplete="off" required;
+                label for="organization" { "Organization secret" }
+                input #organization type="password" name="organization" autocomplete="off" required;
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+fn state_badge(o: &Overview) -> Markup {
+    let state = if o.disabled {
+        "disabled"
+    } else {
+        o.instance.status.as_str()
+    };
+    html! { span class={"state " (state)} { (state) } }
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.map(rfc3339).unwrap_or_else(|| "never".to_owned())
+}
+
+fn lag(o: &Overview) -> String {
+    o.lag_secs
+        .map(|s| format!("{s} s"))
+        .unwrap_or_else(|| "–".to_owned())
+}
+
+pub(crate) fn instances(session: &Session, all: &[Overview]) -> Markup {
+    layout(
+        "Instances",
+        Some(session),
+        html! {
+            @if all.is_empty() {
+                p { "No instance yet: connect one with " code { "POST /instances" } " or " code { "ward connect" } "." }
+            } @else {
+                table {
+                    caption { "Connected instances" }
+                    thead { tr {
+                        th scope="col" { "Name" } th scope="col" { "Connector" } th scope="col" { "State" }
+                        th scope="col" { "Phase" } th scope="col" { "Lag" } th scope="col" { "Last success" }
+                        th scope="col" { "Events stored" }
+                    } }
+                    tbody {
+                        @for o in all {
+                            tr {
+                                td { a href={"/console/instances/" (o.instance.id)} { (o.instance.name) } }
+                                td { (o.instance.plugin_key) " " (o.instance.plugin_version) }
+                                td { (state_badge(o)) }
+                                td { (o.phase) }
+                                td { (lag(o)) }
+                                td { (when(o.instance.last_success_ms)) }
+                                td { (o.events_stored) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The live part of an instance page (refreshed by htmx every 5 s).
+pub(crate) fn status(o: &Overview) -> Markup {
+    let id = &o.instance.id;
+    html! {
+        dl #status hx-get={"/console/instances/" (id) "/status"} hx-trigger="every 5s" hx-swap="outerHTML" aria-live="polite" {
+            dt { "State" } dd { (state_badge(o)) }
+            @if let Some(m) = &o.instance.status_message { dt { "Message" } dd { (m) } }
+            dt { "Phase" } dd { (o.phase) }
+            dt { "Lag" } dd { (lag(o)) }
+            dt { "Last success" } dd { (when(o.instance.last_success_ms)) }
+            dt { "Events stored" } dd { (o.events_stored) }
+            dt { "Credential age" } dd {
+                (o.credential_age_days.map(|d| format!("{d} days")).unwrap_or_else(|| "–".to_owned()))
+                @if let Some(w) = &o.credential_warning { " " strong.bad { (w) } }
+            }
+            dt { "Requests per minute" } dd { (o.requests_per_minute) }
+        }
+    }
+}
+
+pub(crate) fn instance(session: &Session, o: &Overview, test: Option<&TestOutcome>) -> Markup {
+    let id = &o.instance.id;
+    let base = format!("/console/instances/{id}");
+    layout(
+        &o.instance.name,
+        Some(session),
+        html! {
+            p { (o.instance.plugin_key) " " (o.instance.plugin_version) " · instance " code { (id) } }
+            (status(o))
+            nav aria-label="Instance" {
+                a href={(base) "/events"} { "Events" }
+                a href={(base) "/egress"} { "Egress" }
+            }
+            div.actions {
+                (action(session, &format!("{base}/test"), "Test now"))
+                @if o.disabled {
+                    (action(session, &format!("{base}/enable"), "Enable"))
+                } @else {
+                    (action(session, &format!("{base}/disable"), "Disable"))
+                }
+                a.button href={(base) "/delete"} { "Delete…" }
+            }
+            @if let Some(t) = test {
+                section aria-labelledby="checks" {
+                    h2 #checks { "Test now" }
+                    @if let Some(e) = &t.error { p.bad role="alert" { "The test could not run: " (e) } }
+                    ul {
+                        @for (name, ok, message) in &t.checks {
+                            li class=(if *ok { "ok" } else { "bad" }) {
+                                strong { (name) } ": " (if *ok { "passed" } else { "failed" }) " — " (message)
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub(crate) fn confirm_delete(session: &Session, i: &Instance) -> Markup {
+    layout(
+        "Delete instance",
+        Some(session),
+        html! {
+            p role="alert" { "Delete " strong { (i.name) } " (" code { (i.id) } ") with its credentials, cursors, events, users and egress log? This cannot be undone." }
+            (action(session, &format!("/console/instances/{}/delete", i.id), "Delete for good"))
+            a href={"/console/instances/" (i.id)} { "Keep it" }
+        },
+    )
+}
+
+fn filter_query(f: &EventFilters, cursor: Option<&str>) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("from", &f.from),
+        ("to", &f.to),
+        ("action", &f.action),
+        ("actor", &f.actor),
+        ("outcome", &f.outcome),
+    ] {
+        if !v.is_empty() {
+            q.append_pair(k, v);
+        }
+    }
+    if let Some(c) = cursor {
+        q.append_pair("cursor", c);
+    }
+    q.finish()
+}
+
+pub(crate) fn events(
+    session: &Session,
+    i: &Instance,
+    f: &EventFilters,
+    events: &[EventView],
+    next: Option<&str>,
+) -> Markup {
+    let base = format!("/console/instances/{}", i.id);
+    layout(
+        &format!("Events of {}", i.name),
+        Some(session),
+        html! {
+            form method="get" action={(base) "/events"} aria-label="Filter events" {
+                label for="from" { "From (UTC)" } input #from type="datetime-local" name="from" value=(f.from);
+                label for="to" { "To (UTC)" } input #to type="datetime-local" name="to" value=(f.to);
+                label for="action" { "Action" } input #action type="text" name="action" value=(f.action);
+                label for="actor" { "Actor" } input #actor type="text" name="actor" value=(f.actor);
+                label for="outcome" { "Outcome" }
+                select #outcome name="outcome" {
+                    @for o in ["", "success", "failure", "unknown"] {
+                        option value=(o) selected[f.outcome == o] { (if o.is_empty() { "any" } else { o }) }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            p { a href={(base) "/events.ndjson?" (filter_query(f, None))} download { "Export this filter as NDJSON" } }
+            table {
+                caption { "Events, newest first" }
+                thead { tr {
+                    th scope="col" { "Time" } th scope="col" { "Action" } th scope="col" { "Actor" }
+                    th scope="col" { "Outcome" } th scope="col" { "IP" } th scope="col" { "Raw" }
+                } }
+                tbody {
+                    @for e in events {
+                        tr {
+                            td { (e.time) } td { (e.action) }
+                            td { (e.actor.email.as_deref().or(e.actor.name.as_deref()).or(e.actor.id.as_deref()).unwrap_or("–")) }
+                            td { (e.outcome) } td { (e.ip.as_deref().unwrap_or("–")) }
+                            td { a href={(base) "/event?time_ms=" (e.time_ms) "&event_id=" (url::form_urlencoded::byte_serialize(e.event_id.as_bytes()).collect::<String>())}
+                                aria-label={"Raw JSON of event " (e.event_id)} { "JSON" } }
+                        }
+                    }
+                }
+            }
+            @if events.is_empty() { p { "No event matches." } }
+            @if let Some(c) = next {
+                p { a rel="next" href={(base) "/events?" (filter_query(f, Some(c)))} { "Older events" } }
+            }
+        },
+    )
+}
+
+pub(crate) fn event(session: &Session, i: &Instance, e: &EventView) -> Markup {
+    let pretty = serde_json::to_string_pretty(e).unwrap_or_default();
+    layout(
+        &format!("Event {}", e.event_id),
+        Some(session),
+        html! {
+            p { a href={"/console/instances/" (i.id) "/events"} { "Back to the events of " (i.name) } }
+            pre tabindex="0" aria-label="Event as JSON" { code { (pretty) } }
+        },
+    )
+}
+
+pub(crate) fn egress(
+    session: &Session,
+    i: &Instance,
+    rows: &[EgressView],
+    denied_only: bool,
+) -> Markup {
+    let base = format!("/console/instances/{}/egress", i.id);
+    layout(
+        &format!("Egress of {}", i.name),
+        Some(session),
+        html! {
+            p {
+                @if denied_only { a href=(base) { "Show every request" } }
+                @else { a href={(base) "?denied=1"} { "Show denials only" } }
+            }
+            table {
+                caption { "Requests the plugin made or tried, newest first (last 1000)" }
+                thead { tr {
+                    th scope="col" { "Time" } th scope="col" { "Call" } th scope="col" { "Method" }
+                    th scope="col" { "URL" } th scope="col" { "Verdict" } th scope="col" { "Grant or reason" } th scope="col" { "Status" }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr class=(if r.allowed { "ok" } else { "bad" }) {
+                            td { (r.at) } td { (r.call) } td { (r.method) } td { code { (r.url) } }
+                            td { (if r.allowed { "allowed" } else { "denied" }) }
+                            td { (r.grant.as_deref().or(r.reason.as_deref()).unwrap_or("–")) }
+                            td { (r.status.map(|s| s.to_string()).unwrap_or_else(|| "–".to_owned())) }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() { p { "Nothing recorded." } }
+        },
+    )
+}
+
+pub(crate) fn connectors(
+    session: &Session,
+    loaded: &[LoadedPlugin],
+    pending: &[PendingPlugin],
+) -> Markup {
+    layout(
+        "Connectors",
+        Some(session),
+        html! {
+            @for p in loaded {
+                @let m = p.plugin.manifest();
+                section aria-label=(m.name) {
+                    h2 { (m.name) " " (m.version) }
+                    p { "Key " code { (m.key) } " · vendor " (m.vendor) " · signature " (p.signature.to_string())
+                        " · " a href={"/console/connectors/" (m.key) "/usage"} { "Declared vs used" } }
+                    details {
+                        summary { "Effective permissions (manifest ∩ operator policy)" }
+                        pre tabindex="0" { code { (serde_json::to_string_pretty(&p.effective).unwrap_or_default()) } }
+                    }
+                }
+            }
+            @if !pending.is_empty() {
+                h2 { "Held for approval" }
+                ul {
+                    @for p in pending {
+                        li { strong { (p.key) " " (p.version) } " asks for more than approved: " (p.widenings.join("; "))
+                            " (digest " code { (p.digest) } "; " code { "ward plugin diff" } " shows the whole difference). "
+                            form.inline method="post" action={"/console/connectors/" (p.key) "/approve"} {
+                                (csrf(session))
+                                input type="hidden" name="digest" value=(p.digest);
+                                button type="submit" aria-label={"Approve " (p.key) " " (p.version)} { "Approve" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub(crate) fn usage(session: &Session, u: &Usage) -> Markup {
+    layout(
+        &format!("Declared vs used: {}", u.key),
+        Some(session),
+        html! {
+            p { "The last " (u.days) " days of the egress log (the newest 1000 requests of each instance): "
+                (u.requests) " requests by " (u.instances) " instance(s), " (u.denied) " denied." }
+            table {
+                caption { "Effective grants and their use" }
+                thead { tr {
+                    th scope="col" { "Grant" } th scope="col" { "Methods allowed" } th scope="col" { "Methods used" }
+                    th scope="col" { "Requests" } th scope="col" { "Paths used" }
+                } }
+                tbody {
+                    @for g in &u.grants {
+                        tr class=(if g.requests == 0 { "bad" } else { "ok" }) {
+                            td { code { (g.url) } }
+                            td { (g.methods.join(", ")) }
+                            td { (if g.methods_used.is_empty() { "never used".to_owned() } else { g.methods_used.join(", ") }) }
+                            td { (g.requests) }
+                            td { (g.paths_used.join(" ")) }
+                        }
+                    }
+                }
+            }
+            p { "Secrets never sent: " (if u.unused_secrets.is_empty() { "none".to_owned() } else { u.unused_secrets.join(", ") }) }
+            h2 { "Narrowing policy for ward.toml" }
+            pre tabindex="0" aria-label="Policy snippet" { code { (u.snippet) } }
+        },
+    )
+}

@@ -21,7 +21,7 @@ pub(crate) fn cursor_text_ok(cursor: &str) -> bool {
 }
 
 impl StreamCursor {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         match self {
             StreamCursor::From(t) => format!("{CURSOR_PREFIX}from:{t}"),
             StreamCursor::Next { newest, cursor } => {
@@ -30,7 +30,7 @@ impl StreamCursor {
         }
     }
 
-    fn parse(text: &str) -> Result<StreamCursor> {
+    pub(crate) fn parse(text: &str) -> Result<StreamCursor> {
         let bad = |why: &str| {
             let shown: String = text.chars().take(48).collect();
             Error::internal(format!(

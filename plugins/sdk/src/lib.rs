@@ -27,7 +27,7 @@
 //!
 //! A connector whose provider needs a credential flow the host cannot run
 //! from the manifest enables the crate feature `exchange`: the component is
-//! then of world `plugin-with-exchange`, must also implement [`Exchange`],
+//! then of world `plugin-with-exchange`, must also implement `Exchange`,
 //! sees the raw grant, and `ward plugin inspect` flags it
 //! (`raw-credentials-in-exchange`).
 #![warn(missing_docs)]

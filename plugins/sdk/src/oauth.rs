@@ -8,8 +8,8 @@
 //! connector never sees a code or a token: it sends
 //! `Bearer {{secret:access_token}}` (see [`crate::auth::AuthHeader`]).
 //!
-//! With the crate feature `exchange`, [`token_request`] and
-//! [`parse_token_response`] help a connector that runs its own exchange.
+//! With the crate feature `exchange`, `token_request` and
+//! `parse_token_response` help a connector that runs its own exchange.
 
 use crate::http::with_query;
 use crate::{Config, Error, Result};

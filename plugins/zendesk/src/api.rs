@@ -376,8 +376,8 @@ mod tests {
 
     #[test]
     fn maps_statuses_to_contract_errors() {
-        let token = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "api-token")]);
-        let oauth = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "oauth2")]);
+        let token = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Basic);
+        let oauth = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Oauth2);
         let unauth = response(401, &[], r#"{"error":"Couldn't authenticate you"}"#);
         assert!(
             matches!(error_for(&token, &unauth, "x"), Error::Unauthorized(m) if m.contains("create a token"))
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_429_with_only_retry_after_reads_cleanly() {
-        let token = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "api-token")]);
+        let token = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Basic);
         let limited = response(
             429,
             &[("retry-after", "3")],

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod console;
+pub mod credentials;
 pub mod daemon;
 pub mod dns;
 pub mod logs;
@@ -197,9 +198,8 @@ impl Harness {
     }
 
     /// Creates an instance row for `bound` and runs one audit sync through
-    /// the daemon's ingestion into the store (events, cursor and egress
-    /// rows land in SQLite as in production). Returns the instance id and
-    /// the sync's outcome.
+    /// the daemon's ingestion into the store from time 0 (see
+    /// [`credentials::ingest_audit`]).
     pub async fn ingest_audit(
         &self,
         bound: ward_runtime::Bound,
@@ -207,61 +207,19 @@ impl Harness {
         String,
         Result<ward_daemon::ingest::SyncStats, ward_daemon::ingest::IngestError>,
     ) {
-        let instance = self
-            .store
-            .create_instance(&ward_store::NewInstance {
-                plugin_key: bound.plugin().manifest().key.clone(),
-                plugin_version: bound.plugin().manifest().version.clone(),
-                name: "hostile".into(),
-                config: std::collections::BTreeMap::new(),
-                tags: vec![],
-            })
-            .await
-            .unwrap();
-        let ingestor = ward_daemon::ingest::Ingestor {
-            store: self.store.clone(),
-            bound,
-            instance_id: instance.id.clone(),
-            // One attempt: a failure is asserted on, not retried.
-            retry: ward_daemon::ingest::Retry {
-                attempts: 1,
-                ..Default::default()
-            },
-        };
-        let result = ingestor.sync_audit(0, |_| {}).await;
-        (instance.id, result)
+        credentials::ingest_audit(&self.store, bound, 0).await
     }
 
     /// Follows an authorization URL at the Okta stand-in like the
-    /// operator's browser (stopping at the redirect back) and returns the
-    /// callback's query parameters (`code`, `state`, or `error`).
+    /// operator's browser (see [`credentials::consent`]).
     pub async fn okta_consent(&self, url: &str) -> std::collections::BTreeMap<String, String> {
-        let browser = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes()).unwrap()])
-            .resolve(&self.okta.host(), self.okta.addr())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let response = browser.get(url).send().await.unwrap();
-        assert_eq!(response.status(), 302, "consent at {url}");
-        let location = response.headers()["location"].to_str().unwrap().to_string();
-        url::Url::parse(&location)
-            .unwrap()
-            .query_pairs()
-            .into_owned()
-            .collect()
+        credentials::consent(&self.ca, &self.okta.host(), self.okta.addr(), url).await
     }
 
-    /// Every byte SQLite holds for this harness: the database file and its
-    /// write-ahead log, for asserting that a value was stored nowhere.
+    /// Every byte SQLite holds for this harness (see
+    /// [`credentials::stored_bytes`]).
     pub fn stored_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for name in ["ward.db", "ward.db-wal"] {
-            if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
-                bytes.extend(b);
-            }
-        }
-        bytes
+        credentials::stored_bytes(self.dir.path())
     }
 }
 

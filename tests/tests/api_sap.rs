@@ -324,7 +324,7 @@ async fn a_code_the_provider_rejects_uses_the_state_up() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("refused the authorization code"),
+            .contains("rejected the authorization code"),
         "{body}"
     );
     assert_eq!(sap.token_requests(), vec![400]);

@@ -15,7 +15,7 @@ use ward_runtime::types::{Grant, OauthCode};
 use ward_runtime::{Plugin, SecretSet};
 use ward_standins::okta::OktaConfig;
 use ward_store::{InstanceStatus, OauthState};
-use ward_tests::{Harness, PROBE_V02_WASM, plugin_files};
+use ward_tests::{Harness, PROBE_V02_WASM, credentials, plugin_files};
 
 const CALLBACK: &str = "https://client.example/ward-callback";
 
@@ -25,25 +25,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 /// Everything the guest produced for an instance and what Ward stored:
 /// the SQLite files plus the call's own report text.
 fn assert_absent(h: &Harness, guest_text: &str, values: &[&str]) -> Result<()> {
-    let stored = h.stored_bytes();
-    for v in values {
-        ensure!(!v.is_empty(), "empty value to look for");
-        ensure!(
-            !guest_text.contains(v),
-            "a credential reached the guest's output: {guest_text}"
-        );
-        ensure!(!contains(&stored, v), "a credential was stored in plain");
-    }
-    Ok(())
+    credentials::assert_absent(&h.stored_bytes(), guest_text, values)
 }
 
 fn probe(h: &Harness, edit: Option<&dyn Fn(&str) -> String>) -> Result<std::sync::Arc<Plugin>> {
@@ -62,19 +47,8 @@ fn config(client_id: Option<&str>) -> BTreeMap<String, String> {
     c
 }
 
-/// What the guest returned and logged in a connection's test plus one
-/// audit sync, as one text.
 async fn guest_output(h: &Harness, connected: &connect::Connected) -> Result<String> {
-    let report = connected
-        .report
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("test failed: {e}"))?;
-    let mut text = format!("{report:?}");
-    let page = connected.bound.fetch_audit(0, None).await;
-    text.push_str(&format!("{:?} {:?} {}", page.result, page.logs, page.stdio));
-    let (_, sync) = h.ingest_audit(connected.bound.clone()).await;
-    sync.context("audit sync")?;
-    Ok(text)
+    credentials::guest_output(&h.store, connected, 0).await
 }
 
 #[tokio::test]

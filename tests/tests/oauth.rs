@@ -1,6 +1,6 @@
 //! The Okta connector's OAuth mode at runtime level: auth URL → the
-//! stand-in's consent (302 with code and state) → exchange with the client
-//! secret bound → Bearer calls → host-side refresh. Real component, real
+//! stand-in's consent (302 with code and state) → the host's exchange at
+//! the manifest's token URL → Bearer calls → host-side refresh. Real component, real
 //! HTTPS authorization server on loopback, real SQLite file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ward_daemon::refresh::{RefreshError, Refresher, merge_exchange_secrets};
-use ward_runtime::types::{Credentials, Grant, OauthCode, PluginError};
+use ward_daemon::connect::{self, ConnectError, NewConnection};
+use ward_daemon::refresh::{RefreshError, Refresher};
+use ward_runtime::types::{Credentials, Grant, OauthCode, PluginError, Secret};
 use ward_runtime::{CallError, Plugin, SecretSet};
 use ward_standins::okta::OktaConfig;
-use ward_store::{Instance, NewInstance};
+use ward_store::Instance;
 use ward_tests::Harness;
 
 const REDIRECT: &str = "https://ward.example/oauth/callback";
@@ -67,64 +68,76 @@ async fn consent(h: &Harness, plugin: &Arc<Plugin>, client_id: &str) -> BTreeMap
         .collect()
 }
 
+/// Connects with the code: the host exchanges it at the manifest's
+/// `token_url` (the 0.2 connector never sees it), stores the credentials
+/// and runs the test. Returns the instance and its stored OAuth secrets
+/// (without the client secret), or what the exchange was refused with.
 async fn exchange(
+    h: &Harness,
     plugin: &Arc<Plugin>,
     client_id: &str,
     client_secret: &str,
     code: &str,
-) -> Result<Credentials, CallError> {
-    let bound = plugin
-        .bind(
-            "connecting",
-            &config(client_id),
-            SecretSet::new(BTreeMap::from([(
+) -> Result<(Instance, Credentials), CallError> {
+    let created = connect::create(
+        &h.store,
+        plugin,
+        NewConnection {
+            name: "okta-oauth".into(),
+            config: config(client_id),
+            tags: Vec::new(),
+            grant: Grant::OauthCode(OauthCode {
+                code: code.to_string(),
+                redirect_uri: REDIRECT.to_string(),
+                code_verifier: None,
+            }),
+            host_secrets: BTreeMap::from([(
                 "client_secret".to_string(),
                 client_secret.to_string(),
-            )])),
-            None,
-        )
-        .unwrap();
-    let report = bound
-        .exchange(&Grant::OauthCode(OauthCode {
-            code: code.to_string(),
-            redirect_uri: REDIRECT.to_string(),
-            code_verifier: None,
-        }))
-        .await;
+            )]),
+        },
+    )
+    .await;
+    let connected = match created {
+        Ok(connected) => connected,
+        Err(ConnectError::Call { source, .. }) => return Err(source),
+        Err(e) => panic!("connecting failed before the exchange: {e}"),
+    };
+    let id = connected.instance.id.clone();
     // The token request went out with the secret substituted by the host
     // and logged without it.
-    for e in &report.egress {
+    for e in h.store.egress(&id, 0).await.unwrap() {
         assert!(!e.url.contains(client_secret));
     }
-    report.result
+    let stored = h.store.credentials(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.secrets.get("client_secret").map(String::as_str),
+        Some(client_secret)
+    );
+    let creds = Credentials {
+        secrets: stored
+            .secrets
+            .iter()
+            .filter(|(name, _)| name.as_str() != "client_secret")
+            .map(|(name, value)| Secret {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        expires_at: stored.expires_at_ms,
+        scopes: stored.scopes.clone(),
+        principal: stored.principal.clone(),
+    };
+    Ok((connected.instance, creds))
 }
 
 async fn connected(h: &Harness, plugin: &Arc<Plugin>) -> (Instance, Credentials) {
     let (client_id, client_secret) = h.okta.oauth_client();
     let callback = consent(h, plugin, &client_id).await;
     assert_eq!(callback["state"], STATE);
-    let creds = exchange(plugin, &client_id, &client_secret, &callback["code"])
+    exchange(h, plugin, &client_id, &client_secret, &callback["code"])
         .await
-        .unwrap();
-    let instance = h
-        .store
-        .create_instance(&NewInstance {
-            plugin_key: "okta".into(),
-            plugin_version: plugin.manifest().version.clone(),
-            name: "okta-oauth".into(),
-            config: config(&client_id),
-            tags: Vec::new(),
-        })
-        .await
-        .unwrap();
-    h.store
-        .put_credentials(
-            &instance.id,
-            &merge_exchange_secrets(creds.clone(), Some(&client_secret)),
-        )
-        .await
-        .unwrap();
-    (instance, creds)
+        .unwrap()
 }
 
 async fn bind_stored(
@@ -193,6 +206,7 @@ async fn authorization_code_flow_then_bearer_calls() {
 
     // The code is single-use.
     let again = exchange(
+        &h,
         &plugin,
         &h.okta.oauth_client().0,
         &h.okta.oauth_client().1,
@@ -224,7 +238,7 @@ async fn declined_consent_and_bad_client() {
 
     h.okta.set_oauth_decline(false);
     let callback = consent(&h, &plugin, &client_id).await;
-    let wrong = exchange(&plugin, &client_id, "not-the-secret", &callback["code"]).await;
+    let wrong = exchange(&h, &plugin, &client_id, "not-the-secret", &callback["code"]).await;
     match wrong {
         Err(CallError::Plugin(PluginError::InvalidConfig(m))) => {
             assert!(m.contains("client secret"), "{m}");

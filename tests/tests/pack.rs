@@ -42,7 +42,7 @@ fn top_level_manifests(bytes: &[u8]) -> anyhow::Result<usize> {
 #[test]
 fn inspect_reports_contract_version_and_empty_imports_without_compiling() -> anyhow::Result<()> {
     let inspection = plugin_cli::inspect("okta.wasm", OKTA_WASM, &[], &BTreeMap::new())?;
-    assert_eq!(inspection.contract_version.as_deref(), Some("0.1.0"));
+    assert_eq!(inspection.contract_version.as_deref(), Some("0.2.0"));
     assert_eq!(inspection.key, "okta");
     // The Rust std links the environment and stdin; Ward links them empty
     // and says so.
@@ -69,11 +69,11 @@ fn inspect_reports_contract_version_and_empty_imports_without_compiling() -> any
             .any(|i| i.starts_with("wasi:http/"))
     );
     let json = serde_json::to_value(&inspection)?;
-    assert_eq!(json["contract_version"], "0.1.0");
+    assert_eq!(json["contract_version"], "0.2.0");
     assert_eq!(json["schema"], "ward.plugin.inspect/v1");
     let text = plugin_cli::render_inspection(&inspection);
     ensure!(
-        text.contains("contract   ward:connector/connector@0.1.0"),
+        text.contains("contract   ward:connector/connector@0.2.0"),
         "{text}"
     );
     ensure!(
@@ -85,7 +85,7 @@ fn inspect_reports_contract_version_and_empty_imports_without_compiling() -> any
     // same way: nothing is compiled, so its size only costs one read.
     let big = pad(OKTA_WASM, "padding", 16 << 20);
     let info = introspect(&big)?;
-    assert_eq!(info.contract_version.as_deref(), Some("0.1.0"));
+    assert_eq!(info.contract_version.as_deref(), Some("0.2.0"));
     assert_eq!(info.manifest_source, Some(ManifestSource::CoreModule));
     let inspection = plugin_cli::inspect("big.wasm", &big, &[], &BTreeMap::new())?;
     assert_eq!(inspection.size_bytes, big.len() as u64);

@@ -171,7 +171,24 @@ async fn inspect_json_on_bundled_okta_shows_exactly_its_grants() {
     assert_eq!(sorted, expected);
     assert_eq!(json["schema"], "ward.plugin.inspect/v1");
     assert_eq!(json["signature"]["status"], "bundled");
-    assert_eq!(json["world"], "ward:connector/plugin@0.1.0");
+    assert_eq!(json["world"], "ward:connector/plugin@0.2.0");
+    // The bundled connectors are 0.2 components without `exchange`: the
+    // host holds every credential, so none is flagged as seeing one.
+    for key in ["okta", "zendesk", "egnyte"] {
+        let bytes = ward_daemon::bundled::get(key).unwrap();
+        let inspection = plugin_cli::inspect(key, bytes, &[], &BTreeMap::new()).unwrap();
+        let json = serde_json::to_value(&inspection).unwrap();
+        assert_eq!(json["world"], "ward:connector/plugin@0.2.0", "{key}");
+        assert!(
+            !json["permissions"]["risks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["kind"] == "raw-credentials-in-exchange"),
+            "{key}: {:#?}",
+            json["permissions"]["risks"]
+        );
+    }
     assert!(json["imports"].as_array().unwrap().iter().any(|i| {
         i.as_str()
             .unwrap()
@@ -485,6 +502,10 @@ async fn inspect_lists_risks_defaults_and_clamped_limits() {
             "http://collector.ward.test/",
         );
         let t = t.replace("wall_ms = 5000", "wall_ms = 900000");
+        let t = t.replace(
+            "url = \"https://echo.ward.test/\"\nmethods = [\"GET\"]\n",
+            "url = \"https://echo.ward.test/\"\nmethods = [\"GET\"]\nallow_params = true\n",
+        );
         format!("{t}\n[schedule]\nbackfill_days = 1000\npoll_interval_secs = 1\n")
     })
     .unwrap();
@@ -500,7 +521,9 @@ async fn inspect_lists_risks_defaults_and_clamped_limits() {
     assert_eq!(risks[0]["kind"], "plaintext-scheme", "{risks:#?}");
     assert!(has("plaintext-scheme", "http://collector.ward.test/"));
     assert!(has("secrets-sent-to-host", "https://echo.ward.test/"));
-    assert!(has("raw-credentials-in-exchange", "auth api-token"));
+    // A 0.2 component of world `plugin`: the host stores the token.
+    assert!(!has("raw-credentials-in-exchange", ""));
+    assert!(has("allow-params", "https://echo.ward.test/"));
     assert!(has(
         "config-shapes-host",
         "https://{domain}.okta.com/api/v1/"

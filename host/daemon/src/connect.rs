@@ -155,13 +155,36 @@ async fn exchange(
     let mut secrets = host_secrets.clone();
     match (grant, auth) {
         (Grant::ApiToken(token), Auth::ApiToken { secret, .. }) => {
-            let token = token.trim();
-            if token.is_empty() {
-                return Err(refused(PluginError::InvalidConfig(format!(
-                    "the API token is empty: paste the token created in the {key} admin console"
-                ))));
-            }
-            secrets.insert(secret.clone(), token.to_string());
+            secrets.insert(
+                secret.clone(),
+                non_empty_token(&key, token).map_err(refused)?,
+            );
+        }
+        // A basic credential the host composes from the manifest's user
+        // name template and the operator's token (Zendesk's
+        // `{email}/token`).
+        (Grant::ApiToken(token), Auth::Basic { secret, .. }) => {
+            let token = non_empty_token(&key, token).map_err(refused)?;
+            let username = match auth.basic_username(config) {
+                Ok(Some(username)) => username,
+                Ok(None) => {
+                    return Err(refused(PluginError::Internal(
+                        "host error: an API token reached a basic auth without a user name template"
+                            .to_string(),
+                    )));
+                }
+                Err(e) => {
+                    let or_oauth = if plugin.manifest().oauth2().is_some() {
+                        ", or connect with OAuth instead"
+                    } else {
+                        ""
+                    };
+                    return Err(refused(PluginError::InvalidConfig(format!(
+                        "plugin `{key}`: {e}{or_oauth}"
+                    ))));
+                }
+            };
+            secrets.insert(secret.clone(), basic_value(&username, &token));
         }
         (Grant::Basic(BasicCredentials { username, password }), Auth::Basic { secret, .. }) => {
             if username.is_empty() || password.is_empty() {
@@ -169,12 +192,7 @@ async fn exchange(
                     "the user name or password is empty: enter both".to_string(),
                 )));
             }
-            use base64::Engine as _;
-            let pair = format!("{username}:{password}");
-            secrets.insert(
-                secret.clone(),
-                base64::engine::general_purpose::STANDARD.encode(pair),
-            );
+            secrets.insert(secret.clone(), basic_value(username, password));
         }
         (
             Grant::OauthCode(OauthCode {
@@ -225,8 +243,26 @@ async fn exchange(
     ))
 }
 
+/// An operator's token, trimmed, or a refusal saying it is empty.
+fn non_empty_token(key: &str, token: &str) -> Result<String, PluginError> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(PluginError::InvalidConfig(format!(
+            "the API token is empty: paste the token created in the {key} admin console"
+        )));
+    }
+    Ok(token.to_string())
+}
+
+/// `base64(username:password)`, the value of a `Basic` header.
+fn basic_value(username: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+}
+
 /// The manifest auth a grant is for, or a refusal naming what the plugin
-/// accepts.
+/// accepts. An API token also fits a `basic` auth whose manifest composes
+/// the user name (`username` template), when no `api-token` auth exists.
 fn auth_for<'m>(plugin: &'m Plugin, grant: &Grant) -> Result<&'m Auth, PluginError> {
     let wanted = match grant {
         Grant::ApiToken(_) => "api-token",
@@ -234,10 +270,21 @@ fn auth_for<'m>(plugin: &'m Plugin, grant: &Grant) -> Result<&'m Auth, PluginErr
         Grant::OauthCode(_) => "oauth2",
     };
     let manifest = plugin.manifest();
+    let composed_basic = |a: &&Auth| {
+        matches!(grant, Grant::ApiToken(_))
+            && matches!(
+                a,
+                Auth::Basic {
+                    username: Some(_),
+                    ..
+                }
+            )
+    };
     manifest
         .auth
         .iter()
         .find(|a| a.kind() == wanted)
+        .or_else(|| manifest.auth.iter().find(composed_basic))
         .ok_or_else(|| {
             let accepted: Vec<&str> = manifest.auth.iter().map(Auth::kind).collect();
             PluginError::InvalidConfig(format!(
@@ -267,6 +314,12 @@ fn code_refusal(plugin: &str, failure: TokenFailure) -> PluginError {
         TokenFailure::Rejected { error, detail } if error == "invalid_scope" => {
             PluginError::Forbidden(format!(
                 "the {plugin} token endpoint refused the requested scopes ({detail}): grant the scopes to the OAuth client, then {}",
+                crate::consent::RESTART
+            ))
+        }
+        TokenFailure::Rejected { error, detail } if error == "invalid_client" => {
+            PluginError::InvalidConfig(format!(
+                "the {plugin} token endpoint rejected the OAuth client ({detail}): check the client id (apiKey) and client secret (apiSecret) of the app integration, then {}",
                 crate::consent::RESTART
             ))
         }

@@ -213,6 +213,17 @@ pub(crate) async fn request(
     {
         fields.push(("scope", Field::Owned(scopes.join(" "))));
     }
+    // The broker substitutes references verbatim, so for this request each
+    // secret in the body stands for its value encoded as the body needs
+    // (form-encoded, or the inside of a JSON string): a secret holding `&`,
+    // `"`, `\` or a newline stays one field and cannot add another.
+    for (_, field) in &fields {
+        if let Field::Secret(name) = field
+            && let Some(value) = secrets.get(*name)
+        {
+            request_secrets.insert((*name).to_string(), encode_value(*token_body, value));
+        }
+    }
     let (content_type, body) = encode(*token_body, &fields);
     headers.push(("content-type".to_string(), content_type.to_string()));
     let bound = match plugin.bind(instance_id, config, SecretSet::new(request_secrets), None) {
@@ -285,6 +296,22 @@ enum Field<'a> {
 
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// A secret value as it must appear inside a body of `format`: form-encoded,
+/// or JSON-escaped (the text between the quotes of a JSON string).
+fn encode_value(format: TokenBody, value: &str) -> String {
+    match format {
+        TokenBody::Form => form_encode(value),
+        TokenBody::Json => {
+            let quoted = serde_json::Value::String(value.to_string()).to_string();
+            quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap_or_default()
+                .to_string()
+        }
+    }
 }
 
 /// The body and its content type. References are written as is (not
@@ -367,5 +394,25 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["client_secret"], "{{secret:client_secret}}");
         assert_eq!(v["redirect_uri"], "https://w/cb?a=1");
+    }
+
+    #[test]
+    fn secrets_are_encoded_for_the_body_they_go_into() {
+        let hostile = "a\"b\\c\nd&e=f";
+        let json = format!(
+            "{{\"client_secret\":\"{}\"}}",
+            encode_value(TokenBody::Json, hostile)
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["client_secret"], hostile);
+        assert_eq!(v.as_object().unwrap().len(), 1);
+        let form = format!("client_secret={}", encode_value(TokenBody::Form, hostile));
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![("client_secret".to_string(), hostile.to_string())]
+        );
     }
 }

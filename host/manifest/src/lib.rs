@@ -100,6 +100,12 @@ pub enum Auth {
         /// stores `base64(username:password)`, the value of a `Basic`
         /// `Authorization` header.
         secret: String,
+        /// A user name template filled from the instance's configuration
+        /// (for example Zendesk's `{email}/token`). With it, the operator
+        /// gives only a token (an API token grant) and the host composes
+        /// `base64(filled username:token)`; the plugin never sees either.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
         /// Who turns the entered credentials into stored secrets.
         #[serde(default, skip_serializing_if = "ExchangeBy::is_default")]
         exchange: ExchangeBy,
@@ -384,6 +390,36 @@ impl Auth {
         }
     }
 
+    /// For a `basic` auth with a `username` template: the user name filled
+    /// from a validated configuration. `Ok(None)` for every other auth; an
+    /// error naming the missing field, or a filled name containing `:`
+    /// (which a Basic credential cannot carry).
+    pub fn basic_username(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, String> {
+        let Auth::Basic {
+            username: Some(template),
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let mut out = template.clone();
+        for name in template_fields(template)? {
+            let value = config.get(&name).ok_or_else(|| {
+                format!("basic auth composes the user name {template} and needs configuration field `{name}`: set it")
+            })?;
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        if out.contains(':') || out.trim().is_empty() {
+            return Err(format!(
+                "basic auth user name {out:?} (from {template}) is empty or contains `:`: fix the configuration"
+            ));
+        }
+        Ok(Some(out))
+    }
+
     /// Who exchanges this auth's grants (see [`ExchangeBy`]).
     pub fn exchange_by(&self) -> ExchangeBy {
         match self {
@@ -392,6 +428,32 @@ impl Auth {
             | Auth::Basic { exchange, .. } => *exchange,
         }
     }
+}
+
+/// The `{field}` placeholders of a `username` template, or why it is not
+/// one (unbalanced braces, an empty name).
+fn template_fields(template: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find(['{', '}']) {
+        if rest[start..].starts_with('}') {
+            return Err(format!(
+                "user name template {template} has unbalanced braces"
+            ));
+        }
+        let after = &rest[start + 1..];
+        let end = after
+            .find(['{', '}'])
+            .filter(|i| after[*i..].starts_with('}'))
+            .ok_or_else(|| format!("user name template {template} has unbalanced braces"))?;
+        let name = &after[..end];
+        if name.is_empty() {
+            return Err(format!("user name template {template} has an empty `{{}}`"));
+        }
+        fields.push(name.to_string());
+        rest = &after[end + 1..];
+    }
+    Ok(fields)
 }
 
 /// Accepts `auth = { kind = ... }` (every manifest written before several
@@ -643,8 +705,30 @@ impl Manifest {
                 }
             };
             match auth {
-                Auth::ApiToken { secret, .. } | Auth::Basic { secret, .. } => {
+                Auth::ApiToken { secret, .. } => {
                     needs_secret(secret, &format!("{} auth stores `{secret}`", auth.kind()))?;
+                }
+                Auth::Basic {
+                    secret, username, ..
+                } => {
+                    needs_secret(secret, &format!("{} auth stores `{secret}`", auth.kind()))?;
+                    if let Some(template) = username {
+                        let used = template_fields(template)
+                            .map_err(|e| self.invalid(format!("auth.username: {e}")))?;
+                        if let Some(unknown) = used.iter().find(|f| !fields.contains(f.as_str())) {
+                            return Err(self.invalid(format!(
+                                "auth.username {template} uses {{{unknown}}} but no config field of that name is declared"
+                            )));
+                        }
+                        let literal = used
+                            .iter()
+                            .fold(template.clone(), |t, f| t.replace(&format!("{{{f}}}"), ""));
+                        if literal.contains(':') {
+                            return Err(self.invalid(format!(
+                                "auth.username {template} contains `:`, which ends the user name of a Basic credential"
+                            )));
+                        }
+                    }
                 }
                 Auth::Oauth2 {
                     refresh, token_url, ..
@@ -1340,6 +1424,34 @@ secrets_in_body = true
             "refresh = true\ntoken_auth = \"basic\"\n",
         );
         assert!(Manifest::parse(&typo).is_err());
+    }
+
+    #[test]
+    fn basic_username_template_is_checked_at_load_and_filled_from_config() {
+        let basic = |username: &str| {
+            OKTA.replace(
+                "auth = { kind = \"api-token\", secret = \"api_token\" }",
+                &format!(
+                    "auth = {{ kind = \"basic\", secret = \"api_token\", username = {username:?} }}"
+                ),
+            )
+        };
+        let m = Manifest::parse(&basic("{domain}/token")).unwrap();
+        assert_eq!(
+            m.auth[0].basic_username(&cfg("acme")).unwrap().as_deref(),
+            Some("acme/token")
+        );
+        let e = m.auth[0].basic_username(&BTreeMap::new()).unwrap_err();
+        assert!(e.contains("`domain`"), "{e}");
+        for (bad, why) in [
+            ("{email}/token", "no config field"),
+            ("{domain}:x", "contains `:`"),
+            ("{domain/token", "unbalanced"),
+            ("{}/token", "empty"),
+        ] {
+            let e = Manifest::parse(&basic(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum RiskKind {
     SecretsInBody,
     /// A grant covers a whole host (`/`).
     BroadPathPrefix,
+    /// A grant lets request paths carry `;` parameters (`allow_params`),
+    /// which some servers read as path or matrix parameters.
+    AllowParams,
     /// An effective limit sits at the daemon's ceiling.
     LimitAtCeiling,
 }
@@ -153,6 +156,16 @@ pub fn risks(
                 RiskKind::BroadPathPrefix,
                 &g.url,
                 format!("every path on {} is granted", g.host),
+            );
+        }
+        if g.allow_params {
+            push(
+                RiskKind::AllowParams,
+                &g.url,
+                format!(
+                    "paths under {}://{}{} may carry `;` parameters (allow_params), which the server may read differently from Ward's canonical path",
+                    g.scheme, g.host, g.path_prefix
+                ),
             );
         }
     }

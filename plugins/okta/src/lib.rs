@@ -11,12 +11,14 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use ward_sdk::auth::AuthHeader;
+use ward_sdk::check::{ADMIN_ROLE, CREDENTIALS_VALID, SCOPE_PRESENT, SYSTEM_LOG_READABLE};
 use ward_sdk::http::{Request, Response, with_query};
-use ward_sdk::oauth;
+use ward_sdk::oauth::OAuthClient;
 use ward_sdk::time::{format_rfc3339, now, parse_rfc3339};
 use ward_sdk::{
-    Actor, ActorKind, AuditPage, AuthKind, Check, Config, Connector, Credentials, Error, Event,
-    Grant, Outcome, Result, Target, TestReport, Timestamp, User, UserPage, secret_ref,
+    Actor, ActorKind, AuditPage, AuthKind, Check, Config, Connector, Error, Event, Outcome, Result,
+    Target, TestReport, Timestamp, User, UserPage,
 };
 
 /// Okta's maximum page size for the System Log.
@@ -52,19 +54,18 @@ fn base(config: &Config) -> Result<String> {
     }
 }
 
-/// Scopes the OAuth mode asks for; `offline_access` yields the refresh token.
-const SCOPES: &[&str] = &["okta.logs.read", "okta.users.read", "offline_access"];
+/// The OAuth client: scopes (`offline_access` yields the refresh token the
+/// host refreshes with) and where client ids come from.
+const OAUTH: OAuthClient = OAuthClient {
+    scopes: &["okta.logs.read", "okta.users.read", "offline_access"],
+    missing_client_id: "OAuth needs the client ID of an Okta web app integration: set config field `client_id` (apiKey in the API) and give its client secret as apiSecret",
+};
+
+/// API tokens go as `SSWS`, OAuth access tokens as `Bearer`.
+const AUTH: AuthHeader = AuthHeader::new().api_token("SSWS", "api_token");
 
 fn oauth_mode(config: &Config) -> bool {
     config.auth_kind() == Some(AuthKind::Oauth2)
-}
-
-fn client_id(config: &Config) -> Result<&str> {
-    config.get(oauth::CLIENT_ID).ok_or_else(|| {
-        Error::invalid_config(
-            "OAuth needs the client ID of an Okta web app integration: set config field `client_id` (apiKey in the API) and give its client secret as apiSecret",
-        )
-    })
 }
 
 fn oauth_base(config: &Config) -> Result<String> {
@@ -72,14 +73,9 @@ fn oauth_base(config: &Config) -> Result<String> {
 }
 
 fn get(config: &Config, url: &str) -> Result<Response> {
-    let authorization = if oauth_mode(config) {
-        format!("Bearer {}", secret_ref(oauth::ACCESS_TOKEN))
-    } else {
-        format!("SSWS {}", secret_ref("api_token"))
-    };
     let response = Request::get(url)
         .accept_json()
-        .header("authorization", authorization)
+        .header("authorization", AUTH.value(config)?)
         .send()?;
     Ok(response)
 }
@@ -133,45 +129,34 @@ fn transient(config: &Config, response: &Response, what: &str) -> Result<()> {
 /// for the operator in the message.
 fn error_for(config: &Config, response: &Response, what: &str) -> Error {
     let detail = detail(response);
+    let status = Error::from_status("Okta", response, what, &detail).on_429(
+        retry_after_ms(response),
+        format!("Okta rate limit reached while {what} ({detail})"),
+    );
     if oauth_mode(config) {
-        match response.status {
-            401 => {
-                return Error::unauthorized(format!(
-                    "Okta rejected the OAuth access token while {what} ({detail}): the grant was revoked or the refresh failed; reconnect through Okta's consent screen"
-                ));
-            }
-            403 if missing_scope(response) => {
-                return Error::forbidden(format!(
+        status
+            .on_401(format!(
+                "Okta rejected the OAuth access token while {what} ({detail}): the grant was revoked or the refresh failed; reconnect through Okta's consent screen"
+            ))
+            .on_403(if missing_scope(response) {
+                format!(
                     "the OAuth token lacks a scope needed for {what}: grant okta.logs.read and okta.users.read to the app integration (Okta API Scopes tab), then reconnect"
-                ));
-            }
-            403 => {
-                return Error::forbidden(format!(
+                )
+            } else {
+                format!(
                     "Okta refused {what} ({detail}): the user who consented needs the Read-only Administrator role or higher; reconnect as such an admin"
-                ));
-            }
-            _ => {}
-        }
-    }
-    match response.status {
-        401 => Error::unauthorized(format!(
-            "Okta rejected the API token while {what} ({detail}): the token was revoked, expired after 30 days unused, or its admin was deactivated; create a new token in Okta Admin > Security > API > Tokens and reconnect"
-        )),
-        403 => Error::forbidden(format!(
-            "Okta refused {what} ({detail}): the token's administrator needs the Read-only Administrator role or higher; assign it, or reconnect with a token created by such an admin"
-        )),
-        429 => Error::rate_limited(
-            retry_after_ms(response),
-            format!("Okta rate limit reached while {what} ({detail})"),
-        ),
-        500..=599 => Error::unavailable(format!(
-            "Okta returned {} while {what} ({detail}); will retry",
-            response.status
-        )),
-        _ => Error::internal(format!(
-            "Okta returned {} while {what} ({detail})",
-            response.status
-        )),
+                )
+            })
+            .into()
+    } else {
+        status
+            .on_401(format!(
+                "Okta rejected the API token while {what} ({detail}): the token was revoked, expired after 30 days unused, or its admin was deactivated; create a new token in Okta Admin > Security > API > Tokens and reconnect"
+            ))
+            .on_403(format!(
+                "Okta refused {what} ({detail}): the token's administrator needs the Read-only Administrator role or higher; assign it, or reconnect with a token created by such an admin"
+            ))
+            .into()
     }
 }
 
@@ -363,43 +348,12 @@ fn optional_time(value: Option<&str>) -> Option<Timestamp> {
 
 impl Connector for Okta {
     fn auth_url(config: &Config, redirect_uri: &str, state: &str) -> Result<String> {
-        oauth::authorize_url(
+        OAUTH.auth_url(
+            config,
             &format!("{}/authorize", oauth_base(config)?),
-            client_id(config)?,
             redirect_uri,
-            SCOPES,
             state,
         )
-    }
-
-    fn exchange(config: &Config, grant: Grant) -> Result<Credentials> {
-        match grant {
-            Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
-            Grant::OauthCode(code) => {
-                let request = oauth::token_request(
-                    &format!("{}/token", oauth_base(config)?),
-                    client_id(config)?,
-                    &code.code,
-                    &code.redirect_uri,
-                    code.code_verifier.as_deref(),
-                );
-                let response = request.send()?;
-                let credentials = oauth::parse_token_response(&response, SCOPES)?;
-                if !credentials
-                    .secrets
-                    .iter()
-                    .any(|s| s.name == oauth::REFRESH_TOKEN)
-                {
-                    return Err(Error::forbidden(
-                        "Okta issued no refresh token, so the connection would stop after an hour: allow the Refresh Token grant type on the app integration and grant offline_access, then reconnect",
-                    ));
-                }
-                Ok(credentials)
-            }
-            Grant::Basic(_) => Err(Error::invalid_config(
-                "the Okta connector authenticates with an API token (SSWS) or OAuth, not a password: create a token in Okta Admin > Security > API > Tokens",
-            )),
-        }
     }
 
     fn test(config: &Config) -> Result<TestReport> {
@@ -420,7 +374,7 @@ impl Connector for Okta {
         let profile = me.profile.unwrap_or_default();
         let principal = profile.login.or(profile.email);
         checks.push(Check::pass(
-            "credentials-valid",
+            CREDENTIALS_VALID,
             format!(
                 "API token accepted (acts as {})",
                 principal.as_deref().unwrap_or(&me.id)
@@ -436,20 +390,20 @@ impl Connector for Okta {
                 .find(|r| LOG_READER_ROLES.contains(&r.kind.as_str()))
             {
                 Some(role) => checks.push(Check::pass(
-                    "admin-role",
+                    ADMIN_ROLE,
                     format!(
                         "token's admin holds {}",
                         role.label.as_deref().unwrap_or(&role.kind)
                     ),
                 )),
                 None => checks.push(Check::fail(
-                    "admin-role",
+                    ADMIN_ROLE,
                     "the token's user holds no administrator role that can read the System Log: assign Read-only Administrator (or higher) in Okta, or reconnect with a token created by such an admin",
                 )),
             }
         } else {
             checks.push(Check::fail(
-                "admin-role",
+                ADMIN_ROLE,
                 format!(
                     "could not read the token's admin roles ({}): reconnect with a token created by a Read-only Administrator or higher",
                     refusal(&roles)
@@ -463,10 +417,10 @@ impl Connector for Okta {
         )?;
         transient(config, &logs, "reading the System Log")?;
         if logs.is_success() {
-            checks.push(Check::pass("system-log-readable", "System Log is readable"));
+            checks.push(Check::pass(SYSTEM_LOG_READABLE, "System Log is readable"));
         } else {
             checks.push(Check::fail(
-                "system-log-readable",
+                SYSTEM_LOG_READABLE,
                 format!(
                     "System Log is not readable with this token ({}): the token's admin needs Read-only Administrator or higher",
                     refusal(&logs)
@@ -588,7 +542,7 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         let profile = me.profile.unwrap_or_default();
         principal = profile.login.or(profile.email);
         checks.push(Check::pass(
-            "credentials-valid",
+            CREDENTIALS_VALID,
             format!(
                 "OAuth access token accepted (acts as {})",
                 principal.as_deref().unwrap_or(&me.id)
@@ -596,7 +550,7 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         ));
     } else if missing_scope(&me) {
         checks.push(Check::pass(
-            "credentials-valid",
+            CREDENTIALS_VALID,
             "OAuth access token accepted",
         ));
     } else {
@@ -622,12 +576,12 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
     }
     if missing.is_empty() {
         checks.push(Check::pass(
-            "scope-present",
+            SCOPE_PRESENT,
             "token carries okta.logs.read and okta.users.read",
         ));
     } else {
         checks.push(Check::fail(
-            "scope-present",
+            SCOPE_PRESENT,
             format!(
                 "token lacks {}: grant it on the app integration's Okta API Scopes tab, then reconnect",
                 missing.join(" and ")
@@ -635,10 +589,10 @@ fn test_oauth(config: &Config) -> Result<TestReport> {
         ));
     }
     match logs.status {
-        200..=299 => checks.push(Check::pass("system-log-readable", "System Log is readable")),
+        200..=299 => checks.push(Check::pass(SYSTEM_LOG_READABLE, "System Log is readable")),
         _ if missing_scope(&logs) => {}
         _ => checks.push(Check::fail(
-            "system-log-readable",
+            SYSTEM_LOG_READABLE,
             format!(
                 "System Log is not readable ({}): the user who consented needs Read-only Administrator or higher; reconnect as such an admin",
                 refusal(&logs)
@@ -688,16 +642,11 @@ mod tests {
     }
 
     #[test]
-    fn picks_auth_mode_from_ward_auth() {
-        assert!(!oauth_mode(&Config::from_pairs([("domain", "a")])));
-        assert!(oauth_mode(&Config::from_pairs([
-            ("domain", "a"),
-            ("ward.auth", "oauth2")
-        ])));
-        assert!(!oauth_mode(&Config::from_pairs([
-            ("domain", "a"),
-            ("ward.auth", "api-token")
-        ])));
+    fn picks_auth_mode_from_the_instance() {
+        let config = Config::from_pairs([("domain", "a")]);
+        assert!(!oauth_mode(&config));
+        assert!(oauth_mode(&config.clone().with_auth(AuthKind::Oauth2)));
+        assert!(!oauth_mode(&config.with_auth(AuthKind::ApiToken)));
     }
 
     #[test]

@@ -435,6 +435,109 @@ fn map_error(code: ErrorCode, host: &str) -> HttpError {
     HttpError::Transport(m)
 }
 
+impl Error {
+    /// The contract error for a non-2xx `response` received while doing
+    /// `what` (for example "reading the System Log"), `detail` being the
+    /// provider's own words. Defaults: 401 `unauthorized` (reconnect), 403
+    /// `forbidden`, 429 `rate-limited` after `Retry-After` (60 s without
+    /// one), 5xx `unavailable` (retried), anything else `internal`. Override
+    /// the 401, 403 and 429 arms with the provider's next step for the
+    /// operator, then convert with [`Error::from`]:
+    ///
+    /// ```text
+    /// Error::from_status("Okta", &response, what, &detail)
+    ///     .on_401(format!("Okta rejected the API token while {what}: create a new one"))
+    ///     .into()
+    /// ```
+    pub fn from_status<'a>(
+        provider: &'a str,
+        response: &'a Response,
+        what: &'a str,
+        detail: &'a str,
+    ) -> StatusError<'a> {
+        StatusError {
+            provider,
+            response,
+            what,
+            detail,
+            unauthorized: None,
+            forbidden: None,
+            rate_limited: None,
+        }
+    }
+}
+
+/// A non-2xx response on its way to a contract [`Error`] (see
+/// [`Error::from_status`]).
+#[derive(Debug)]
+pub struct StatusError<'a> {
+    provider: &'a str,
+    response: &'a Response,
+    what: &'a str,
+    detail: &'a str,
+    unauthorized: Option<String>,
+    forbidden: Option<String>,
+    rate_limited: Option<(u64, String)>,
+}
+
+impl StatusError<'_> {
+    /// The message of the 401 arm (`unauthorized`).
+    pub fn on_401(mut self, message: impl Into<String>) -> Self {
+        self.unauthorized = Some(message.into());
+        self
+    }
+
+    /// The message of the 403 arm (`forbidden`).
+    pub fn on_403(mut self, message: impl Into<String>) -> Self {
+        self.forbidden = Some(message.into());
+        self
+    }
+
+    /// The delay and message of the 429 arm (`rate-limited`).
+    pub fn on_429(mut self, retry_after_ms: u64, message: impl Into<String>) -> Self {
+        self.rate_limited = Some((retry_after_ms, message.into()));
+        self
+    }
+}
+
+impl From<StatusError<'_>> for Error {
+    fn from(s: StatusError<'_>) -> Error {
+        let StatusError {
+            provider,
+            response,
+            what,
+            detail,
+            unauthorized,
+            forbidden,
+            rate_limited,
+        } = s;
+        let status = response.status;
+        match status {
+            401 => Error::unauthorized(unauthorized.unwrap_or_else(|| {
+                format!("{provider} rejected the credentials while {what} ({detail}): reconnect the instance")
+            })),
+            403 => Error::forbidden(forbidden.unwrap_or_else(|| {
+                format!("{provider} refused {what} ({detail}): the connected account lacks a role, plan or scope; fix it, then Test now")
+            })),
+            429 => {
+                let (wait, message) = rate_limited.unwrap_or_else(|| {
+                    (
+                        response.retry_after_ms().unwrap_or(60_000),
+                        format!("{provider} rate limit reached while {what} ({detail})"),
+                    )
+                });
+                Error::rate_limited(wait, message)
+            }
+            500..=599 => Error::unavailable(format!(
+                "{provider} returned {status} while {what} ({detail}); will retry"
+            )),
+            _ => Error::internal(format!(
+                "{provider} returned {status} while {what} ({detail})"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Ward's guest SDK: everything a connector author needs, without touching
-//! `wit-bindgen` or raw `wasi:http`.
+//! `wit-bindgen` or raw `wasi:http`. It builds components of contract
+//! `ward:connector@0.2.0` (`wit/v0.2`), world `plugin`.
 //!
 //! A connector is a type implementing [`Connector`], exported with
 //! [`export_connector!`], plus a `ward.toml` manifest next to its
@@ -15,12 +16,24 @@
 //! Rules of the sandbox the SDK is shaped around:
 //! - Calls are stateless: every call runs in a fresh instance. Carry state in
 //!   the cursor you return.
-//! - Secrets are never readable. Refer to them with [`secret_ref`] in a
-//!   header; Ward substitutes the value when the request matches a grant of
-//!   your manifest bound to that secret.
+//! - Credentials never enter the guest. The host stores API tokens and basic
+//!   credentials and exchanges OAuth codes itself (from the manifest's
+//!   `[[auth]]`); [`Config::auth_kind`] says which method an instance uses,
+//!   and [`auth::AuthHeader`] writes the matching `Authorization` header with
+//!   [`secret_ref`] references that Ward substitutes when the request matches
+//!   a grant of your manifest bound to that secret.
 //! - Only URLs your manifest grants are reachable; anything else fails with
 //!   [`http::HttpError::Denied`].
+//!
+//! A connector whose provider needs a credential flow the host cannot run
+//! from the manifest enables the crate feature `exchange`: the component is
+//! then of world `plugin-with-exchange`, must also implement `Exchange`,
+//! sees the raw grant, and `ward plugin inspect` flags it
+//! (`raw-credentials-in-exchange`).
+#![warn(missing_docs)]
 
+pub mod auth;
+pub mod check;
 pub mod http;
 pub mod log;
 pub mod oauth;
@@ -29,9 +42,10 @@ pub mod time;
 use std::collections::BTreeMap;
 
 #[doc(hidden)]
+#[cfg(not(feature = "exchange"))]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.1",
+        path: "../../wit/v0.2",
         world: "ward:connector/plugin",
         generate_all,
         pub_export_macro: true,
@@ -40,22 +54,41 @@ pub mod bindings {
     });
 }
 
+#[doc(hidden)]
+#[cfg(feature = "exchange")]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.2",
+        world: "ward:connector/plugin-with-exchange",
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "__export_wit",
+        default_bindings_module: "ward_sdk::bindings",
+    });
+}
+
+#[cfg(feature = "exchange")]
+pub use bindings::exports::ward::connector::exchange::{
+    BasicCredentials, Credentials, Grant, OauthCode, Secret,
+};
 pub use bindings::ward::connector::types::{
-    Actor, ActorKind, AuditPage, BasicCredentials, Check, Credentials, Error, Event, Grant,
-    OauthCode, Outcome, RateLimit, Secret, Target, TestReport, Timestamp, User, UserPage,
+    Actor, ActorKind, AuditPage, AuthKind, Check, Error, Event, Outcome, RateLimit, Target,
+    TestReport, Timestamp, User, UserPage,
 };
 pub use url::Url;
 
 /// Result type of every connector function.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The validated configuration of the instance a call is made for.
+/// What a call knows about the instance it is made for: the validated
+/// configuration and the auth method of its stored credentials.
 ///
 /// Values have already been checked against the patterns in your manifest,
 /// so they are safe to place in a URL host or path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     values: BTreeMap<String, String>,
+    auth: Option<AuthKind>,
 }
 
 impl Config {
@@ -66,13 +99,26 @@ impl Config {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            auth: None,
         }
     }
 
+    /// The same configuration for an instance authenticated with `auth`
+    /// (useful in unit tests).
+    pub fn with_auth(mut self, auth: AuthKind) -> Config {
+        self.auth = Some(auth);
+        self
+    }
+
     #[doc(hidden)]
-    pub fn from_wit(entries: Vec<bindings::ward::connector::types::ConfigEntry>) -> Config {
+    pub fn from_wit(instance: bindings::ward::connector::types::Instance) -> Config {
         Config {
-            values: entries.into_iter().map(|e| (e.name, e.value)).collect(),
+            values: instance
+                .config
+                .into_iter()
+                .map(|e| (e.name, e.value))
+                .collect(),
+            auth: instance.auth,
         }
     }
 
@@ -81,17 +127,11 @@ impl Config {
         self.values.get(name).map(String::as_str)
     }
 
-    /// Which of the manifest's auth methods this instance uses, from the
-    /// reserved `ward.auth` entry the host adds to every call made with
-    /// stored credentials. `None` during `exchange` (no credentials yet) and
-    /// `auth-url`.
+    /// Which of the manifest's auth methods this instance's stored
+    /// credentials belong to. `None` during `auth-url` (no credentials
+    /// yet).
     pub fn auth_kind(&self) -> Option<AuthKind> {
-        match self.get(AUTH_ENTRY)? {
-            "api-token" => Some(AuthKind::ApiToken),
-            "oauth2" => Some(AuthKind::Oauth2),
-            "basic" => Some(AuthKind::Basic),
-            _ => None,
-        }
+        self.auth
     }
 
     /// The value of a field the manifest marks as required; an
@@ -101,20 +141,6 @@ impl Config {
             Error::invalid_config(format!("configuration field `{name}` is missing"))
         })
     }
-}
-
-/// The reserved config entry naming the instance's auth kind.
-pub const AUTH_ENTRY: &str = "ward.auth";
-
-/// How an instance authenticates (see [`Config::auth_kind`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthKind {
-    /// An operator-entered API token.
-    ApiToken,
-    /// OAuth2 access token (refreshed by the host).
-    Oauth2,
-    /// User name and password.
-    Basic,
 }
 
 impl Error {
@@ -166,27 +192,6 @@ impl Check {
     }
 }
 
-impl Credentials {
-    /// Credentials holding one operator-entered token under `secret_name`
-    /// (the usual `exchange` of an API-token connector). An empty token is
-    /// refused so the operator hears about it at connect time.
-    pub fn from_token(secret_name: &str, token: &str) -> Result<Credentials> {
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(Error::invalid_config("the API token is empty"));
-        }
-        Ok(Credentials {
-            secrets: vec![Secret {
-                name: secret_name.to_string(),
-                value: token.to_string(),
-            }],
-            expires_at: None,
-            scopes: Vec::new(),
-            principal: None,
-        })
-    }
-}
-
 /// `{{secret:NAME}}`: the placeholder Ward replaces with a stored secret.
 pub fn secret_ref(name: &str) -> String {
     format!("{{{{secret:{name}}}}}")
@@ -195,17 +200,15 @@ pub fn secret_ref(name: &str) -> String {
 /// What a connector implements. Every function runs in a fresh sandbox
 /// instance; see the crate documentation for the rules.
 pub trait Connector {
-    /// Builds the OAuth2 authorization URL. Token-auth connectors keep the
-    /// default, which reports that OAuth is not used.
+    /// Builds the OAuth2 authorization URL (see [`oauth::OAuthClient`]).
+    /// Token-auth connectors keep the default, which reports that OAuth is
+    /// not used.
     fn auth_url(config: &Config, redirect_uri: &str, state: &str) -> Result<String> {
         let _ = (config, redirect_uri, state);
         Err(Error::invalid_config(
             "this connector authenticates with a token, not OAuth: create the instance with an API token",
         ))
     }
-
-    /// Turns an OAuth code or an operator-entered token into credentials.
-    fn exchange(config: &Config, grant: Grant) -> Result<Credentials>;
 
     /// Runs the prerequisite checks with the stored credentials.
     fn test(config: &Config) -> Result<TestReport>;
@@ -218,17 +221,30 @@ pub trait Connector {
     fn fetch_users(config: &Config, cursor: Option<String>) -> Result<UserPage>;
 }
 
+/// A non-standard credential flow (crate feature `exchange`, world
+/// `plugin-with-exchange`): called only for an `[[auth]]` whose manifest
+/// entry says `exchange = "plugin"`. The guest sees the raw grant; prefer
+/// the host's exchange whenever the manifest can describe the flow.
+#[cfg(feature = "exchange")]
+pub trait Exchange {
+    /// Turns an OAuth code or an operator-entered credential into the
+    /// secrets to store.
+    fn exchange(config: &Config, grant: Grant) -> Result<Credentials>;
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::exports::ward::connector::connector::Guest;
-    pub use crate::bindings::ward::connector::types::ConfigEntry;
+    #[cfg(feature = "exchange")]
+    pub use crate::bindings::exports::ward::connector::exchange::Guest as ExchangeGuest;
+    pub use crate::bindings::ward::connector::types::Instance;
 }
 
-/// Exports a [`Connector`] implementation as the component's
-/// `ward:connector/connector` interface and embeds `ward.toml` (next to the
-/// crate's `Cargo.toml`) as the `ward-manifest` custom section.
+/// Implements the contract's `connector` interface for a [`Connector`] and
+/// embeds the manifest; shared by both forms of [`export_connector!`].
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_connector {
+macro_rules! __export_connector_common {
     ($connector:ty) => {
         // Public so that a native build of the crate (unit tests) treats the
         // adapter, and through it the connector, as used.
@@ -237,47 +253,38 @@ macro_rules! export_connector {
 
         impl $crate::__private::Guest for WardGuestAdapter {
             fn auth_url(
-                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                instance: $crate::__private::Instance,
                 redirect_uri: ::std::string::String,
                 state: ::std::string::String,
             ) -> ::std::result::Result<::std::string::String, $crate::Error> {
                 <$connector as $crate::Connector>::auth_url(
-                    &$crate::Config::from_wit(config),
+                    &$crate::Config::from_wit(instance),
                     &redirect_uri,
                     &state,
                 )
             }
-            fn exchange(
-                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
-                grant: $crate::Grant,
-            ) -> ::std::result::Result<$crate::Credentials, $crate::Error> {
-                <$connector as $crate::Connector>::exchange(
-                    &$crate::Config::from_wit(config),
-                    grant,
-                )
-            }
             fn test(
-                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                instance: $crate::__private::Instance,
             ) -> ::std::result::Result<$crate::TestReport, $crate::Error> {
-                <$connector as $crate::Connector>::test(&$crate::Config::from_wit(config))
+                <$connector as $crate::Connector>::test(&$crate::Config::from_wit(instance))
             }
             fn fetch_audit(
-                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                instance: $crate::__private::Instance,
                 since: $crate::Timestamp,
                 cursor: ::std::option::Option<::std::string::String>,
             ) -> ::std::result::Result<$crate::AuditPage, $crate::Error> {
                 <$connector as $crate::Connector>::fetch_audit(
-                    &$crate::Config::from_wit(config),
+                    &$crate::Config::from_wit(instance),
                     since,
                     cursor,
                 )
             }
             fn fetch_users(
-                config: ::std::vec::Vec<$crate::__private::ConfigEntry>,
+                instance: $crate::__private::Instance,
                 cursor: ::std::option::Option<::std::string::String>,
             ) -> ::std::result::Result<$crate::UserPage, $crate::Error> {
                 <$connector as $crate::Connector>::fetch_users(
-                    &$crate::Config::from_wit(config),
+                    &$crate::Config::from_wit(instance),
                     cursor,
                 )
             }
@@ -299,5 +306,40 @@ macro_rules! export_connector {
             "/ward.toml"
         ))
         .len()] = *include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/ward.toml"));
+    };
+}
+
+/// Exports a [`Connector`] implementation as the component's
+/// `ward:connector/connector` interface (world `plugin@0.2.0`) and embeds
+/// `ward.toml` (next to the crate's `Cargo.toml`) as the `ward-manifest`
+/// custom section.
+#[cfg(not(feature = "exchange"))]
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        $crate::__export_connector_common!($connector);
+    };
+}
+
+/// Exports a [`Connector`] that also implements [`Exchange`] (world
+/// `plugin-with-exchange@0.2.0`) and embeds `ward.toml` as the
+/// `ward-manifest` custom section.
+#[cfg(feature = "exchange")]
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        $crate::__export_connector_common!($connector);
+
+        impl $crate::__private::ExchangeGuest for WardGuestAdapter {
+            fn exchange(
+                instance: $crate::__private::Instance,
+                grant: $crate::Grant,
+            ) -> ::std::result::Result<$crate::Credentials, $crate::Error> {
+                <$connector as $crate::Exchange>::exchange(
+                    &$crate::Config::from_wit(instance),
+                    grant,
+                )
+            }
+        }
     };
 }

@@ -1,20 +1,27 @@
-//! OAuth2 authorization-code helpers: the authorization URL, the token
-//! request body (with the client secret by reference) and the token
-//! response turned into [`Credentials`].
+//! OAuth2 authorization-code helpers.
 //!
-//! The flow as Ward runs it: the host calls `auth-url` and sends the
-//! operator's browser there; the provider redirects back with `code` and
-//! `state` (the host checks `state`); the host calls `exchange` with the
-//! code and with the instance's `client_secret` bound, so the connector
-//! writes `{{secret:client_secret}}` into the token request body
-//! ([`TokenRequest`]) and never sees the value. Refreshing is the host's
-//! job when the manifest says `refresh = true`.
+//! The flow as Ward runs it: the host calls `auth-url` (built with an
+//! [`OAuthClient`]) and sends the operator's browser there; the provider
+//! redirects back with `code` and `state` (the host checks `state`); the
+//! host exchanges the code at the manifest's `token_url` and stores the
+//! tokens, and refreshes them when the manifest says `refresh = true`. The
+//! connector never sees a code or a token: it sends
+//! `Bearer {{secret:access_token}}` (see [`crate::auth::AuthHeader`]).
+//!
+//! With the crate feature `exchange`, `token_request` and
+//! `parse_token_response` help a connector that runs its own exchange.
 
+use crate::http::with_query;
+use crate::{Config, Error, Result};
+#[cfg(feature = "exchange")]
+use crate::{
+    Credentials, Secret,
+    http::{Request, Response},
+    secret_ref,
+    time::now,
+};
+#[cfg(feature = "exchange")]
 use serde::Deserialize;
-
-use crate::http::{Request, Response, with_query};
-use crate::time::now;
-use crate::{Credentials, Error, Result, Secret, secret_ref};
 
 /// Name of the config field holding the OAuth client id.
 pub const CLIENT_ID: &str = "client_id";
@@ -24,6 +31,46 @@ pub const CLIENT_SECRET: &str = "client_secret";
 pub const ACCESS_TOKEN: &str = "access_token";
 /// Secret the refresh token is stored under.
 pub const REFRESH_TOKEN: &str = "refresh_token";
+
+/// A connector's OAuth client description: the scopes it asks for and what
+/// to tell the operator when the instance has no client id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// Scopes the authorization URL asks for (as in the manifest).
+    pub scopes: &'static [&'static str],
+    /// What the operator must do when config field `client_id` is unset
+    /// (where the provider's admin console issues client ids).
+    pub missing_client_id: &'static str,
+}
+
+impl OAuthClient {
+    /// The instance's OAuth client id (config field `client_id`, the API's
+    /// `apiKey`), or [`Error::InvalidConfig`] with `missing_client_id`.
+    pub fn client_id<'c>(&self, config: &'c Config) -> Result<&'c str> {
+        config
+            .get(CLIENT_ID)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::invalid_config(self.missing_client_id))
+    }
+
+    /// The body of `auth-url`: `endpoint` with `client_id`,
+    /// `response_type=code`, the scopes, `redirect_uri` and `state`.
+    pub fn auth_url(
+        &self,
+        config: &Config,
+        endpoint: &str,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String> {
+        authorize_url(
+            endpoint,
+            self.client_id(config)?,
+            redirect_uri,
+            self.scopes,
+            state,
+        )
+    }
+}
 
 /// Builds an authorization URL (`response_type=code`) for the operator's
 /// browser.
@@ -58,11 +105,13 @@ pub fn authorize_url(
 /// The host substitutes the raw value, so a secret is only suitable here if
 /// its value needs no form encoding; OAuth client secrets and tokens are
 /// drawn from URL-safe alphabets.
+#[cfg(feature = "exchange")]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Form {
     body: String,
 }
 
+#[cfg(feature = "exchange")]
 impl Form {
     /// An empty form.
     pub fn new() -> Form {
@@ -99,11 +148,13 @@ impl Form {
     }
 }
 
+#[cfg(feature = "exchange")]
 fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// An authorization-code token request using `client_secret_post`.
+#[cfg(feature = "exchange")]
 pub fn token_request(
     token_url: &str,
     client_id: &str,
@@ -126,6 +177,7 @@ pub fn token_request(
         .body(form.as_str().as_bytes().to_vec())
 }
 
+#[cfg(feature = "exchange")]
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -139,6 +191,7 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
+#[cfg(feature = "exchange")]
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct TokenError {
@@ -151,6 +204,7 @@ struct TokenError {
 /// error the host acts on: a rejected client is `invalid-config` (fix the
 /// client id or secret), a rejected code `unauthorized` (start the
 /// connection again), 429 `rate-limited`, 5xx `unavailable`.
+#[cfg(feature = "exchange")]
 pub fn parse_token_response(response: &Response, requested: &[&str]) -> Result<Credentials> {
     if !response.is_success() {
         let err: TokenError = serde_json::from_slice(&response.body).unwrap_or_default();
@@ -228,6 +282,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[cfg(feature = "exchange")]
     fn response(status: u16, body: &str) -> Response {
         Response {
             status,
@@ -236,6 +291,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "exchange")]
     #[test]
     fn form_encodes_fields_not_secret_references() {
         let form = Form::new()
@@ -265,6 +321,7 @@ mod tests {
         assert!(authorize_url("https://a/", "", "https://b", &[], "s").is_err());
     }
 
+    #[cfg(feature = "exchange")]
     #[test]
     fn token_response_to_credentials() {
         let ok = response(

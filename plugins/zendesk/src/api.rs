@@ -3,14 +3,22 @@
 //! with the operator's next step.
 
 use serde_json::Value;
+use ward_sdk::auth::AuthHeader;
 use ward_sdk::http::{Request, Response};
-use ward_sdk::{AuthKind, Config, Error, Result, Url, oauth, secret_ref};
+use ward_sdk::oauth::OAuthClient;
+use ward_sdk::{AuthKind, Config, Error, Result, Url};
 
-/// Secret holding `base64("{email}/token:{api_token}")`.
-pub(crate) const BASIC_AUTH: &str = "basic_auth";
+/// OAuth: the scopes (see the manifest for why not `read`) and where the
+/// client comes from.
+pub(crate) const OAUTH: OAuthClient = OAuthClient {
+    scopes: &["auditlogs:read", "users:read"],
+    missing_client_id: "OAuth needs the unique identifier of a Zendesk OAuth client: create one in Admin Center > Apps and integrations > APIs > OAuth Clients, set config field `client_id` (apiKey in the API) to its identifier and give its secret as apiSecret",
+};
 
-/// Scopes the OAuth mode asks for (see the manifest for why not `read`).
-pub(crate) const SCOPES: &[&str] = &["auditlogs:read", "users:read"];
+/// OAuth access tokens go as `Bearer`; an admin's API token as the
+/// `basic` auth the host composes from `{email}/token` and the token,
+/// stored as `basic_auth`.
+const AUTH: AuthHeader = AuthHeader::new().basic("basic_auth");
 
 pub(crate) fn subdomain(config: &Config) -> Result<&str> {
     config.require("subdomain")
@@ -27,14 +35,9 @@ pub(crate) fn oauth_mode(config: &Config) -> bool {
 
 /// Sends a GET with the instance's credentials by reference.
 pub(crate) fn get(config: &Config, url: &str) -> Result<Response> {
-    let authorization = if oauth_mode(config) {
-        format!("Bearer {}", secret_ref(oauth::ACCESS_TOKEN))
-    } else {
-        format!("Basic {}", secret_ref(BASIC_AUTH))
-    };
     Ok(Request::get(url)
         .accept_json()
-        .header("authorization", authorization)
+        .header("authorization", AUTH.value(config)?)
         .send()?)
 }
 
@@ -205,42 +208,48 @@ pub(crate) fn error_for(config: &Config, response: &Response, what: &str) -> Err
     let detail = detail(response);
     let subdomain = config.get("subdomain").unwrap_or("?");
     match response.status {
-        401 if oauth_mode(config) => Error::unauthorized(format!(
-            "Zendesk rejected the OAuth access token while {what} ({detail}): it was revoked (Admin Center > Apps and integrations > APIs > OAuth Clients, or the admin's profile) or has expired; reconnect through Zendesk's consent screen"
-        )),
-        401 => Error::unauthorized(format!(
-            "Zendesk rejected the API token while {what} ({detail}): the token was deleted or deactivated, token access was turned off, or `email` is not the e-mail of an admin of {subdomain}.zendesk.com; create a token in Admin Center > Apps and integrations > APIs > Zendesk API and reconnect"
-        )),
-        403 if missing_scope(response) => Error::forbidden(format!(
-            "the OAuth token lacks a scope needed for {what} ({detail}): reconnect and grant {} on Zendesk's consent screen",
-            SCOPES.join(" ")
-        )),
-        403 => Error::forbidden(format!(
-            "Zendesk refused {what} ({detail}): audit logs need an admin on the Enterprise or Enterprise Plus plan; reconnect as an admin, or upgrade the plan"
-        )),
-        404 => Error::invalid_config(format!(
-            "Zendesk answered 404 while {what} ({detail}): check that `{subdomain}` is the account's subdomain (the part before .zendesk.com)"
-        )),
-        429 => {
-            let wait_ms = retry_after_ms(response);
-            Error::rate_limited(
-                wait_ms,
-                format!(
-                    "Zendesk rate limit reached while {what} ({}); the account's limit is shared by every API client, raise this instance's requestsPerMinute only if the plan allows more",
-                    rate_limit_detail(response, wait_ms, &detail)
-                ),
-            )
+        404 => {
+            return Error::invalid_config(format!(
+                "Zendesk answered 404 while {what} ({detail}): check that `{subdomain}` is the account's subdomain (the part before .zendesk.com)"
+            ));
         }
-        300..=399 => Error::invalid_config(format!(
-            "Zendesk redirected while {what} (to {}): the account may have moved or closed; check `{subdomain}`",
-            response.header("location").unwrap_or("?")
-        )),
-        500..=599 => Error::unavailable(format!(
-            "Zendesk returned {} while {what} ({detail}); will retry",
-            response.status
-        )),
-        status => Error::internal(format!("Zendesk returned {status} while {what} ({detail})")),
+        300..=399 => {
+            return Error::invalid_config(format!(
+                "Zendesk redirected while {what} (to {}): the account may have moved or closed; check `{subdomain}`",
+                response.header("location").unwrap_or("?")
+            ));
+        }
+        _ => {}
     }
+    let wait_ms = retry_after_ms(response);
+    Error::from_status("Zendesk", response, what, &detail)
+        .on_401(if oauth_mode(config) {
+            format!(
+                "Zendesk rejected the OAuth access token while {what} ({detail}): it was revoked (Admin Center > Apps and integrations > APIs > OAuth Clients, or the admin's profile) or has expired; reconnect through Zendesk's consent screen"
+            )
+        } else {
+            format!(
+                "Zendesk rejected the API token while {what} ({detail}): the token was deleted or deactivated, token access was turned off, or `email` is not the e-mail of an admin of {subdomain}.zendesk.com; create a token in Admin Center > Apps and integrations > APIs > Zendesk API and reconnect"
+            )
+        })
+        .on_403(if missing_scope(response) {
+            format!(
+                "the OAuth token lacks a scope needed for {what} ({detail}): reconnect and grant {} on Zendesk's consent screen",
+                OAUTH.scopes.join(" ")
+            )
+        } else {
+            format!(
+                "Zendesk refused {what} ({detail}): audit logs need an admin on the Enterprise or Enterprise Plus plan; reconnect as an admin, or upgrade the plan"
+            )
+        })
+        .on_429(
+            wait_ms,
+            format!(
+                "Zendesk rate limit reached while {what} ({}); the account's limit is shared by every API client, raise this instance's requestsPerMinute only if the plan allows more",
+                rate_limit_detail(response, wait_ms, &detail)
+            ),
+        )
+        .into()
 }
 
 /// Fails with [`error_for`] unless the response is 2xx.
@@ -367,8 +376,8 @@ mod tests {
 
     #[test]
     fn maps_statuses_to_contract_errors() {
-        let token = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "api-token")]);
-        let oauth = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "oauth2")]);
+        let token = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Basic);
+        let oauth = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Oauth2);
         let unauth = response(401, &[], r#"{"error":"Couldn't authenticate you"}"#);
         assert!(
             matches!(error_for(&token, &unauth, "x"), Error::Unauthorized(m) if m.contains("create a token"))
@@ -397,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_429_with_only_retry_after_reads_cleanly() {
-        let token = Config::from_pairs([("subdomain", "acme"), ("ward.auth", "api-token")]);
+        let token = Config::from_pairs([("subdomain", "acme")]).with_auth(AuthKind::Basic);
         let limited = response(
             429,
             &[("retry-after", "3")],

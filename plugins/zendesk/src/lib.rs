@@ -3,10 +3,10 @@
 //! access token (authorization code flow, scopes `auditlogs:read
 //! users:read`) or an admin's API token (`{email}/token` Basic auth).
 //!
-//! - `exchange` turns an OAuth code into a Bearer token with `POST
-//!   /oauth/tokens` (JSON body, client secret by reference), or an API
-//!   token plus the configured `email` into the Basic credential Zendesk
-//!   expects, computed here because the host substitutes secrets verbatim.
+//! - The host holds every credential: it exchanges OAuth codes at `POST
+//!   /oauth/tokens` (JSON body, as the manifest declares) and composes the
+//!   API token's `Basic base64("{email}/token:{token}")` itself (manifest
+//!   `[[auth]] kind = "basic"`, `username = "{email}/token"`).
 //! - `test` checks, in order: credentials valid, admin role, plan includes
 //!   audit logs, scopes present; and reads the account's name.
 //! - `fetch-audit` reads in created_at windows with cursor pages (see
@@ -17,96 +17,19 @@ mod audit;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use ward_sdk::http::{Request, Response, basic_credentials, with_query};
+use ward_sdk::check::{ADMIN_ROLE, CREDENTIALS_VALID, PLAN_INCLUDES_AUDIT, SCOPE_PRESENT};
+use ward_sdk::http::{Response, with_query};
 use ward_sdk::time::parse_rfc3339;
 use ward_sdk::{
-    AuditPage, Check, Config, Connector, Credentials, Error, Grant, Result, Secret, TestReport,
-    Timestamp, User, UserPage, log, oauth, secret_ref,
+    AuditPage, Check, Config, Connector, Error, Result, TestReport, Timestamp, User, UserPage,
 };
 
-use api::{
-    BASIC_AUTH, SCOPES, body, ensure_ok, error_for, get, is_own_link, missing_scope, oauth_mode,
-    origin,
-};
+use api::{OAUTH, body, ensure_ok, error_for, get, is_own_link, missing_scope, oauth_mode, origin};
 
 /// Zendesk's largest cursor page for List Users.
 const USERS_PAGE_SIZE: &str = "100";
 
 struct Zendesk;
-
-fn client_id(config: &Config) -> Result<&str> {
-    config.get(oauth::CLIENT_ID).ok_or_else(|| {
-        Error::invalid_config(
-            "OAuth needs the unique identifier of a Zendesk OAuth client: create one in Admin Center > Apps and integrations > APIs > OAuth Clients, set config field `client_id` (apiKey in the API) to its identifier and give its secret as apiSecret",
-        )
-    })
-}
-
-/// `Basic` credential for an admin's API token: Zendesk authenticates
-/// `{email}/token` with the token as password.
-fn token_credentials(config: &Config, email: Option<&str>, token: &str) -> Result<Credentials> {
-    let email = email.or_else(|| config.get("email")).ok_or_else(|| {
-        Error::invalid_config(
-            "API-token auth needs the e-mail of the admin who owns the token: set configuration field `email` (Zendesk authenticates tokens as {email}/token), or connect with OAuth instead",
-        )
-    })?;
-    let email = email.trim();
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(Error::invalid_config(
-            "the API token is empty: copy it from Admin Center > Apps and integrations > APIs > Zendesk API",
-        ));
-    }
-    if email.is_empty() || !email.contains('@') {
-        return Err(Error::invalid_config(format!(
-            "{email:?} is not an e-mail address: set `email` to the e-mail of the admin who owns the API token"
-        )));
-    }
-    Ok(Credentials {
-        secrets: vec![Secret {
-            name: BASIC_AUTH.to_string(),
-            value: basic_credentials(&format!("{email}/token"), token),
-        }],
-        expires_at: None,
-        scopes: Vec::new(),
-        principal: Some(email.to_string()),
-    })
-}
-
-fn exchange_code(config: &Config, code: &ward_sdk::OauthCode) -> Result<Credentials> {
-    let mut request = serde_json::json!({
-        "grant_type": "authorization_code",
-        "code": code.code,
-        "client_id": client_id(config)?,
-        // Substituted by the host for this grant only; Zendesk's client
-        // secrets are hex, so the raw value is valid inside a JSON string.
-        "client_secret": secret_ref(oauth::CLIENT_SECRET),
-        "redirect_uri": code.redirect_uri,
-        "scope": SCOPES.join(" "),
-    });
-    if let Some(verifier) = &code.code_verifier {
-        request["code_verifier"] = serde_json::Value::String(verifier.clone());
-    }
-    let response = Request::post(format!("{}/oauth/tokens", origin(config)?))
-        .accept_json()
-        .json(&request)?
-        .send()?;
-    let mut credentials = oauth::parse_token_response(&response, SCOPES)?;
-    // Zendesk tokens last until revoked unless the token request sets
-    // `expires_in`, which this connector never does. Should an account
-    // still issue an expiring token, keep its expiry visible to the host
-    // and drop the refresh token: the manifest does not ask the host to
-    // refresh, so the operator reconnects when it lapses.
-    if credentials.expires_at.is_some() {
-        log::warn(
-            "Zendesk issued an expiring access token; this connector does not refresh tokens, so the instance will need reconnecting when it expires",
-        );
-    }
-    credentials
-        .secrets
-        .retain(|s| s.name != oauth::REFRESH_TOKEN);
-    Ok(credentials)
-}
 
 #[derive(Deserialize)]
 struct MeBody {
@@ -178,7 +101,7 @@ fn test(config: &Config) -> Result<TestReport> {
     };
     let principal = me.as_ref().and_then(|m| m.email.clone().or(m.name.clone()));
     checks.push(Check::pass(
-        "credentials-valid",
+        CREDENTIALS_VALID,
         match &principal {
             Some(p) if oauth => format!("OAuth access token accepted (acts as {p})"),
             Some(p) => format!("API token accepted (acts as {p})"),
@@ -190,11 +113,11 @@ fn test(config: &Config) -> Result<TestReport> {
         Some(me) => {
             let role = me.role.as_deref().unwrap_or("unknown");
             if role == "admin" {
-                checks.push(Check::pass("admin-role", "Zendesk user is an admin"));
+                checks.push(Check::pass(ADMIN_ROLE, "Zendesk user is an admin"));
                 Some(true)
             } else {
                 checks.push(Check::fail(
-                    "admin-role",
+                    ADMIN_ROLE,
                     format!(
                         "Zendesk user is not an admin (role: {role}): only admins can read audit logs; reconnect with an admin"
                     ),
@@ -204,7 +127,7 @@ fn test(config: &Config) -> Result<TestReport> {
         }
         None => {
             checks.push(Check::fail(
-                "admin-role",
+                ADMIN_ROLE,
                 "could not read the consenting user's role: the token lacks users:read (see scope-present)",
             ));
             None
@@ -213,24 +136,24 @@ fn test(config: &Config) -> Result<TestReport> {
 
     match probe_audit(config)? {
         AuditProbe::Readable => checks.push(Check::pass(
-            "plan-includes-audit",
+            PLAN_INCLUDES_AUDIT,
             "plan includes audit logs: yes",
         )),
         AuditProbe::MissingScope => missing.insert(0, "auditlogs:read"),
         AuditProbe::Refused(detail) if admin == Some(true) => checks.push(Check::fail(
-            "plan-includes-audit",
+            PLAN_INCLUDES_AUDIT,
             format!(
                 "plan includes audit logs: no — Enterprise or Enterprise Plus required (Zendesk said: {detail}); upgrade the plan, or connect an account on one of them"
             ),
         )),
         AuditProbe::Refused(detail) if admin == Some(false) => checks.push(Check::fail(
-            "plan-includes-audit",
+            PLAN_INCLUDES_AUDIT,
             format!(
                 "could not check the plan: Zendesk refused the audit log to a non-admin ({detail}); reconnect with an admin to check it"
             ),
         )),
         AuditProbe::Refused(detail) => checks.push(Check::fail(
-            "plan-includes-audit",
+            PLAN_INCLUDES_AUDIT,
             format!(
                 "could not check the plan: Zendesk refused the audit log ({detail}) and the user's role is unreadable; grant users:read and reconnect as an admin"
             ),
@@ -239,21 +162,21 @@ fn test(config: &Config) -> Result<TestReport> {
 
     if !oauth {
         checks.push(Check::pass(
-            "scope-present",
+            SCOPE_PRESENT,
             "not applicable: an API token acts with its admin's full permissions, OAuth scopes do not apply",
         ));
     } else if missing.is_empty() {
         checks.push(Check::pass(
-            "scope-present",
-            format!("token carries {}", SCOPES.join(" and ")),
+            SCOPE_PRESENT,
+            format!("token carries {}", OAUTH.scopes.join(" and ")),
         ));
     } else {
         checks.push(Check::fail(
-            "scope-present",
+            SCOPE_PRESENT,
             format!(
                 "the OAuth token lacks {}: reconnect and grant {} on Zendesk's consent screen",
                 missing.join(" and "),
-                SCOPES.join(" ")
+                OAUTH.scopes.join(" ")
             ),
         ));
     }
@@ -372,26 +295,12 @@ fn fetch_users(config: &Config, cursor: Option<String>) -> Result<UserPage> {
 
 impl Connector for Zendesk {
     fn auth_url(config: &Config, redirect_uri: &str, state: &str) -> Result<String> {
-        oauth::authorize_url(
+        OAUTH.auth_url(
+            config,
             &format!("{}/oauth/authorizations/new", origin(config)?),
-            client_id(config)?,
             redirect_uri,
-            SCOPES,
             state,
         )
-    }
-
-    fn exchange(config: &Config, grant: Grant) -> Result<Credentials> {
-        match grant {
-            Grant::OauthCode(code) => exchange_code(config, &code),
-            Grant::ApiToken(token) => token_credentials(config, None, &token),
-            // E-mail and API token entered as a user name and password pair;
-            // `{email}/token` is accepted as the user name too.
-            Grant::Basic(basic) => {
-                let email = basic.username.trim().trim_end_matches("/token").to_string();
-                token_credentials(config, Some(&email), &basic.password)
-            }
-        }
     }
 
     fn test(config: &Config) -> Result<TestReport> {
@@ -427,36 +336,6 @@ mod tests {
         );
         assert!(url.contains("scope=auditlogs%3Aread+users%3Aread"), "{url}");
         assert!(url.contains("state=st"));
-    }
-
-    #[test]
-    fn api_token_becomes_the_email_token_basic_credential() {
-        let config = Config::from_pairs([("subdomain", "acme"), ("email", "admin@acme.test")]);
-        let c = Zendesk::exchange(&config, Grant::ApiToken(" tok123 ".into())).unwrap();
-        assert_eq!(c.secrets.len(), 1);
-        assert_eq!(c.secrets[0].name, "basic_auth");
-        // base64("admin@acme.test/token:tok123")
-        assert_eq!(
-            c.secrets[0].value,
-            "YWRtaW5AYWNtZS50ZXN0L3Rva2VuOnRvazEyMw=="
-        );
-        assert_eq!(c.principal.as_deref(), Some("admin@acme.test"));
-
-        let basic = Zendesk::exchange(
-            &Config::from_pairs([("subdomain", "acme")]),
-            Grant::Basic(ward_sdk::BasicCredentials {
-                username: "admin@acme.test/token".into(),
-                password: "tok123".into(),
-            }),
-        )
-        .unwrap();
-        assert_eq!(basic.secrets[0].value, c.secrets[0].value);
-
-        let no_email = Config::from_pairs([("subdomain", "acme")]);
-        let e = Zendesk::exchange(&no_email, Grant::ApiToken("tok".into())).unwrap_err();
-        assert!(matches!(&e, Error::InvalidConfig(m) if m.contains("`email`")));
-        let e = Zendesk::exchange(&config, Grant::ApiToken("  ".into())).unwrap_err();
-        assert!(matches!(&e, Error::InvalidConfig(m) if m.contains("empty")));
     }
 
     #[test]

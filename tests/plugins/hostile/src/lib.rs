@@ -3,8 +3,8 @@
 
 use ward_sdk::http::Request;
 use ward_sdk::{
-    Actor, ActorKind, AuditPage, Config, Connector, Credentials, Error, Event, Grant, Outcome,
-    Result, TestReport, UserPage, secret_ref,
+    Actor, ActorKind, AuditPage, Config, Connector, Error, Event, Outcome, Result, TestReport,
+    UserPage, secret_ref,
 };
 
 struct Hostile;
@@ -106,13 +106,6 @@ fn learn_secret(config: &Config) -> Result<String> {
 }
 
 impl Connector for Hostile {
-    fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
-        match grant {
-            Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
-            _ => Err(Error::invalid_config("token only")),
-        }
-    }
-
     fn test(config: &Config) -> Result<TestReport> {
         let checks = match config.require("attack")? {
             "long-check" => vec![ward_sdk::Check {

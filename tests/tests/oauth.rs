@@ -292,6 +292,34 @@ async fn missing_scope_fails_scope_present() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_answer_without_a_refresh_token_is_refused_when_the_manifest_needs_refresh() {
+    let h = Harness::start(OktaConfig {
+        events: 10,
+        ..OktaConfig::default()
+    })
+    .await;
+    // The consent grants everything but `offline_access`: the token
+    // answer then has no refresh token, and the instance would die an
+    // hour later.
+    h.okta.set_oauth_granted_scopes(Some(vec![
+        "okta.logs.read".into(),
+        "okta.users.read".into(),
+    ]));
+    let plugin = h.okta_plugin();
+    let (client_id, client_secret) = h.okta.oauth_client();
+    let callback = consent(&h, &plugin, &client_id).await;
+    let refused = exchange(&h, &plugin, &client_id, &client_secret, &callback["code"]).await;
+    match refused {
+        Err(CallError::Plugin(PluginError::InvalidConfig(m))) => {
+            assert!(m.contains("no refresh token") && m.contains("offline_access"), "{m}");
+        }
+        other => panic!("expected invalid-config, got {other:?}"),
+    }
+    assert!(h.store.instances().await.unwrap().is_empty());
+    assert_eq!(h.okta.oauth_tokens_issued(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_refreshes_once_under_concurrency() {
     let h = Harness::start(OktaConfig {
         events: 50,

@@ -200,7 +200,9 @@ async fn exchange(
                 redirect_uri,
                 code_verifier,
             }),
-            Auth::Oauth2 { scopes, .. },
+            Auth::Oauth2 {
+                scopes, refresh, ..
+            },
         ) => {
             let (result, egress) = token::request(
                 plugin,
@@ -222,6 +224,16 @@ async fn exchange(
                     return Err(refused(code_refusal(&key, failure)));
                 }
             };
+            if *refresh && token.refresh_token.as_deref().is_none_or(str::is_empty) {
+                // Access tokens expire and nothing could renew them: the
+                // instance would stop an hour later, so refuse it now.
+                record_egress(store, egress_id, &key, "exchange", &egress).await;
+                return Err(refused(PluginError::InvalidConfig(format!(
+                    "plugin `{key}`: the provider's token answer has no refresh token, so the \
+                     connection would stop when the access token expires: allow the Refresh \
+                     Token grant for the app (Okta: the `offline_access` scope), then connect again"
+                ))));
+            }
             let creds = token::code_credentials(token, host_secrets, scopes);
             return Ok((creds, egress));
         }

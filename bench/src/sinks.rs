@@ -36,7 +36,12 @@ fn event(i: usize) -> NewEvent {
         targets_json: r#"[{"type":"AppInstance","id":"0oa9","name":"Payroll"}]"#.into(),
         ip: Some("198.51.100.7".into()),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
-        outcome: if i % 9 == 0 { "failure" } else { "success" }.into(),
+        outcome: if i.is_multiple_of(9) {
+            "failure"
+        } else {
+            "success"
+        }
+        .into(),
         raw_json: format!(
             r#"{{"uuid":"bench-{i:08}","published":"2026-09-21T10:00:00.000Z","eventType":"user.session.start","outcome":{{"result":"SUCCESS"}}}}"#
         ),

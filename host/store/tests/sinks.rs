@@ -134,7 +134,11 @@ async fn instance_filter_and_lag_count_only_that_instance() {
     assert_eq!(only_b.len(), 5);
     assert!(only_b.iter().all(|e| e.event.instance_id == b.id));
 
-    let lag = db.store.sink_lag(0, std::slice::from_ref(&b.id)).await.unwrap();
+    let lag = db
+        .store
+        .sink_lag(0, std::slice::from_ref(&b.id))
+        .await
+        .unwrap();
     assert_eq!(lag.events, 5);
     assert!(lag.oldest_ingested_ms.is_some());
     let caught_up = db

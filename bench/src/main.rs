@@ -13,6 +13,7 @@ mod figure;
 mod ingest;
 mod runtime;
 mod scrub;
+mod sinks;
 mod standin;
 mod startup;
 
@@ -50,6 +51,9 @@ enum Group {
         #[arg(long)]
         ward: PathBuf,
     },
+    /// Events/s through the OCSF mapping and an HTTP sink, against plain
+    /// store reads.
+    Sinks,
     /// Figures this suite does not measure yet, with the reason.
     Pending,
 }
@@ -64,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         } => ingest::run(&ward, python.as_deref(), events).await,
         Group::Calls => calls::run().await,
         Group::Scrub => scrub::run().await,
+        Group::Sinks => sinks::run().await,
         Group::Startup { ward } => startup::run(&ward).await,
         Group::Pending => pending(),
     }

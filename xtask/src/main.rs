@@ -26,7 +26,7 @@ mod tools;
 /// `airbyte-source-okta` release the baseline runs.
 const AIRBYTE_OKTA: &str = "airbyte-source-okta==0.3.26";
 /// Every figure group of `ward-bench`, in the order they run.
-const GROUPS: &[&str] = &["startup", "calls", "scrub", "ingest", "pending"];
+const GROUPS: &[&str] = &["startup", "calls", "scrub", "sinks", "ingest", "pending"];
 
 /// One figure as `ward-bench` prints it.
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ pub mod layers;
 mod routes;
 mod secrets;
 mod server;
+mod sinks;
 mod views;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub(crate) struct AppState {
         (name = "elements", description = "Installed plugins"),
         (name = "oauth", description = "OAuth consent"),
         (name = "instances", description = "Connected instances"),
+        (name = "sinks", description = "Event delivery to SIEMs and files, exports"),
         (name = "system", description = "Health, metrics, this document"),
     )
 )]
@@ -102,6 +104,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::instance_events))
         .routes(routes!(routes::instance_users))
         .routes(routes!(routes::instance_egress))
+        .routes(routes!(sinks::list_sinks))
+        .routes(routes!(sinks::resume_sink))
+        .routes(routes!(sinks::put_sink_secret))
+        .routes(routes!(sinks::export_events))
         .routes(routes!(routes::openapi_json))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))

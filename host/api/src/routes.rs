@@ -35,7 +35,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     })
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
 }
@@ -491,7 +491,7 @@ pub(crate) struct EventsParams {
     order: Option<String>,
 }
 
-fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
+pub(crate) fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
     }

@@ -56,6 +56,8 @@ pub struct Config {
     /// Daemon-wide ceilings on every manifest's limits and schedule
     /// (`[limits]`, keys `max_*` and `min_poll_interval_secs`).
     pub limits: Ceilings,
+    /// Where stored events are delivered (`[[sinks]]`, see `ward-sinks`).
+    pub sinks: Vec<ward_sinks::SinkConfig>,
     /// Dev mode: plugins load without trusted signatures. Set only by
     /// `ward serve --dev` (never from the file), and announced loudly at
     /// start-up and in `/healthz`.
@@ -74,6 +76,7 @@ impl Default for Config {
             policy: BTreeMap::new(),
             scheduler: SchedulerConfig::default(),
             limits: Ceilings::default(),
+            sinks: Vec::new(),
             dev: false,
         }
     }
@@ -250,6 +253,7 @@ impl Config {
             .limits
             .validate()
             .map_err(|e| format!("[limits]: {e}"))?;
+        ward_sinks::validate_all(&config.sinks)?;
         for key in &config.plugins.trusted_keys {
             ward_trust::parse_public(key).map_err(|e| format!("plugins.trusted_keys: {e}"))?;
         }

@@ -16,6 +16,9 @@
 //! - [`usage`]: declared vs used, from the egress log, with a narrowing
 //!   `[policy.KEY]`.
 //! - [`bundled`]: the connectors compiled into the binary.
+//! - sinks (`ward-sinks`): delivery of stored events to SIEMs and files;
+//!   built here, started by [`Daemon::start_sinks`], stopped by
+//!   [`Daemon::shutdown`].
 
 use std::sync::Arc;
 
@@ -53,6 +56,8 @@ pub struct Daemon {
     pub config: Arc<Config>,
     /// Prometheus metrics (counters bumped by the scheduler, gauges read at scrape).
     pub metrics: Arc<metrics::Metrics>,
+    /// Event delivery (`[[sinks]]`).
+    pub sinks: ward_sinks::Sinks,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -154,6 +159,14 @@ impl Daemon {
             metrics.clone(),
             refresher,
         );
+        let lookup_registry = registry.clone();
+        let lookup: ward_sinks::ManifestLookup = Arc::new(move |key: &str| {
+            lookup_registry
+                .get(key)
+                .map(|p| p.plugin.manifest().clone())
+        });
+        let sinks = ward_sinks::Sinks::new(config.sinks.clone(), store.clone(), lookup);
+        metrics.register_with(|r| sinks.metrics().register(r));
         Daemon {
             store,
             runtime,
@@ -161,13 +174,22 @@ impl Daemon {
             scheduler,
             config,
             metrics,
+            sinks,
         }
+    }
+
+    /// Starts delivering to the configured sinks; returns how many.
+    pub fn start_sinks(&self) -> Result<usize, DaemonError> {
+        self.sinks
+            .start()
+            .map_err(|e| DaemonError::Config(e.to_string()))
     }
 
     /// Stops every worker (in-flight pages commit or roll back) and closes
     /// the store.
     pub async fn shutdown(&self) {
         let grace = std::time::Duration::from_secs(self.config.scheduler.shutdown_grace_secs);
+        self.sinks.shutdown(grace).await;
         if !self.scheduler.shutdown(grace).await {
             tracing::warn!(
                 "some workers did not stop within {}s; their uncommitted pages roll back",

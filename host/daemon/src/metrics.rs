@@ -130,6 +130,13 @@ impl Metrics {
         m
     }
 
+    /// Registers more metrics (e.g. the sinks') into the same exposition.
+    pub fn register_with(&self, f: impl FnOnce(&mut Registry)) {
+        if let Ok(mut registry) = self.registry.lock() {
+            f(&mut registry);
+        }
+    }
+
     /// A page of audit events was committed for an instance.
     pub fn page_committed(&self, instance: &str, plugin: &str, new_events: u64) {
         let labels = InstanceLabels {

@@ -57,6 +57,8 @@ mod assemble;
 pub mod classes;
 mod rules;
 
+pub use rules::ActionGlob;
+
 use serde_json::Value;
 use ward_manifest::Manifest;
 use ward_store::StoredEvent;
@@ -165,6 +167,22 @@ impl Exporter {
             }),
             original_time: manifest.ocsf.as_ref().and_then(|o| o.original_time.clone()),
             rules: rules::Rules::new(manifest.ocsf.as_ref().map_or(&[], |o| &o.map)),
+        }
+    }
+
+    /// An exporter for events of a plugin that is no longer loaded (only
+    /// its key and version are known from the instance): no `[ocsf]` rules,
+    /// so every event exports as Base Event, never dropped.
+    pub fn without_manifest(key: &str, version: &str) -> Exporter {
+        Exporter {
+            product: serde_json::json!({
+                "name": key,
+                "vendor_name": "unknown",
+                "version": version,
+                "uid": key,
+            }),
+            original_time: None,
+            rules: rules::Rules::new(&[]),
         }
     }
 

@@ -5,21 +5,38 @@ use ward_manifest::OcsfRule;
 
 /// Rules in manifest order; the first whose pattern matches wins.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Rules(Vec<(Regex, OcsfRule)>);
+pub(crate) struct Rules(Vec<(ActionGlob, OcsfRule)>);
+
+/// An action pattern as `[[ocsf.map]]` and sink filters write it: `*` is
+/// any run of characters, everything else literal, anchored at both ends.
+#[derive(Debug, Clone)]
+pub struct ActionGlob(Regex);
+
+impl ActionGlob {
+    /// Compiles `pattern`; `None` only if the regex engine refuses it.
+    pub fn new(pattern: &str) -> Option<ActionGlob> {
+        let literal: Vec<String> = pattern.split('*').map(regex::escape).collect();
+        Regex::new(&format!("^(?s:{})$", literal.join(".*")))
+            .ok()
+            .map(ActionGlob)
+    }
+
+    /// Whether `action` matches.
+    pub fn matches(&self, action: &str) -> bool {
+        self.0.is_match(action)
+    }
+}
 
 impl Rules {
-    /// Compiles each rule's action pattern: `*` is any run of characters,
-    /// everything else literal, anchored at both ends.
+    /// Compiles each rule's action pattern ([`ActionGlob`]).
     pub(crate) fn new(rules: &[OcsfRule]) -> Rules {
         Rules(
             rules
                 .iter()
                 .filter_map(|rule| {
-                    let literal: Vec<String> = rule.action.split('*').map(regex::escape).collect();
                     // Escaped literals joined by `.*` always compile; a rule
                     // that still would not is skipped (its actions fall back).
-                    let re = Regex::new(&format!("^(?s:{})$", literal.join(".*"))).ok()?;
-                    Some((re, rule.clone()))
+                    Some((ActionGlob::new(&rule.action)?, rule.clone()))
                 })
                 .collect(),
         )
@@ -29,7 +46,7 @@ impl Rules {
     pub(crate) fn find(&self, action: &str) -> Option<&OcsfRule> {
         self.0
             .iter()
-            .find(|(re, _)| re.is_match(action))
+            .find(|(glob, _)| glob.matches(action))
             .map(|(_, rule)| rule)
     }
 }

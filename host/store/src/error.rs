@@ -116,6 +116,17 @@ pub enum StoreError {
         value: String,
     },
 
+    /// A sink's stored secret could not be sealed or opened.
+    #[error(
+        "the secret of sink `{name}` can't be {what} (wrong master key or tampered row); set it again with `ward sinks secret {name}`, or start Ward with the master key it was using"
+    )]
+    SinkSecret {
+        /// The sink.
+        name: String,
+        /// "encrypted", "decrypted".
+        what: &'static str,
+    },
+
     /// A stored value could not be decoded (JSON columns, enums, ranges).
     #[error(
         "stored data is damaged: {what} of instance {instance_id}: {detail}; restore the database from a backup or recreate the instance"

@@ -21,7 +21,7 @@ const USER_ROW_PARAMS: usize = 11;
 const _: () = assert!(EVENT_CHUNK_ROWS * EVENT_ROW_PARAMS < crate::MAX_BOUND_PARAMS);
 const _: () = assert!(USER_CHUNK_ROWS * USER_ROW_PARAMS < crate::MAX_BOUND_PARAMS);
 
-const EVENT_COLUMNS: &str = "instance_id, event_id, time_ms, action, actor_id, actor_kind, \
+pub(crate) const EVENT_COLUMNS: &str = "instance_id, event_id, time_ms, action, actor_id, actor_kind, \
      actor_name, actor_email, targets_json, ip, user_agent, outcome, raw_json, ingested_ms";
 
 fn insert_events_sql(rows: usize) -> String {
@@ -389,7 +389,7 @@ impl Store {
     }
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+pub(crate) fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         instance_id: col(row, "instance_id")?,
         event_id: col(row, "event_id")?,

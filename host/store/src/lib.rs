@@ -23,6 +23,7 @@ mod key;
 mod model;
 mod plugins;
 mod schedule;
+mod sinks;
 
 use std::fmt;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub use model::{
     USERS_STREAM,
 };
 pub use plugins::PluginApproval;
+pub use sinks::{SeqQuery, SequencedEvent, SinkLag, SinkState};
 
 /// SQLite allows one writer at a time, so more connections only help
 /// concurrent readers (API queries while ingestion runs); writers queue on

@@ -409,6 +409,142 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `ward events export`: streams `GET /events/export` to stdout;
+    /// returns how many events (lines) it wrote.
+    pub async fn export(
+        &self,
+        instance: Option<&str>,
+        since: Option<&str>,
+        format: &str,
+    ) -> anyhow::Result<u64> {
+        use std::io::Write;
+        let mut query: Vec<(&str, String)> = vec![("format", format.to_owned())];
+        if let Some(i) = instance {
+            query.push(("instance", i.to_owned()));
+        }
+        if let Some(s) = since {
+            query.push(("since", since_ms(s)?.to_string()));
+        }
+        let url = url::Url::parse_with_params(&format!("{}/events/export", self.url), &query)
+            .with_context(|| format!("the API URL {} is not a URL", self.url))?;
+        let mut resp = self
+            .http
+            .get(url)
+            .header("authorization", &self.auth)
+            // An export of millions of events takes longer than any call.
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the Ward API at {}; is `ward serve` running?",
+                    self.url
+                )
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("GET /events/export: {status}: {msg}");
+        }
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut lines = 0u64;
+        while let Some(chunk) = resp.chunk().await.context(
+            "the export stopped before its end (the daemon failed mid-stream); run it again",
+        )? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            out.write_all(&chunk)?;
+        }
+        out.flush()?;
+        Ok(lines)
+    }
+
+    /// `ward sinks list`.
+    pub async fn sinks(&self) -> anyhow::Result<Value> {
+        let list = self.call(reqwest::Method::GET, "/sinks", None).await?;
+        let sinks = list["sinks"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if sinks.is_empty() {
+            println!(
+                "no sinks; add [[sinks]] tables to ward.toml (README: Sending events to a SIEM)"
+            );
+            return Ok(list);
+        }
+        println!(
+            "{:<20}  {:<5}  {:<5}  {:<12}  {:>10}  {:>10}  {:>8}  LAST ERROR",
+            "NAME", "TYPE", "FMT", "STATE", "DELIVERED", "LAG", "LAG(s)"
+        );
+        for s in sinks {
+            println!(
+                "{:<20}  {:<5}  {:<5}  {:<12}  {:>10}  {:>10}  {:>8}  {}",
+                s["name"].as_str().unwrap_or(""),
+                s["type"].as_str().unwrap_or(""),
+                s["format"].as_str().unwrap_or(""),
+                s["state"].as_str().unwrap_or(""),
+                s["delivered"].as_u64().unwrap_or(0),
+                s["lagEvents"].as_u64().unwrap_or(0),
+                s["lagSeconds"].as_i64().unwrap_or(0),
+                s["lastError"].as_str().unwrap_or("")
+            );
+        }
+        Ok(list)
+    }
+
+    /// `ward sinks secret NAME` (value from stdin).
+    pub async fn sink_secret(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        if value.is_empty() {
+            bail!("no secret on stdin: `printf %s \"$TOKEN\" | ward sinks secret {name}`");
+        }
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/sink-secrets/{name}"),
+            Some(json!({ "value": value })),
+        )
+        .await?;
+        println!("stored sink secret {name} (encrypted; delivery picks it up on its next batch)");
+        Ok(())
+    }
+
+    /// `ward sinks resume NAME`.
+    pub async fn resume_sink(&self, name: &str) -> anyhow::Result<()> {
+        let s = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/sinks/{name}/resume"),
+                None,
+            )
+            .await?;
+        println!("sink {name}: {}", s["state"].as_str().unwrap_or(""));
+        Ok(())
+    }
+}
+
+/// `--since`: RFC 3339 and epoch ms pass through; `30m`, `24h`, `7d`, `90s`
+/// become now minus that age, in ms.
+pub fn since_ms(v: &str) -> anyhow::Result<String> {
+    let units = [
+        ('s', 1_000i64),
+        ('m', 60_000),
+        ('h', 3_600_000),
+        ('d', 86_400_000),
+    ];
+    for (suffix, ms) in units {
+        if let Some(n) = v.strip_suffix(suffix).and_then(|n| n.parse::<i64>().ok()) {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            return Ok((now - n.saturating_mul(ms)).to_string());
+        }
+    }
+    Ok(v.to_owned())
+}
+
 fn print_test(v: &Value) {
     // `POST /instances` returns the instance at the top level; test and
     // reconnect nest it under `instance`.

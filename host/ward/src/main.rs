@@ -119,19 +119,64 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print an instance's events through a running daemon's API.
+    /// Print an instance's events through a running daemon's API, or
+    /// `ward events export` them as NDJSON.
+    #[command(args_conflicts_with_subcommands = true)]
     Events {
         #[command(flatten)]
         api: ApiArgs,
+        #[command(subcommand)]
+        command: Option<EventsCommand>,
         /// Instance id.
         #[arg(long)]
-        instance: String,
+        instance: Option<String>,
         /// How many recent events to print first.
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Keep printing new events as they are stored.
         #[arg(long)]
         follow: bool,
+    },
+    /// Event delivery to SIEMs and files (`[[sinks]]` in ward.toml).
+    Sinks {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: SinksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Stream stored events to stdout as NDJSON (OCSF or Ward JSON), in
+    /// ingestion order, through the daemon's API.
+    Export {
+        /// Only this instance (default: every instance).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only events at or after this time: RFC 3339, ms since the
+        /// epoch, or an age such as 30m, 24h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// ocsf (default) or ward.
+        #[arg(long, default_value = "ocsf")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SinksCommand {
+    /// Every sink: state, delivered, lag, last error.
+    List,
+    /// Store a sink secret (e.g. the Splunk HEC token) read from stdin.
+    Secret {
+        /// The name a sink's `secret = "NAME"` refers to.
+        name: String,
+    },
+    /// Take a sink out of dead-letter: it retries the refused batch.
+    Resume {
+        /// Sink name.
+        name: String,
     },
 }
 
@@ -447,12 +492,46 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Events {
             api,
+            command,
             instance,
             limit,
             follow,
         } => {
             let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
-            client.events(&instance, limit, follow).await?;
+            match command {
+                Some(EventsCommand::Export {
+                    instance,
+                    since,
+                    format,
+                }) => {
+                    let n = client
+                        .export(instance.as_deref(), since.as_deref(), &format)
+                        .await?;
+                    eprintln!("ward: exported {n} event(s)");
+                }
+                None => {
+                    let instance = instance.ok_or_else(|| {
+                        anyhow::anyhow!("give --instance ID, or use `ward events export`")
+                    })?;
+                    client.events(&instance, limit, follow).await?;
+                }
+            }
+        }
+        Command::Sinks { api, command } => {
+            let client = ward::client::Client::new(&api.url, &api.api_data_dir)?;
+            match command {
+                SinksCommand::List => {
+                    client.sinks().await?;
+                }
+                SinksCommand::Secret { name } => {
+                    let mut value = String::new();
+                    std::io::stdin().read_line(&mut value)?;
+                    client
+                        .sink_secret(&name, value.trim_end_matches(['\r', '\n']))
+                        .await?;
+                }
+                SinksCommand::Resume { name } => client.resume_sink(&name).await?,
+            }
         }
     }
     Ok(())

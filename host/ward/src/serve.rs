@@ -109,6 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         println!("ward: plugin {} not loaded: {}", r.source, r.reason);
     }
     let resumed = daemon.scheduler.resume_all().await?;
+    let sinks = daemon.start_sinks()?;
     let loaded: Vec<String> = daemon
         .registry
         .list()
@@ -119,7 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "ward: serving http://{addr} (data in {}); plugins: {}; {resumed} instance(s) resumed",
+        "ward: serving http://{addr} (data in {}); plugins: {}; {resumed} instance(s) resumed; {sinks} sink(s)",
         daemon.config.data_dir.display(),
         if loaded.is_empty() {
             "none".to_string()

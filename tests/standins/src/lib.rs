@@ -16,11 +16,13 @@
 //! - [`egnyte`]: the Egnyte domain stand-in.
 //! - [`zendesk`]: the Zendesk Support account stand-in.
 //! - [`replay`]: serves recorded request → response fixtures.
+//! - [`hec`]: a Splunk HEC receiver for HTTP sinks (plain HTTP).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod authz;
 pub mod egnyte;
+pub mod hec;
 pub mod okta;
 pub mod replay;
 mod seal;

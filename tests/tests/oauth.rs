@@ -311,7 +311,10 @@ async fn a_token_answer_without_a_refresh_token_is_refused_when_the_manifest_nee
     let refused = exchange(&h, &plugin, &client_id, &client_secret, &callback["code"]).await;
     match refused {
         Err(CallError::Plugin(PluginError::InvalidConfig(m))) => {
-            assert!(m.contains("no refresh token") && m.contains("offline_access"), "{m}");
+            assert!(
+                m.contains("no refresh token") && m.contains("offline_access"),
+                "{m}"
+            );
         }
         other => panic!("expected invalid-config, got {other:?}"),
     }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use ward_daemon::Daemon;
 use ward_daemon::instances;
-use ward_store::{EgressRecord, Instance, StoredEvent, StoredUser};
+pub use ward_sinks::{ActorView, EventView, rfc3339};
+use ward_store::{EgressRecord, Instance, StoredUser};
 
 use crate::error::ApiError;
 
@@ -388,52 +389,6 @@ pub struct EgressPage {
     pub next_cursor: Option<String>,
 }
 
-/// Who performed an event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActorView {
-    /// The provider's id of the actor.
-    pub id: Option<String>,
-    /// `user`, `service`, `system` or `unknown`.
-    pub kind: String,
-    /// Display name.
-    pub name: Option<String>,
-    /// Email address.
-    pub email: Option<String>,
-}
-
-/// One normalised audit event.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventView {
-    /// The instance that ingested it.
-    pub instance_id: String,
-    /// The provider's id for the event (unique per instance).
-    pub event_id: String,
-    /// When it happened (RFC 3339).
-    pub time: String,
-    /// When it happened, in milliseconds since the epoch.
-    pub time_ms: i64,
-    /// Normalised action, e.g. `user.session.start`.
-    pub action: String,
-    /// Who did it.
-    pub actor: ActorView,
-    /// What it was done to (objects with `type`, `id`, `name`).
-    #[schema(value_type = Vec<Object>)]
-    pub targets: serde_json::Value,
-    /// Client IP address.
-    pub ip: Option<String>,
-    /// Client user agent.
-    pub user_agent: Option<String>,
-    /// `success`, `failure` or `unknown`.
-    pub outcome: String,
-    /// The provider's original record.
-    #[schema(value_type = Object)]
-    pub raw: serde_json::Value,
-    /// When Ward stored it (RFC 3339).
-    pub ingested: String,
-}
-
 /// A directory user of an instance.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -496,30 +451,6 @@ fn json_text(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
-impl From<StoredEvent> for EventView {
-    fn from(e: StoredEvent) -> EventView {
-        EventView {
-            time: rfc3339(e.time_ms),
-            ingested: rfc3339(e.ingested_ms),
-            targets: json_text(&e.targets_json),
-            raw: json_text(&e.raw_json),
-            instance_id: e.instance_id,
-            event_id: e.event_id,
-            time_ms: e.time_ms,
-            action: e.action,
-            actor: ActorView {
-                id: e.actor_id,
-                kind: e.actor_kind,
-                name: e.actor_name,
-                email: e.actor_email,
-            },
-            ip: e.ip,
-            user_agent: e.user_agent,
-            outcome: e.outcome,
-        }
-    }
-}
-
 impl From<StoredUser> for UserView {
     fn from(u: StoredUser) -> UserView {
         UserView {
@@ -554,17 +485,6 @@ impl From<EgressRecord> for EgressView {
             latency_ms: r.latency_ms,
         }
     }
-}
-
-/// RFC 3339 of a time in milliseconds since the epoch.
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Builds the API view of an instance.

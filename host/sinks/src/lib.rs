@@ -31,7 +31,7 @@ use ward_store::Store;
 
 pub use config::{Format, MAX_BATCH, Preset, SinkConfig, SinkFilter, SinkKind, validate_all};
 pub use metrics::SinkMetrics;
-pub use render::{ManifestLookup, Renderer};
+pub use render::{ActorView, EventView, ManifestLookup, Renderer, rfc3339};
 
 /// Why a sink operation failed.
 #[derive(Debug, thiserror::Error)]

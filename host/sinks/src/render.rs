@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use ward_manifest::Manifest;
 use ward_ocsf::Exporter;
 use ward_store::{Store, StoredEvent};
@@ -81,28 +83,100 @@ impl Renderer {
     }
 }
 
-/// Ward's own JSON for an event (a view, not the store row): nested actor,
-/// targets and raw record as JSON rather than JSON-in-a-string.
+/// Ward's own JSON for an event: the REST API's event object (the same
+/// type, so `format = "ward"` in a sink, `ward events export` and
+/// `GET /instances/{id}/events` agree) plus `key`, the per-event
+/// idempotency key receivers deduplicate on.
 fn ward_json(e: &StoredEvent) -> Value {
-    let parse =
-        |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_owned()));
-    json!({
-        "key": event_key(e),
-        "instance_id": e.instance_id,
-        "event_id": e.event_id,
-        "time_ms": e.time_ms,
-        "action": e.action,
-        "actor": {
-            "id": e.actor_id,
-            "kind": e.actor_kind,
-            "name": e.actor_name,
-            "email": e.actor_email,
-        },
-        "targets": parse(&e.targets_json),
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "outcome": e.outcome,
-        "raw": parse(&e.raw_json),
-        "ingested_ms": e.ingested_ms,
-    })
+    let key = event_key(e);
+    let mut value = serde_json::to_value(EventView::from(e.clone())).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("key".to_owned(), Value::String(key));
+    }
+    value
+}
+
+/// Who performed an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorView {
+    /// The provider's id of the actor.
+    pub id: Option<String>,
+    /// `user`, `service`, `system` or `unknown`.
+    pub kind: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+}
+
+/// One normalised audit event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// The instance that ingested it.
+    pub instance_id: String,
+    /// The provider's id for the event (unique per instance).
+    pub event_id: String,
+    /// When it happened (RFC 3339).
+    pub time: String,
+    /// When it happened, in milliseconds since the epoch.
+    pub time_ms: i64,
+    /// Normalised action, e.g. `user.session.start`.
+    pub action: String,
+    /// Who did it.
+    pub actor: ActorView,
+    /// What it was done to (objects with `type`, `id`, `name`).
+    #[schema(value_type = Vec<Object>)]
+    pub targets: serde_json::Value,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    pub outcome: String,
+    /// The provider's original record.
+    #[schema(value_type = Object)]
+    pub raw: serde_json::Value,
+    /// When Ward stored it (RFC 3339).
+    pub ingested: String,
+}
+
+impl From<StoredEvent> for EventView {
+    fn from(e: StoredEvent) -> EventView {
+        EventView {
+            time: rfc3339(e.time_ms),
+            ingested: rfc3339(e.ingested_ms),
+            targets: json_text(&e.targets_json),
+            raw: json_text(&e.raw_json),
+            instance_id: e.instance_id,
+            event_id: e.event_id,
+            time_ms: e.time_ms,
+            action: e.action,
+            actor: ActorView {
+                id: e.actor_id,
+                kind: e.actor_kind,
+                name: e.actor_name,
+                email: e.actor_email,
+            },
+            ip: e.ip,
+            user_agent: e.user_agent,
+            outcome: e.outcome,
+        }
+    }
+}
+
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// RFC 3339 for milliseconds since the epoch (empty if out of range).
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

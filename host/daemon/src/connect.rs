@@ -224,9 +224,11 @@ async fn exchange(
                     return Err(refused(code_refusal(&key, failure)));
                 }
             };
-            if *refresh && token.refresh_token.as_deref().is_none_or(str::is_empty) {
-                // Access tokens expire and nothing could renew them: the
-                // instance would stop an hour later, so refuse it now.
+            let expires = token.expires_in.is_some_and(|s| s > 0);
+            if *refresh && expires && token.refresh_token.as_deref().is_none_or(str::is_empty) {
+                // This access token expires and nothing could renew it: the
+                // instance would stop when it does, so refuse it now. (A
+                // long-lived token, Egnyte's `expires_in: -1`, needs none.)
                 record_egress(store, egress_id, &key, "exchange", &egress).await;
                 return Err(refused(PluginError::InvalidConfig(format!(
                     "plugin `{key}`: the provider's token answer has no refresh token, so the \

@@ -4,7 +4,14 @@
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time, not with `env!`: a build-script binary reused from
+    // another checkout (same sources, moved target directory) must build the
+    // plugins of this checkout, not of the one it was compiled in.
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        println!("cargo:warning=CARGO_MANIFEST_DIR is not set: run this through cargo");
+        std::process::exit(1);
+    };
+    let root = Path::new(&manifest_dir).join("../..");
     if let Err(e) = ward_plugin_build::build(
         &root,
         &["ward-okta", "ward-egnyte", "ward-zendesk"],

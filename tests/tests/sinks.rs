@@ -11,6 +11,7 @@ use ward_sinks::{Format, SinkConfig, SinkFilter, SinkKind};
 use ward_standins::okta::{OktaConfig, OktaStandIn};
 use ward_standins::tls::TestCa;
 use ward_tests::api::ApiHarness;
+use ward_tests::console::ConsoleTab;
 use ward_tests::daemon::DaemonHarness;
 
 const EVENTS: usize = 3_000;
@@ -199,5 +200,24 @@ async fn export_streams_every_event_through_the_api() -> anyhow::Result<()> {
         .send(reqwest::Method::POST, "/sinks/nope/resume", None)
         .await;
     assert_eq!(status, 404);
+
+    // The console shows the same status, to a signed-in operator only.
+    let mut tab = ConsoleTab::open(&api);
+    let refused = tab.get("/console/sinks").await;
+    assert_eq!(refused.status, 303, "{refused:?}");
+    tab.get(&api.console.one_time_link(&api.url)).await;
+    let page = tab.get("/console/sinks").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let delivered = format!("<td>{}</td>", sinks["sinks"][0]["delivered"]);
+    assert!(
+        page.body.contains("<td>archive</td>") && page.body.contains(&delivered),
+        "{}",
+        page.body
+    );
+    let resume = tab.post("/console/sinks/nope/resume", &[]).await;
+    assert_eq!(
+        resume.status, 403,
+        "a form without the CSRF token: {resume:?}"
+    );
     Ok(())
 }

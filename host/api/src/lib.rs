@@ -29,6 +29,7 @@ use ward_daemon::Daemon;
 pub use error::{ApiError, ErrorBody};
 pub use secrets::{ApiSecrets, SecretsError, ensure_api_secrets, sha256_hex};
 pub use server::serve;
+pub use sinks::SinkView;
 pub use views::{ActorView, EgressView, EventView, UserView, rfc3339};
 
 /// Shared state of the handlers.

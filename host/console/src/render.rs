@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
-use ward_api::{EgressView, EventView, rfc3339};
+use ward_api::{EgressView, EventView, SinkView, rfc3339};
 use ward_daemon::connect::Connected;
 use ward_daemon::instances::Overview;
 use ward_daemon::registry::{LoadedPlugin, PendingPlugin};
@@ -59,6 +59,7 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         @if let Some(s) = session {
                             a href="/console/instances" { "Instances" }
                             a href="/console/connectors" { "Connectors" }
+                            a href="/console/sinks" { "Sinks" }
                             form.inline method="post" action="/console/sign-out" {
                                 (csrf(s))
                                 button type="submit" { "Sign out" }
@@ -358,6 +359,41 @@ pub(crate) fn egress(
                 }
             }
             @if rows.is_empty() { p { "Nothing recorded." } }
+        },
+    )
+}
+
+pub(crate) fn sinks(session: &Session, sinks: &[SinkView]) -> Markup {
+    layout(
+        "Sinks",
+        Some(session),
+        html! {
+            @if sinks.is_empty() {
+                p { "No sink is configured: add a " code { "[[sinks]]" } " table to ward.toml (see the README, Sending events to a SIEM)." }
+            } @else {
+                table {
+                    caption { "Delivery of stored events, at least once, per sink" }
+                    thead { tr {
+                        th scope="col" { "Sink" } th scope="col" { "Type" } th scope="col" { "Format" }
+                        th scope="col" { "Target" } th scope="col" { "State" } th scope="col" { "Delivered" }
+                        th scope="col" { "Lag (events)" } th scope="col" { "Lag (s)" }
+                        th scope="col" { "Last success" } th scope="col" { "Last error" } th scope="col" { "Action" }
+                    } }
+                    tbody {
+                        @for s in sinks {
+                            tr {
+                                td { (s.name) } td { (s.kind) } td { (s.format) } td { code { (s.target) } }
+                                td { (s.state) } td { (s.delivered) } td { (s.lag_events) } td { (s.lag_seconds) }
+                                td { (when(s.last_success_at)) }
+                                td { @if let Some(e) = &s.last_error { span role="alert" { (e) } " (" (when(s.last_error_at)) ")" } }
+                                td { @if s.state == "dead_letter" {
+                                    (action(session, &format!("/console/sinks/{}/resume", s.name), "Resume"))
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use maud::Markup;
 use serde::Deserialize;
-use ward_api::{EgressView, EventView};
+use ward_api::{EgressView, EventView, SinkView};
 use ward_daemon::instances::{self, InstanceError};
 use ward_store::{EventOrder, EventQuery, StoreError};
 
@@ -44,6 +44,9 @@ pub(crate) enum ConsoleError {
     /// The plugin registry refused.
     #[error(transparent)]
     Registry(#[from] ward_daemon::registry::RegistryError),
+    /// A sink operation failed.
+    #[error(transparent)]
+    Sink(#[from] ward_sinks::SinkError),
 }
 
 impl IntoResponse for ConsoleError {
@@ -52,12 +55,15 @@ impl IntoResponse for ConsoleError {
             ConsoleError::Instance(
                 InstanceError::NotFound(_) | InstanceError::UnknownElement(_),
             )
-            | ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
+            | ConsoleError::NotFound(_)
+            | ConsoleError::Sink(ward_sinks::SinkError::NotFound(_)) => StatusCode::NOT_FOUND,
             ConsoleError::Instance(InstanceError::Tags(_) | InstanceError::EmptyName)
             | ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::Instance(InstanceError::PluginGone { .. })
             | ConsoleError::Registry(_) => StatusCode::CONFLICT,
-            ConsoleError::Instance(InstanceError::Store(_)) | ConsoleError::Store(_) => {
+            ConsoleError::Instance(InstanceError::Store(_))
+            | ConsoleError::Store(_)
+            | ConsoleError::Sink(_) => {
                 tracing::error!(error = %self, "store error in a console request");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -88,6 +94,8 @@ pub(crate) fn router(console: Console) -> Router {
         .route("/console/instances/{id}/events.ndjson", get(export))
         .route("/console/instances/{id}/egress", get(egress_page))
         .route("/console/connectors", get(connectors_page))
+        .route("/console/sinks", get(sinks_page))
+        .route("/console/sinks/{name}/resume", post(resume_sink))
         .route("/console/connectors/{key}/usage", get(usage_page))
         .route("/console/connectors/{key}/approve", post(approve))
         .route("/console/sign-out", post(sign_out))
@@ -459,6 +467,23 @@ async fn egress_page(
         .map(EgressView::from)
         .collect();
     Ok(render::egress(&session, &instance, &rows, denied_only))
+}
+
+async fn sinks_page(
+    State(console): State<Console>,
+    Extension(session): Extension<Session>,
+) -> Page {
+    let sinks = console.daemon.sinks.status().await?;
+    let views: Vec<SinkView> = sinks.into_iter().map(SinkView::from).collect();
+    Ok(render::sinks(&session, &views))
+}
+
+async fn resume_sink(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+) -> Result<Redirect, ConsoleError> {
+    console.daemon.sinks.resume(&name).await?;
+    Ok(Redirect::to("/console/sinks"))
 }
 
 async fn connectors_page(

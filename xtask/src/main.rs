@@ -1,3 +1,7 @@
+//! `cargo xtask pg-test [CARGO TEST ARGS…]`: starts a throwaway PostgreSQL
+//! cluster ([`postgres::with_cluster`]), runs `cargo test ARGS…` with
+//! `WARD_TEST_POSTGRES_URL` pointing at it, then removes the cluster.
+//!
 //! `cargo xtask bench [--write] [--events N] [--only GROUP,…]`
 //!
 //! Builds what the benchmarks need in release (the `ward` binary with and
@@ -13,6 +17,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+mod postgres;
 mod table;
 
 /// `airbyte-source-okta` release the baseline runs.
@@ -42,8 +47,10 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("bench") => {}
+        Some("pg-test") => return pg_test(args.collect()),
         other => bail!(
-            "unknown task {other:?}: the only task is `cargo xtask bench [--write] [--events N] [--only GROUP,…]`"
+            "unknown task {other:?}: the tasks are `cargo xtask bench [--write] [--events N] [--only GROUP,…]` \
+             and `cargo xtask pg-test [CARGO TEST ARGS…]`"
         ),
     }
     let mut options = Options {
@@ -75,6 +82,23 @@ fn main() -> anyhow::Result<()> {
         }
     }
     bench(&options)
+}
+
+/// `cargo test ARGS…` against a throwaway PostgreSQL cluster.
+fn pg_test(args: Vec<String>) -> anyhow::Result<()> {
+    postgres::with_cluster(|url| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .arg("test")
+            .args(&args)
+            .env("WARD_TEST_POSTGRES_URL", url)
+            .status()
+            .context("could not run cargo test")?;
+        if !status.success() {
+            bail!("cargo test {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    })
 }
 
 fn bench(options: &Options) -> anyhow::Result<()> {

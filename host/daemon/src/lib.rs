@@ -101,18 +101,12 @@ impl Daemon {
                     .unwrap_or_else(|| data_dir.join("master.key")),
             )?,
         };
-        let db = match config.store.url.as_deref() {
-            None => data_dir.join("ward.db"),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) => std::path::PathBuf::from(path),
-                None => {
-                    return Err(DaemonError::Config(format!(
-                        "store.url {url:?} is not supported by this build: use sqlite://PATH (PostgreSQL support is not implemented yet)"
-                    )));
-                }
-            },
+        let store = match config.store.url.as_deref() {
+            None => ward_store::Store::open_sqlite(&data_dir.join("ward.db"), key).await?,
+            // `sqlite://PATH` or `postgres://…`; anything else is refused
+            // with the forms that work.
+            Some(url) => ward_store::Store::open(url, key).await?,
         };
-        let store = ward_store::Store::open_sqlite(&db, key).await?;
         let runtime = ward_runtime::Runtime::new(runtime_config(&config)?)?;
         let registry = Arc::new(
             Registry::load_with_ceilings(

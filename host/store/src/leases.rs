@@ -87,9 +87,9 @@ pub(crate) use check_fence;
 
 impl Store {
     /// Claims up to `max` leases of resumable instances (not disabled, not
-    /// halted) that no daemon holds or whose holder let them expire, for
-    /// `ttl_ms`. Returns the leases newly claimed (not those `owner`
-    /// already holds).
+    /// halted) that no daemon holds or whose holder (`owner` included) let
+    /// them expire, for `ttl_ms`. Returns the leases claimed, each under a
+    /// new epoch; unexpired leases of `owner` are left alone.
     pub async fn claim_leases(
         &self,
         owner: &str,
@@ -105,7 +105,7 @@ impl Store {
         let select = format!(
             "SELECT l.instance_id FROM leases l JOIN instances i ON i.id = l.instance_id \
              WHERE i.status <> 'disabled' AND i.disabled = FALSE AND i.halted = FALSE \
-             AND l.owner <> $1 AND (l.expires_ms < $2 OR $3) \
+             AND (l.expires_ms < $2 OR ($3 AND l.owner <> $1)) \
              ORDER BY i.created_ms, i.id LIMIT $4{lock}"
         );
         let limit = i64::try_from(max).unwrap_or(i64::MAX);

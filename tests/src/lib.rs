@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dns;
 pub mod logs;
 pub mod plugin_files;
+pub mod processes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -220,6 +221,7 @@ impl Harness {
             store: self.store.clone(),
             bound,
             instance_id: instance.id.clone(),
+            fence: None,
             // One attempt: a failure is asserted on, not retried.
             retry: ward_daemon::ingest::Retry {
                 attempts: 1,

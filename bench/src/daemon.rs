@@ -31,6 +31,15 @@ pub struct Upstream<'a> {
 
 /// Writes `ward.toml` into `data_dir` and returns its path.
 pub fn write_config(data_dir: &Path, upstream: Option<&Upstream<'_>>) -> anyhow::Result<PathBuf> {
+    write_config_with(data_dir, upstream, "")
+}
+
+/// [`write_config`] with `extra` TOML tables appended (`[store]`, `[scheduler]`).
+pub fn write_config_with(
+    data_dir: &Path,
+    upstream: Option<&Upstream<'_>>,
+    extra: &str,
+) -> anyhow::Result<PathBuf> {
     let listen = free_port()?;
     let hash = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
     let mut toml = format!(
@@ -47,6 +56,7 @@ pub fn write_config(data_dir: &Path, upstream: Option<&Upstream<'_>>) -> anyhow:
             up.addr.ip()
         ));
     }
+    toml.push_str(extra);
     let path = data_dir.join("ward.toml");
     std::fs::write(&path, toml).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -159,6 +169,20 @@ impl Daemon {
         )
         .await?;
         Ok(())
+    }
+
+    /// The daemon holding the instance's lease (`worker.daemon`) and the
+    /// lease's epoch, if a live lease is held.
+    pub async fn worker(&self, id: &str) -> anyhow::Result<Option<(String, i64)>> {
+        let view = self
+            .call(reqwest::Method::GET, &format!("/instances/{id}"), None)
+            .await?;
+        Ok(view["worker"]["daemon"].as_str().map(|d| {
+            (
+                d.to_string(),
+                view["worker"]["epoch"].as_i64().unwrap_or_default(),
+            )
+        }))
     }
 
     /// Events the instance has stored, and its status state.

@@ -16,6 +16,7 @@ mod scrub;
 mod sinks;
 mod standin;
 mod startup;
+mod store;
 
 use figure::Figure;
 
@@ -54,6 +55,13 @@ enum Group {
     /// Events/s through the OCSF mapping and an HTTP sink, against plain
     /// store reads.
     Sinks,
+    /// Events/s committed into SQLite vs PostgreSQL; lease takeover after
+    /// `kill -9` (needs `WARD_TEST_POSTGRES_URL`).
+    Store {
+        /// The `ward` binary to run.
+        #[arg(long)]
+        ward: PathBuf,
+    },
     /// Figures this suite does not measure yet, with the reason.
     Pending,
 }
@@ -70,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Group::Scrub => scrub::run().await,
         Group::Sinks => sinks::run().await,
         Group::Startup { ward } => startup::run(&ward).await,
+        Group::Store { ward } => store::run(&ward).await,
         Group::Pending => pending(),
     }
 }

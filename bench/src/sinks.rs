@@ -18,7 +18,7 @@ const EVENTS: usize = 50_000;
 const STEP: u32 = 2_000;
 const TOKEN: &str = "bench-hec-token";
 
-fn event(i: usize) -> NewEvent {
+pub(crate) fn event(i: usize) -> NewEvent {
     let actions = [
         "user.session.start",
         "user.account.update_password",

@@ -70,6 +70,7 @@ pub async fn ingest_audit(
         store: store.clone(),
         bound,
         instance_id: instance.id.clone(),
+        fence: None,
         // One attempt: a failure is asserted on, not retried.
         retry: ward_daemon::ingest::Retry {
             attempts: 1,

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dns;
 pub mod logs;
 pub mod plugin_files;
+pub mod processes;
 pub mod python;
 
 use std::sync::Arc;

@@ -133,6 +133,7 @@ impl H {
             store: self.store.clone(),
             bound: c.bound.clone(),
             instance_id: c.instance.id.clone(),
+            fence: None,
             retry: Retry {
                 base: Duration::from_millis(50),
                 max: Duration::from_millis(500),

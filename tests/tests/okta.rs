@@ -39,6 +39,7 @@ async fn backfill_25k_exactly_once_then_poll() {
         store: h.store.clone(),
         bound,
         instance_id: instance.id.clone(),
+        fence: None,
         retry: Retry::default(),
     };
     let since = now_ms() - 60 * 86_400_000;
@@ -123,6 +124,7 @@ async fn rate_limit_is_waited_out_without_loss() {
         store: h.store.clone(),
         bound,
         instance_id: instance.id.clone(),
+        fence: None,
         retry: Retry::default(),
     };
     h.okta.rate_limit_next(1, 1);
@@ -153,6 +155,7 @@ async fn revoked_token_asks_for_reconnect() {
         store: h.store.clone(),
         bound,
         instance_id: instance.id.clone(),
+        fence: None,
         retry: Retry::default(),
     };
     let err = ingestor.sync_audit(0, |_| {}).await.unwrap_err();

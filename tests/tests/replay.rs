@@ -166,6 +166,7 @@ fn ingestor(store: &Store, bound: Bound, id: &str) -> Ingestor {
         store: store.clone(),
         bound,
         instance_id: id.to_owned(),
+        fence: None,
         retry: Retry::default(),
     }
 }

@@ -78,6 +78,7 @@ fn ingestor(h: &Zd, bound: Bound, instance_id: &str) -> Ingestor {
         store: h.store.clone(),
         bound,
         instance_id: instance_id.to_string(),
+        fence: None,
         retry: Retry {
             base: Duration::from_millis(50),
             ..Retry::default()

@@ -26,7 +26,9 @@ mod tools;
 /// `airbyte-source-okta` release the baseline runs.
 const AIRBYTE_OKTA: &str = "airbyte-source-okta==0.3.26";
 /// Every figure group of `ward-bench`, in the order they run.
-const GROUPS: &[&str] = &["startup", "calls", "scrub", "sinks", "ingest", "pending"];
+const GROUPS: &[&str] = &[
+    "startup", "calls", "scrub", "sinks", "store", "ingest", "pending",
+];
 
 /// One figure as `ward-bench` prints it.
 #[derive(Debug, Clone, Deserialize)]
@@ -148,7 +150,7 @@ fn bench(options: &Options) -> anyhow::Result<()> {
         .filter(|g| options.only.iter().any(|o| o == *g))
     {
         let mut args = vec![group.to_string()];
-        if matches!(*group, "ingest" | "startup") {
+        if matches!(*group, "ingest" | "startup" | "store") {
             args.extend(["--ward".into(), ward.display().to_string()]);
         }
         if *group == "ingest" {
@@ -159,7 +161,14 @@ fn bench(options: &Options) -> anyhow::Result<()> {
         }
         let command = format!("cargo xtask bench --only {group}");
         eprintln!("xtask: ward-bench {}", args.join(" "));
-        match run_group(&bench_bin, &args) {
+        // The `store` group needs a PostgreSQL server: the tests' throwaway
+        // cluster, stopped when `tools` is dropped after the group.
+        let tools = tools::Context::new(&target)?;
+        let mut env = Vec::new();
+        if *group == "store" {
+            env = tools::postgres::setup(&tools)?;
+        }
+        match run_group(&bench_bin, &args, &env) {
             Ok(found) => figures.extend(found.into_iter().map(|f| Figure {
                 command: command.clone(),
                 ..f
@@ -203,9 +212,10 @@ fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_group(bench: &Path, args: &[String]) -> anyhow::Result<Vec<Figure>> {
+fn run_group(bench: &Path, args: &[String], env: &[tools::Export]) -> anyhow::Result<Vec<Figure>> {
     let out = Command::new(bench)
         .args(args)
+        .envs(env.iter().map(|e| (e.name, &e.value)))
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", bench.display()))?;

@@ -19,7 +19,7 @@ pub fn run(root: &Path, args: Vec<String>) -> anyhow::Result<()> {
         let started = Instant::now();
         let found = setup(&ctx).with_context(|| format!("setting up {name} for the tests"))?;
         for e in &found {
-            eprintln!("xtask: {}={}", e.name, e.value.display());
+            eprintln!("xtask: {}={}", e.name, e.value.to_string_lossy());
         }
         eprintln!(
             "xtask: {name} ready in {:.1} s",

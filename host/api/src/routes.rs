@@ -708,6 +708,8 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> ApiResult<Json<ser
     let registry = &state.daemon.registry;
     let mut body = serde_json::json!({
         "status": "ok",
+        "store": state.daemon.store.backend().as_str(),
+        "daemon": state.daemon.scheduler.daemon_id(),
         "instances": n,
         "plugins": registry.list().len(),
         "pending_plugins": registry.pending().len(),

@@ -294,6 +294,23 @@ pub struct InstanceView {
     /// tokens are sent to because the operator named them (an Okta custom
     /// URL domain). Empty for most instances.
     pub operator_named_hosts: Vec<OperatorNamedHost>,
+    /// The daemon working the instance, from its lease; `null` when no
+    /// daemon holds a live lease (not started, disabled, halted, or its
+    /// daemon died and the lease has not been taken over yet).
+    pub worker: Option<WorkerView>,
+}
+
+/// Which daemon works an instance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    /// The daemon's id (`scheduler.daemon_name` or host name, plus a
+    /// suffix per process run).
+    pub daemon: String,
+    /// The lease's fencing epoch: it grows with every takeover.
+    pub epoch: i64,
+    /// When the lease lapses unless the daemon renews it (RFC 3339).
+    pub lease_expires: String,
 }
 
 /// A host the operator named, where the instance's tokens are sent.
@@ -528,6 +545,11 @@ pub(crate) async fn instance_view(
                 note: OPERATOR_NAMED_NOTE.to_owned(),
             })
             .collect(),
+        worker: o.worker.map(|l| WorkerView {
+            daemon: l.owner,
+            epoch: l.epoch,
+            lease_expires: rfc3339(l.expires_ms),
+        }),
     })
 }
 

@@ -210,6 +210,17 @@ pub struct SchedulerConfig {
     pub users_interval_secs: u64,
     /// Seconds a shutdown waits for in-flight pages to commit.
     pub shutdown_grace_secs: u64,
+    /// Seconds an instance lease lasts without a heartbeat (renewed every
+    /// third of it). A daemon that dies loses its instances to the others
+    /// after this long; one paused longer has its late commits refused.
+    pub lease_ttl_secs: u64,
+    /// Most instances this daemon works at once (leases it holds), so new
+    /// instances spread across daemons.
+    pub max_leases: usize,
+    /// Name this daemon gives itself in leases and `GET /instances/{id}`
+    /// (`worker`); a random suffix per process run is appended. Default:
+    /// the host name.
+    pub daemon_name: Option<String>,
 }
 
 impl Default for SchedulerConfig {
@@ -224,6 +235,9 @@ impl Default for SchedulerConfig {
             poll_interval_secs: 0,
             users_interval_secs: 3600,
             shutdown_grace_secs: 20,
+            lease_ttl_secs: 30,
+            max_leases: 1000,
+            daemon_name: None,
         }
     }
 }

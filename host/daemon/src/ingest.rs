@@ -12,7 +12,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, TestReport, User};
 use ward_runtime::{Bound, CallError, CallReport, EgressEntry};
-use ward_store::{EgressRecord, NewEvent, NewUser, Store, StoreError};
+use ward_store::{EgressRecord, Fence, NewEvent, NewUser, Store, StoreError};
 
 use crate::budget::RateBudget;
 
@@ -267,6 +267,9 @@ pub struct Ingestor {
     pub bound: Bound,
     /// The instance id.
     pub instance_id: String,
+    /// The lease the scheduler holds on the instance: pages commit only
+    /// while it does (`None`: unfenced, e.g. tools and tests).
+    pub fence: Option<Fence>,
     /// Retry policy.
     pub retry: Retry,
 }
@@ -494,11 +497,19 @@ impl Ingestor {
             let more = page.more;
             stats.seen += page.events.len() as u64;
             let rows: Vec<NewEvent> = page.events.into_iter().map(to_row).collect();
-            stats.new += self
-                .store
-                .commit_audit_page(&self.instance_id, &rows, &page.cursor)
-                .await
-                .map_err(|e| self.store_err(e))?;
+            let committed = match &self.fence {
+                Some(fence) => {
+                    self.store
+                        .commit_audit_page_fenced(fence, &self.instance_id, &rows, &page.cursor)
+                        .await
+                }
+                None => {
+                    self.store
+                        .commit_audit_page(&self.instance_id, &rows, &page.cursor)
+                        .await
+                }
+            };
+            stats.new += committed.map_err(|e| self.store_err(e))?;
             stats.pages += 1;
             progress(Progress { stats, newest_ms });
             if !more {
@@ -545,11 +556,19 @@ impl Ingestor {
             } else {
                 None
             };
-            stats.new += self
-                .store
-                .commit_users_page(&self.instance_id, &rows, next)
-                .await
-                .map_err(|e| self.store_err(e))?;
+            let committed = match &self.fence {
+                Some(fence) => {
+                    self.store
+                        .commit_users_page_fenced(fence, &self.instance_id, &rows, next)
+                        .await
+                }
+                None => {
+                    self.store
+                        .commit_users_page(&self.instance_id, &rows, next)
+                        .await
+                }
+            };
+            stats.new += committed.map_err(|e| self.store_err(e))?;
             stats.pages += 1;
             if next.is_none() {
                 break;

@@ -144,6 +144,8 @@ pub struct Overview {
     pub credential_warning: Option<String>,
     /// Hosts the operator named that receive the instance's tokens.
     pub operator_named_hosts: Vec<String>,
+    /// The daemon holding the instance's lease, while the lease is live.
+    pub worker: Option<ward_store::Lease>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -395,6 +397,10 @@ pub async fn overview(daemon: &Daemon, instance: Instance) -> Result<Overview, S
     let now = now_ms();
     let newest = store.newest_event_ms(&instance.id).await?;
     let events_stored = store.event_count(&instance.id).await?;
+    let worker = store
+        .lease(&instance.id)
+        .await?
+        .filter(|l| l.expires_ms > now && !l.owner.is_empty());
     let credential_age_days = instance
         .credentials_updated_ms
         .map(|t| (now - t).max(0) / DAY_MS);
@@ -424,6 +430,7 @@ pub async fn overview(daemon: &Daemon, instance: Instance) -> Result<Overview, S
         credential_age_days,
         credential_warning,
         operator_named_hosts,
+        worker,
         instance,
     })
 }

@@ -92,38 +92,41 @@ pub enum DaemonError {
     Registry(#[from] registry::RegistryError),
 }
 
+/// Opens the store the configuration names (`store.url`, default
+/// `<data_dir>/ward.db`) under its master key (`store.key_env`,
+/// `store.key_file`, default `<data_dir>/master.key`, created on first
+/// start), creating the data directory. The one place the daemon and the
+/// CLI's offline commands open a store.
+pub async fn open_store(config: &Config) -> Result<ward_store::Store, DaemonError> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| DaemonError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let key = match &config.store.key_env {
+        Some(var) => ward_store::MasterKey::from_env(var)?,
+        None => ward_store::MasterKey::load_or_create(
+            &config
+                .store
+                .key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("master.key")),
+        )?,
+    };
+    Ok(match config.store.url.as_deref() {
+        None => ward_store::Store::open_sqlite(&data_dir.join("ward.db"), key).await?,
+        // `sqlite://PATH` or `postgres://…`; anything else is refused with
+        // the forms that work.
+        Some(url) => ward_store::Store::open(url, key).await?,
+    })
+}
+
 impl Daemon {
     /// Opens the store, sets up the runtime and loads the plugins the
     /// configuration names. Workers are not started: call
     /// `daemon.scheduler.resume_all()` when the daemon should begin work.
     pub async fn open(config: Config) -> Result<Daemon, DaemonError> {
-        let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
-        let key = match &config.store.key_env {
-            Some(var) => ward_store::MasterKey::from_env(var)?,
-            None => ward_store::MasterKey::load_or_create(
-                &config
-                    .store
-                    .key_file
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("master.key")),
-            )?,
-        };
-        let db = match config.store.url.as_deref() {
-            None => data_dir.join("ward.db"),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) => std::path::PathBuf::from(path),
-                None => {
-                    return Err(DaemonError::Config(format!(
-                        "store.url {url:?} is not supported by this build: use sqlite://PATH (PostgreSQL support is not implemented yet)"
-                    )));
-                }
-            },
-        };
-        let store = ward_store::Store::open_sqlite(&db, key).await?;
+        let store = open_store(&config).await?;
         let runtime = ward_runtime::Runtime::new(runtime_config(&config)?)?;
         let registry = Arc::new(
             Registry::load_with_ceilings(

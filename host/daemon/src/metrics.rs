@@ -65,6 +65,10 @@ pub struct Metrics {
     instances: Family<StatusLabels, Gauge>,
     events_stored: Family<OneInstance, Gauge>,
     lag: Family<OneInstance, Gauge>,
+    leases_held: Gauge,
+    leases_claimed: Counter,
+    leases_lost: Counter,
+    fenced_commits: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,6 +96,10 @@ impl Metrics {
             instances: Family::default(),
             events_stored: Family::default(),
             lag: Family::default(),
+            leases_held: Gauge::default(),
+            leases_claimed: Counter::default(),
+            leases_lost: Counter::default(),
+            fenced_commits: Counter::default(),
         };
         registry.register(
             "pages_committed",
@@ -124,6 +132,26 @@ impl Metrics {
             "How far an instance is behind the provider",
             m.lag.clone(),
         );
+        registry.register(
+            "leases_held",
+            "Instance leases this daemon holds",
+            m.leases_held.clone(),
+        );
+        registry.register(
+            "leases_claimed",
+            "Instance leases this daemon claimed",
+            m.leases_claimed.clone(),
+        );
+        registry.register(
+            "leases_lost",
+            "Instance leases this daemon lost to another daemon (it stalled past the TTL)",
+            m.leases_lost.clone(),
+        );
+        registry.register(
+            "fenced_commits",
+            "Page commits refused because this daemon no longer held the instance's lease",
+            m.fenced_commits.clone(),
+        );
         if let Ok(mut slot) = m.registry.lock() {
             *slot = registry;
         }
@@ -145,6 +173,20 @@ impl Metrics {
         };
         self.pages.get_or_create(&labels).inc();
         self.new_events.get_or_create(&labels).inc_by(new_events);
+    }
+
+    /// The daemon now holds `held` leases, `claimed` of them new and
+    /// `lost` taken over by another daemon since the last heartbeat.
+    pub fn leases(&self, held: usize, claimed: usize, lost: usize) {
+        self.leases_held
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+        self.leases_claimed.inc_by(claimed as u64);
+        self.leases_lost.inc_by(lost as u64);
+    }
+
+    /// A page commit was refused by fencing.
+    pub fn fenced_commit(&self) {
+        self.fenced_commits.inc();
     }
 
     /// A plugin call finished; `outcome` is e.g. `ok`, `unauthorized`,

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ward_runtime::CallError;
 use ward_runtime::types::PluginError;
-use ward_store::{AUDIT_STREAM, InstanceStatus, Store};
+use ward_store::{AUDIT_STREAM, Fence, InstanceStatus, Store, StoreError};
 
 use crate::budget::{Budgets, Rates};
 use crate::config::Config;
@@ -105,6 +105,10 @@ struct Inner {
     /// Instances whose last run ended in a rejected access token that was
     /// then force-refreshed: a second rejection in a row halts them.
     force_refreshed: Mutex<std::collections::HashSet<String>>,
+    /// This daemon's id in the lease table (name + random per process).
+    owner: String,
+    /// Leases held: instance id → the fence its page commits present.
+    leases: Mutex<HashMap<String, Fence>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -155,6 +159,7 @@ impl Scheduler {
     ) -> Scheduler {
         let rounds = config.scheduler.max_concurrent_calls.max(1);
         let per_plugin = plugin_share(rounds, config.scheduler.max_calls_per_plugin);
+        let owner = daemon_id(config_name(&config));
         Scheduler {
             inner: Arc::new(Inner {
                 store,
@@ -172,17 +177,68 @@ impl Scheduler {
                 plugin_rounds: Mutex::new(HashMap::new()),
                 per_plugin,
                 force_refreshed: Mutex::new(std::collections::HashSet::new()),
+                owner,
+                leases: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Starts every instance that is neither disabled nor halted.
+    /// This daemon's id in leases (`worker` in instance views).
+    pub fn daemon_id(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Claims the leases of instances that are neither disabled nor halted
+    /// (up to `scheduler.max_leases`), starts their workers, and starts the
+    /// heartbeat that renews them, claims what other daemons let lapse and
+    /// stops workers whose lease was taken over.
     pub async fn resume_all(&self) -> Result<usize, ward_store::StoreError> {
-        let ids = self.inner.store.resumable_instances().await?;
-        for id in &ids {
+        let claimed = claim_more(&self.inner).await?;
+        for id in &claimed {
             self.spawn(id);
         }
-        Ok(ids.len())
+        let this = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { this.heartbeat().await });
+        Ok(claimed.len())
+    }
+
+    async fn heartbeat(&self) {
+        let inner = &self.inner;
+        let every = lease_ttl(&inner.config) / 3;
+        loop {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let lost = match renew(inner).await {
+                Ok(lost) => lost,
+                Err(e) => {
+                    // The fence keeps a lapsed lease from committing; keep
+                    // trying until the store answers again.
+                    tracing::warn!(daemon = %inner.owner, error = %e, "could not renew leases; retrying");
+                    continue;
+                }
+            };
+            for id in &lost {
+                tracing::warn!(daemon = %inner.owner, instance = %id, "lease taken over by another daemon; stopping the worker here");
+                self.stop(id);
+            }
+            let claimed = match claim_more(inner).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(daemon = %inner.owner, error = %e, "could not claim leases; retrying");
+                    Vec::new()
+                }
+            };
+            for id in &claimed {
+                tracing::info!(daemon = %inner.owner, instance = %id, "lease claimed; starting the worker");
+                self.spawn(id);
+            }
+            let held = lock(&inner.leases).len();
+            inner.metrics.leases(held, claimed.len(), lost.len());
+        }
     }
 
     /// (Re)starts the worker of an instance: backfill when it has no audit
@@ -289,6 +345,15 @@ impl Scheduler {
         let inner = self.inner.clone();
         let id = instance_id.to_string();
         self.inner.tasks.spawn(async move {
+            // The operator started it (or a heartbeat claimed it): work it
+            // only under a lease, which another daemon may hold.
+            if !hold_lease(&inner, &id).await {
+                let mut workers = lock(&inner.workers);
+                if workers.get(&id).is_some_and(|(g, _)| *g == generation) {
+                    workers.remove(&id);
+                }
+                return;
+            }
             first(id.clone()).await;
             let waited = delay.is_zero()
                 || tokio::select! {
@@ -342,15 +407,142 @@ impl Scheduler {
         lock(&self.inner.progress).get(instance_id).cloned()
     }
 
-    /// Stops every worker and waits up to `grace` for in-flight pages to
-    /// commit or roll back.
+    /// Stops every worker, waits up to `grace` for in-flight pages to
+    /// commit or roll back, then releases this daemon's leases so other
+    /// daemons take its instances over at once.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        tokio::time::timeout(grace, self.inner.tasks.wait())
+        let done = tokio::time::timeout(grace, self.inner.tasks.wait())
             .await
-            .is_ok()
+            .is_ok();
+        if done {
+            match self.inner.store.release_leases(&self.inner.owner).await {
+                Ok(n) => {
+                    tracing::info!(daemon = %self.inner.owner, released = n, "leases released")
+                }
+                Err(e) => {
+                    tracing::warn!(daemon = %self.inner.owner, error = %e, "could not release leases; other daemons take them over when they expire")
+                }
+            }
+            lock(&self.inner.leases).clear();
+        }
+        done
     }
+}
+
+fn config_name(config: &Config) -> String {
+    config
+        .scheduler
+        .daemon_name
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "ward".to_owned())
+}
+
+/// `name-xxxxxxxx`: unique per process run, so a restarted daemon never
+/// mistakes its predecessor's leases for its own.
+fn daemon_id(name: String) -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 4];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}-{suffix}")
+}
+
+fn lease_ttl(config: &Config) -> Duration {
+    Duration::from_secs(config.scheduler.lease_ttl_secs.max(1))
+}
+
+fn lease_ttl_ms(config: &Config) -> i64 {
+    ms(lease_ttl(config))
+}
+
+/// Makes sure this daemon holds the instance's lease, claiming it when
+/// free or lapsed. `false` when another daemon works it.
+async fn hold_lease(inner: &Inner, id: &str) -> bool {
+    if lock(&inner.leases).contains_key(id) {
+        return true;
+    }
+    match inner
+        .store
+        .claim_lease(&inner.owner, id, lease_ttl_ms(&inner.config))
+        .await
+    {
+        Ok(Some(lease)) => {
+            lock(&inner.leases).insert(id.to_owned(), lease.fence());
+            true
+        }
+        Ok(None) => {
+            tracing::info!(daemon = %inner.owner, instance = %id, "another daemon holds the instance's lease; it works the instance");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(daemon = %inner.owner, instance = %id, error = %e, "could not claim the instance's lease; not starting its worker here");
+            false
+        }
+    }
+}
+
+/// Renews this daemon's leases; returns the instances whose lease another
+/// daemon took over (dropped from the held set). Leases of instances with
+/// no running worker (disabled, halted, deleted) are released.
+async fn renew(inner: &Inner) -> Result<Vec<String>, StoreError> {
+    let renewed = inner
+        .store
+        .renew_leases(&inner.owner, lease_ttl_ms(&inner.config))
+        .await?;
+    let now: HashMap<&str, i64> = renewed
+        .iter()
+        .map(|l| (l.instance_id.as_str(), l.epoch))
+        .collect();
+    let mut lost = Vec::new();
+    lock(&inner.leases).retain(|id, fence| {
+        let kept = now.get(id.as_str()) == Some(&fence.epoch);
+        if !kept {
+            lost.push(id.clone());
+        }
+        kept
+    });
+    let idle: Vec<String> = {
+        let workers = lock(&inner.workers);
+        renewed
+            .iter()
+            .filter(|l| !workers.contains_key(&l.instance_id))
+            .map(|l| l.instance_id.clone())
+            .collect()
+    };
+    for id in idle {
+        lock(&inner.leases).remove(&id);
+        inner.store.release_lease(&inner.owner, &id).await?;
+    }
+    Ok(lost)
+}
+
+/// Claims free or lapsed leases up to `scheduler.max_leases` held.
+async fn claim_more(inner: &Inner) -> Result<Vec<String>, StoreError> {
+    let held = lock(&inner.leases).len();
+    let room = inner.config.scheduler.max_leases.saturating_sub(held);
+    if room == 0 {
+        return Ok(Vec::new());
+    }
+    let claimed = inner
+        .store
+        .claim_leases(&inner.owner, lease_ttl_ms(&inner.config), room)
+        .await?;
+    let mut leases = lock(&inner.leases);
+    Ok(claimed
+        .into_iter()
+        .map(|l| {
+            leases.insert(l.instance_id.clone(), l.fence());
+            l.instance_id
+        })
+        .collect())
 }
 
 fn update(inner: &Inner, id: &str, f: impl FnOnce(&mut WorkerProgress)) {
@@ -570,6 +762,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
     let ingestor = Ingestor {
         store: store.clone(),
         bound,
+        fence: lock(&inner.leases).get(id).cloned(),
         instance_id: id.to_string(),
         retry: Retry {
             attempts: sched.retry_attempts.max(1),
@@ -696,6 +889,19 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             tracing::warn!(instance = %id, %message, "transient failures past the retry budget");
             set_status(inner, id, InstanceStatus::Error, Some(&message)).await;
             Next::After(poll)
+        }
+        Err(
+            e @ IngestError::Store {
+                source: StoreError::Fenced { .. },
+                ..
+            },
+        ) => {
+            // Another daemon claimed the instance while this one stalled:
+            // nothing was stored; the new holder carries on.
+            tracing::warn!(daemon = %inner.owner, instance = %id, error = %e, "page refused by fencing; stopping the worker here");
+            inner.metrics.fenced_commit();
+            lock(&inner.leases).remove(id);
+            Next::Stop
         }
         Err(e @ IngestError::Store { .. }) => {
             tracing::error!(instance = %id, error = %e, "store error during sync");

@@ -106,13 +106,12 @@ fn state_ad(state_sha256: &str) -> String {
 impl Store {
     /// Stores the SHA-256 of an instance's token (replacing an older one).
     pub async fn set_instance_token(&self, id: &str, token_sha256: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE instances SET token_sha256 = $1 WHERE id = $2")
+        let done = dispatch!(self, p => sqlx::query("UPDATE instances SET token_sha256 = $1 WHERE id = $2")
             .bind(token_sha256)
             .bind(id)
-            .execute(self.pool())
-            .await
+            .execute(p).await.map(|d| d.rows_affected()))
             .map_err(StoreError::db("storing an instance token"))?;
-        found(done.rows_affected(), id)
+        found(done, id)
     }
 
     /// The instance whose token hashes to `token_sha256`, if any.
@@ -120,12 +119,14 @@ impl Store {
         &self,
         token_sha256: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT id FROM instances WHERE token_sha256 = $1")
-            .bind(token_sha256)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StoreError::db("looking up an instance token"))?;
-        row.map(|r| col(&r, "id")).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query("SELECT id FROM instances WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::db("looking up an instance token"))?;
+            row.map(|r| col(&r, "id")).transpose()
+        })
     }
 
     /// The operator's settings on an instance; `None` if it does not exist.
@@ -133,21 +134,23 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<InstanceSettings>, StoreError> {
-        let row = sqlx::query(
-            "SELECT disabled, requests_per_minute, token_sha256 IS NOT NULL AS has_token \
-             FROM instances WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("reading an instance's settings"))?;
-        let Some(row) = row else { return Ok(None) };
-        let rpm: Option<i64> = col(&row, "requests_per_minute")?;
-        Ok(Some(InstanceSettings {
-            disabled: col(&row, "disabled")?,
-            requests_per_minute: rpm.and_then(|v| u32::try_from(v).ok()),
-            has_token: col(&row, "has_token")?,
-        }))
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "SELECT disabled, requests_per_minute, token_sha256 IS NOT NULL AS has_token \
+                 FROM instances WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("reading an instance's settings"))?;
+            let Some(row) = row else { return Ok(None) };
+            let rpm: Option<i64> = col(&row, "requests_per_minute")?;
+            Ok(Some(InstanceSettings {
+                disabled: col(&row, "disabled")?,
+                requests_per_minute: rpm.and_then(|v| u32::try_from(v).ok()),
+                has_token: col(&row, "has_token")?,
+            }))
+        })
     }
 
     /// Turns an instance off (status `disabled`) or back on (status
@@ -158,16 +161,15 @@ impl Store {
         } else {
             InstanceStatus::Connecting
         };
-        let done = sqlx::query(
+        let done = dispatch!(self, p => sqlx::query(
             "UPDATE instances SET disabled = $1, status = $2, status_message = NULL WHERE id = $3",
         )
         .bind(disabled)
         .bind(status.as_str())
         .bind(id)
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("disabling or enabling an instance"))?;
-        found(done.rows_affected(), id)
+        found(done, id)
     }
 
     /// Renames an instance and/or replaces its tags and rate override;
@@ -180,62 +182,65 @@ impl Store {
         requests_per_minute: Option<Option<u32>>,
     ) -> Result<(), StoreError> {
         let action = "updating an instance";
-        let mut tx = self.pool().begin().await.map_err(StoreError::db(action))?;
-        let done = sqlx::query("UPDATE instances SET name = COALESCE($1, name) WHERE id = $2")
-            .bind(name)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db(action))?;
-        found(done.rows_affected(), id)?;
-        if let Some(tags) = tags {
-            let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned());
-            sqlx::query("UPDATE instances SET tags_json = $1 WHERE id = $2")
-                .bind(tags_json)
+        dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db(action))?;
+            let done = sqlx::query("UPDATE instances SET name = COALESCE($1, name) WHERE id = $2")
+                .bind(name)
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(action))?;
-        }
-        if let Some(rpm) = requests_per_minute {
-            sqlx::query("UPDATE instances SET requests_per_minute = $1 WHERE id = $2")
-                .bind(rpm.map(i64::from))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(action))?;
-        }
-        tx.commit().await.map_err(StoreError::db(action))
+            found(done.rows_affected(), id)?;
+            if let Some(tags) = tags {
+                let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_owned());
+                sqlx::query("UPDATE instances SET tags_json = $1 WHERE id = $2")
+                    .bind(tags_json)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
+            }
+            if let Some(rpm) = requests_per_minute {
+                sqlx::query("UPDATE instances SET requests_per_minute = $1 WHERE id = $2")
+                    .bind(rpm.map(i64::from))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
+            }
+            tx.commit().await.map_err(StoreError::db(action))
+        })
     }
 
     /// Time of the newest stored event of an instance.
     pub async fn newest_event_ms(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT MAX(time_ms) FROM events WHERE instance_id = $1")
+        dispatch!(self, p => sqlx::query_scalar("SELECT MAX(time_ms) FROM events WHERE instance_id = $1")
             .bind(id)
-            .fetch_one(self.pool())
-            .await
+            .fetch_one(p).await)
             .map_err(StoreError::db("reading the newest event time"))
     }
 
     /// Instances by status and events stored per instance, for metrics.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let rows = sqlx::query("SELECT id, status, disabled, event_count FROM instances")
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("reading instance statistics"))?;
-        let mut stats = StoreStats::default();
-        for row in &rows {
-            let id: String = col(row, "id")?;
-            let disabled: bool = col(row, "disabled")?;
-            let status = if disabled {
-                InstanceStatus::Disabled
-            } else {
-                col::<String>(row, "status")?.parse::<InstanceStatus>()?
-            };
-            *stats.by_status.entry(status.as_str()).or_default() += 1;
-            stats.events.insert(id, to_u64(col(row, "event_count")?));
-        }
-        Ok(stats)
+        dispatch!(self, p => {
+            let rows = sqlx::query("SELECT id, status, disabled, event_count FROM instances")
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("reading instance statistics"))?;
+            let mut stats = StoreStats::default();
+            for row in &rows {
+                let id: String = col(row, "id")?;
+                let disabled: bool = col(row, "disabled")?;
+                let status = if disabled {
+                    InstanceStatus::Disabled
+                } else {
+                    col::<String, _>(row, "status")?.parse::<InstanceStatus>()?
+                };
+                *stats.by_status.entry(status.as_str()).or_default() += 1;
+                stats.events.insert(id, to_u64(col(row, "event_count")?));
+            }
+            Ok(stats)
+        })
     }
 
     /// Records a new OAuth state in phase `issued`.
@@ -252,7 +257,7 @@ impl Store {
             None => (None, None),
         };
         let config_json = serde_json::to_string(&state.config).unwrap_or_else(|_| "{}".to_owned());
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO oauth_states (state_sha256, element_key, config_json, client_id, \
              secret_nonce, secret_sealed, callback_url, created_ms, expires_ms, phase, code_sha256) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'issued', NULL)",
@@ -266,16 +271,14 @@ impl Store {
         .bind(&state.callback_url)
         .bind(now_ms())
         .bind(state.expires_ms)
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("storing an OAuth state"))?;
         // Expired states are useless; dropping them here keeps the table
         // small without a separate sweeper.
-        sqlx::query("DELETE FROM oauth_states WHERE expires_ms < $1")
+        dispatch!(self, p => sqlx::query("DELETE FROM oauth_states WHERE expires_ms < $1")
             .bind(now_ms() - 86_400_000)
-            .execute(self.pool())
-            .await
-            .map_err(StoreError::db("pruning OAuth states"))?;
+            .execute(p).await.map(|d| d.rows_affected()))
+        .map_err(StoreError::db("pruning OAuth states"))?;
         Ok(())
     }
 
@@ -291,21 +294,23 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let (nonce, sealed) =
             key::seal(&self.inner.cipher, &code_ad(state_sha256), code.as_bytes())?;
-        let row = sqlx::query(
-            "UPDATE oauth_states SET phase = 'returned', code_sha256 = $1, \
-             code_nonce = $4, code_sealed = $5 \
-             WHERE state_sha256 = $2 AND phase = 'issued' AND expires_ms > $3 \
-             RETURNING element_key",
-        )
-        .bind(code_sha256)
-        .bind(state_sha256)
-        .bind(now_ms())
-        .bind(nonce)
-        .bind(sealed)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("recording an OAuth callback"))?;
-        row.map(|r| col(&r, "element_key")).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "UPDATE oauth_states SET phase = 'returned', code_sha256 = $1, \
+                 code_nonce = $4, code_sealed = $5 \
+                 WHERE state_sha256 = $2 AND phase = 'issued' AND expires_ms > $3 \
+                 RETURNING element_key",
+            )
+            .bind(code_sha256)
+            .bind(state_sha256)
+            .bind(now_ms())
+            .bind(nonce)
+            .bind(sealed)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("recording an OAuth callback"))?;
+            row.map(|r| col(&r, "element_key")).transpose()
+        })
     }
 
     /// Where the authorization of a state stands; `None` for a state
@@ -315,38 +320,40 @@ impl Store {
         &self,
         state_sha256: &str,
     ) -> Result<Option<OauthOutcome>, StoreError> {
-        let row = sqlx::query(
-            "SELECT element_key, phase, expires_ms, code_sha256, code_nonce, code_sealed \
-             FROM oauth_states WHERE state_sha256 = $1",
-        )
-        .bind(state_sha256)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("reading an OAuth state"))?;
-        let Some(row) = row else { return Ok(None) };
-        let phase: String = col(&row, "phase")?;
-        let expired = col::<i64>(&row, "expires_ms")? <= now_ms();
-        let nonce: Option<Vec<u8>> = col(&row, "code_nonce")?;
-        let sealed: Option<Vec<u8>> = col(&row, "code_sealed")?;
-        let code = match (nonce, sealed) {
-            (Some(n), Some(s)) if phase == "returned" && !expired => {
-                let ad = code_ad(state_sha256);
-                let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
-                Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
-                    instance_id: ad,
-                    what: "oauth code",
-                    detail: "not UTF-8".to_owned(),
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Some(OauthOutcome {
-            element_key: col(&row, "element_key")?,
-            phase,
-            code_returned: col::<Option<String>>(&row, "code_sha256")?.is_some(),
-            expired,
-            code,
-        }))
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "SELECT element_key, phase, expires_ms, code_sha256, code_nonce, code_sealed \
+                 FROM oauth_states WHERE state_sha256 = $1",
+            )
+            .bind(state_sha256)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("reading an OAuth state"))?;
+            let Some(row) = row else { return Ok(None) };
+            let phase: String = col(&row, "phase")?;
+            let expired = col::<i64, _>(&row, "expires_ms")? <= now_ms();
+            let nonce: Option<Vec<u8>> = col(&row, "code_nonce")?;
+            let sealed: Option<Vec<u8>> = col(&row, "code_sealed")?;
+            let code = match (nonce, sealed) {
+                (Some(n), Some(s)) if phase == "returned" && !expired => {
+                    let ad = code_ad(state_sha256);
+                    let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
+                    Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                        instance_id: ad,
+                        what: "oauth code",
+                        detail: "not UTF-8".to_owned(),
+                    })?)
+                }
+                _ => None,
+            };
+            Ok(Some(OauthOutcome {
+                element_key: col(&row, "element_key")?,
+                phase,
+                code_returned: col::<Option<String>, _>(&row, "code_sha256")?.is_some(),
+                expired,
+                code,
+            }))
+        })
     }
 
     /// The user declined at the provider: the state is consumed. Returns
@@ -356,17 +363,19 @@ impl Store {
         &self,
         state_sha256: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE oauth_states SET phase = 'consumed' \
-             WHERE state_sha256 = $1 AND phase = 'issued' AND expires_ms > $2 \
-             RETURNING element_key",
-        )
-        .bind(state_sha256)
-        .bind(now_ms())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("recording a declined OAuth consent"))?;
-        row.map(|r| col(&r, "element_key")).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "UPDATE oauth_states SET phase = 'consumed' \
+                 WHERE state_sha256 = $1 AND phase = 'issued' AND expires_ms > $2 \
+                 RETURNING element_key",
+            )
+            .bind(state_sha256)
+            .bind(now_ms())
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("recording a declined OAuth consent"))?;
+            row.map(|r| col(&r, "element_key")).transpose()
+        })
     }
 
     /// Claims an `issued` or `returned` state for one code exchange: the
@@ -380,49 +389,51 @@ impl Store {
         &self,
         state_sha256: &str,
     ) -> Result<Option<OauthState>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE oauth_states SET phase = 'consumed', code_nonce = NULL, code_sealed = NULL \
-             WHERE state_sha256 = $1 AND phase IN ('issued', 'returned') AND expires_ms > $2 \
-             RETURNING element_key, config_json, client_id, secret_nonce, secret_sealed, \
-             callback_url, expires_ms, code_sha256",
-        )
-        .bind(state_sha256)
-        .bind(now_ms())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("consuming an OAuth state"))?;
-        let Some(row) = row else { return Ok(None) };
-        let ad = state_ad(state_sha256);
-        let nonce: Option<Vec<u8>> = col(&row, "secret_nonce")?;
-        let sealed: Option<Vec<u8>> = col(&row, "secret_sealed")?;
-        let client_secret = match (nonce, sealed) {
-            (Some(n), Some(s)) => {
-                let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
-                Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "UPDATE oauth_states SET phase = 'consumed', code_nonce = NULL, code_sealed = NULL \
+                 WHERE state_sha256 = $1 AND phase IN ('issued', 'returned') AND expires_ms > $2 \
+                 RETURNING element_key, config_json, client_id, secret_nonce, secret_sealed, \
+                 callback_url, expires_ms, code_sha256",
+            )
+            .bind(state_sha256)
+            .bind(now_ms())
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("consuming an OAuth state"))?;
+            let Some(row) = row else { return Ok(None) };
+            let ad = state_ad(state_sha256);
+            let nonce: Option<Vec<u8>> = col(&row, "secret_nonce")?;
+            let sealed: Option<Vec<u8>> = col(&row, "secret_sealed")?;
+            let client_secret = match (nonce, sealed) {
+                (Some(n), Some(s)) => {
+                    let plain = key::open(&self.inner.cipher, &ad, &n, &s)?;
+                    Some(String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
+                        instance_id: ad.clone(),
+                        what: "oauth client secret",
+                        detail: "not UTF-8".to_owned(),
+                    })?)
+                }
+                _ => None,
+            };
+            let config = serde_json::from_str(&col::<String, _>(&row, "config_json")?).map_err(|e| {
+                StoreError::Corrupt {
                     instance_id: ad.clone(),
-                    what: "oauth client secret",
-                    detail: "not UTF-8".to_owned(),
-                })?)
-            }
-            _ => None,
-        };
-        let config = serde_json::from_str(&col::<String>(&row, "config_json")?).map_err(|e| {
-            StoreError::Corrupt {
-                instance_id: ad.clone(),
-                what: "oauth state config",
-                detail: e.to_string(),
-            }
-        })?;
-        Ok(Some(OauthState {
-            state_sha256: state_sha256.to_owned(),
-            element_key: col(&row, "element_key")?,
-            config,
-            client_id: col(&row, "client_id")?,
-            client_secret,
-            callback_url: col(&row, "callback_url")?,
-            expires_ms: col(&row, "expires_ms")?,
-            code_sha256: col(&row, "code_sha256")?,
-        }))
+                    what: "oauth state config",
+                    detail: e.to_string(),
+                }
+            })?;
+            Ok(Some(OauthState {
+                state_sha256: state_sha256.to_owned(),
+                element_key: col(&row, "element_key")?,
+                config,
+                client_id: col(&row, "client_id")?,
+                client_secret,
+                callback_url: col(&row, "callback_url")?,
+                expires_ms: col(&row, "expires_ms")?,
+                code_sha256: col(&row, "code_sha256")?,
+            }))
+        })
     }
 
     /// Gives back a claim taken by [`Store::claim_oauth_state`] whose code
@@ -431,21 +442,20 @@ impl Store {
     /// (`returned` when Ward's callback recorded a code, `issued`
     /// otherwise) and can be used again until it expires.
     pub async fn release_oauth_state(&self, state_sha256: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "UPDATE oauth_states \
              SET phase = CASE WHEN code_sha256 IS NULL THEN 'issued' ELSE 'returned' END \
              WHERE state_sha256 = $1 AND phase = 'consumed'",
         )
         .bind(state_sha256)
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("releasing an OAuth state"))?;
         Ok(())
     }
 
     /// Stores the SHA-256 of an API secret (`user` or `organization`).
     pub async fn set_api_secret_hash(&self, name: &str, sha256: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO api_secrets (name, sha256, created_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, \
              created_ms = excluded.created_ms",
@@ -453,21 +463,22 @@ impl Store {
         .bind(name)
         .bind(sha256)
         .bind(now_ms())
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("storing an API secret hash"))?;
         Ok(())
     }
 
     /// API secret hashes by name.
     pub async fn api_secret_hashes(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let rows = sqlx::query("SELECT name, sha256 FROM api_secrets")
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("reading API secret hashes"))?;
-        rows.iter()
-            .map(|r| Ok((col(r, "name")?, col(r, "sha256")?)))
-            .collect()
+        dispatch!(self, p => {
+            let rows = sqlx::query("SELECT name, sha256 FROM api_secrets")
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("reading API secret hashes"))?;
+            rows.iter()
+                .map(|r| Ok((col(r, "name")?, col(r, "sha256")?)))
+                .collect()
+        })
     }
 }
 

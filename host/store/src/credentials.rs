@@ -12,7 +12,7 @@ impl Store {
         })?;
         let (nonce, ciphertext) = key::seal(&self.inner.cipher, id, &plaintext)?;
         drop(plaintext);
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO credentials (instance_id, nonce, ciphertext, updated_ms) \
              VALUES ($1, $2, $3, $4) \
              ON CONFLICT (instance_id) DO UPDATE SET \
@@ -20,11 +20,12 @@ impl Store {
              updated_ms = excluded.updated_ms",
         )
         .bind(id)
-        .bind(nonce)
-        .bind(ciphertext)
+        .bind(&nonce)
+        .bind(&ciphertext)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(p)
         .await
+        .map(drop))
         .map_err(StoreError::db_for("storing credentials", id))?;
         Ok(())
     }
@@ -35,16 +36,18 @@ impl Store {
     /// Fails with [`StoreError::Decrypt`] when the row was written under
     /// another master key, altered, or copied from another instance.
     pub async fn credentials(&self, id: &str) -> Result<Option<Credentials>, StoreError> {
-        let row = sqlx::query("SELECT nonce, ciphertext FROM credentials WHERE instance_id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StoreError::db("reading credentials"))?;
-        let Some(row) = row else {
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = dispatch!(self, p => {
+            let row = sqlx::query("SELECT nonce, ciphertext FROM credentials WHERE instance_id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::db("reading credentials"))?;
+            row.map(|r| Ok::<_, StoreError>((col(&r, "nonce")?, col(&r, "ciphertext")?)))
+                .transpose()?
+        });
+        let Some((nonce, ciphertext)) = sealed else {
             return Ok(None);
         };
-        let nonce: Vec<u8> = col(&row, "nonce")?;
-        let ciphertext: Vec<u8> = col(&row, "ciphertext")?;
         let plaintext = key::open(&self.inner.cipher, id, &nonce, &ciphertext)?;
         // Authentication passed, so a parse failure means a bug, not tampering;
         // the serde message could quote secret material, so it is not kept.

@@ -18,6 +18,27 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error(
+        "could not connect to the database at {url}: {source}; check that PostgreSQL is running, that the URL's host, port, user, password and database are right, and that the role may connect"
+    )]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The underlying driver error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// `store.url` names an engine Ward does not support.
+    #[error(
+        "store.url {url:?} is not supported: use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
+    UnsupportedUrl {
+        /// The URL, password redacted.
+        url: String,
+    },
+
     /// Schema migrations failed to apply.
     #[error(
         "could not migrate the database schema: {source}; the file may have been written by a newer Ward (upgrade Ward) or be damaged (restore it from a backup)"
@@ -49,6 +70,19 @@ pub enum StoreError {
         action: &'static str,
         /// The constraint that failed, as reported by the database.
         detail: String,
+    },
+
+    /// A page commit presented a lease another daemon has since taken over.
+    #[error(
+        "daemon {owner} no longer holds the lease of instance {instance_id} (epoch {epoch}): another daemon took the instance over after the lease expired; nothing was stored, and the new holder continues from the stored cursor (if this repeats, raise scheduler.lease_ttl_secs or find what stalls the daemon)"
+    )]
+    Fenced {
+        /// The instance.
+        instance_id: String,
+        /// The daemon that lost the lease.
+        owner: String,
+        /// The epoch it held.
+        epoch: i64,
     },
 
     /// No instance has this id.

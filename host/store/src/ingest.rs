@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::AssertSqlSafe;
 
+use crate::leases::check_fence;
 use crate::model::page_limit;
 use crate::{
-    AUDIT_STREAM, EventOrder, EventQuery, NewEvent, NewUser, Store, StoreError, StoredEvent,
-    StoredUser, USERS_STREAM, col, now_ms, to_i64, to_u64, values_clause,
+    AUDIT_STREAM, Backend, EventOrder, EventQuery, Fence, NewEvent, NewUser, Store, StoreError,
+    StoreRow, StoredEvent, StoredUser, USERS_STREAM, col, now_ms, to_i64, to_u64, values_clause,
 };
 
 /// Rows per multi-row INSERT. 500 rows × 14 parameters stays far below
@@ -21,27 +21,32 @@ const USER_ROW_PARAMS: usize = 11;
 const _: () = assert!(EVENT_CHUNK_ROWS * EVENT_ROW_PARAMS < crate::MAX_BOUND_PARAMS);
 const _: () = assert!(USER_CHUNK_ROWS * USER_ROW_PARAMS < crate::MAX_BOUND_PARAMS);
 
+/// PostgreSQL advisory lock key held by every transaction that inserts
+/// events, so that `events.seq` grows in commit order (see the `0006_sinks`
+/// migration). Any fixed 64-bit value unique to this purpose.
+pub const EVENT_SEQ_LOCK: i64 = 0x7761_7264_5f73_6571; // "ward_seq"
+
 pub(crate) const EVENT_COLUMNS: &str = "instance_id, event_id, time_ms, action, actor_id, actor_kind, \
      actor_name, actor_email, targets_json, ip, user_agent, outcome, raw_json, ingested_ms";
 
-fn insert_events_sql(rows: usize) -> String {
+fn insert_events_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::with_capacity(128 + rows * 64);
     sql.push_str(
         "INSERT INTO events (instance_id, ingested_ms, event_id, time_ms, action, actor_id, \
          actor_kind, actor_name, actor_email, targets_json, ip, user_agent, outcome, raw_json) VALUES ",
     );
-    values_clause(&mut sql, rows, EVENT_ROW_PARAMS);
+    values_clause(backend, &mut sql, rows, EVENT_ROW_PARAMS);
     sql.push_str(" ON CONFLICT (instance_id, event_id) DO NOTHING");
     sql
 }
 
-fn upsert_users_sql(rows: usize) -> String {
+fn upsert_users_sql(backend: Backend, rows: usize) -> String {
     let mut sql = String::with_capacity(256 + rows * 48);
     sql.push_str(
         "INSERT INTO users (instance_id, updated_ms, user_id, email, login, name, status, \
          is_admin, created_ms, last_login_ms, raw_json) VALUES ",
     );
-    values_clause(&mut sql, rows, USER_ROW_PARAMS);
+    values_clause(backend, &mut sql, rows, USER_ROW_PARAMS);
     sql.push_str(
         " ON CONFLICT (instance_id, user_id) DO UPDATE SET \
          email = excluded.email, login = excluded.login, name = excluded.name, \
@@ -52,67 +57,49 @@ fn upsert_users_sql(rows: usize) -> String {
     sql
 }
 
-async fn write_cursor(
-    conn: &mut SqliteConnection,
-    id: &str,
-    stream: &str,
-    cursor: Option<&str>,
-    action: &'static str,
-) -> Result<(), StoreError> {
-    match cursor {
-        Some(cursor) => {
-            sqlx::query(
+/// Sets (or clears, when `None`) a cursor on `$conn`, a connection or
+/// transaction of either backend. A macro because the SQL is the same for
+/// both while the connection types are not.
+macro_rules! write_cursor {
+    ($conn:expr, $id:expr, $stream:expr, $cursor:expr, $action:expr) => {
+        match $cursor {
+            Some(cursor) => sqlx::query(
                 "INSERT INTO cursors (instance_id, stream, cursor, updated_ms) \
                  VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (instance_id, stream) DO UPDATE SET \
                  cursor = excluded.cursor, updated_ms = excluded.updated_ms",
             )
-            .bind(id)
-            .bind(stream)
+            .bind($id)
+            .bind($stream)
             .bind(cursor)
             .bind(now_ms())
-            .execute(&mut *conn)
+            .execute(&mut *$conn)
             .await
-            .map_err(StoreError::db_for(action, id))?;
-        }
-        None => {
-            sqlx::query("DELETE FROM cursors WHERE instance_id = $1 AND stream = $2")
-                .bind(id)
-                .bind(stream)
-                .execute(&mut *conn)
+            .map(drop)
+            .map_err(StoreError::db_for($action, $id)),
+            None => sqlx::query("DELETE FROM cursors WHERE instance_id = $1 AND stream = $2")
+                .bind($id)
+                .bind($stream)
+                .execute(&mut *$conn)
                 .await
-                .map_err(StoreError::db(action))?;
+                .map(drop)
+                .map_err(StoreError::db($action)),
         }
-    }
-    Ok(())
-}
-
-async fn require_instance(
-    conn: &mut SqliteConnection,
-    id: &str,
-    action: &'static str,
-) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT 1 FROM instances WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::db(action))?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(StoreError::InstanceNotFound { id: id.to_owned() }),
-    }
+    };
 }
 
 impl Store {
     /// The stored cursor of `stream` (e.g. [`AUDIT_STREAM`]) for the instance.
     pub async fn cursor(&self, id: &str, stream: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT cursor FROM cursors WHERE instance_id = $1 AND stream = $2")
-            .bind(id)
-            .bind(stream)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StoreError::db("reading a cursor"))?;
-        row.map(|r| col(&r, "cursor")).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query("SELECT cursor FROM cursors WHERE instance_id = $1 AND stream = $2")
+                .bind(id)
+                .bind(stream)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::db("reading a cursor"))?;
+            row.map(|r| col(&r, "cursor")).transpose()
+        })
     }
 
     /// Sets (or clears, when `None`) a cursor on its own, e.g. to restart a
@@ -124,12 +111,10 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<(), StoreError> {
         let action = "setting a cursor";
-        let mut conn = self
-            .pool()
-            .acquire()
-            .await
-            .map_err(StoreError::db(action))?;
-        write_cursor(&mut conn, id, stream, cursor, action).await
+        dispatch!(self, p => {
+            let mut conn = p.acquire().await.map_err(StoreError::db(action))?;
+            write_cursor!(conn, id, stream, cursor, action)
+        })
     }
 
     /// Stores a page of audit events and the cursor that follows it in one
@@ -145,55 +130,91 @@ impl Store {
         events: &[NewEvent],
         cursor: &str,
     ) -> Result<u64, StoreError> {
-        let action = "committing an audit page";
-        let mut tx = self.pool().begin().await.map_err(StoreError::db(action))?;
-        // Write first: a deferred SQLite transaction that reads and then
-        // writes cannot wait on the busy timeout if another writer committed
-        // in between; starting with a write takes the lock up front. The
-        // cursor's foreign key also reports a missing instance.
-        write_cursor(&mut tx, id, AUDIT_STREAM, Some(cursor), action).await?;
+        self.commit_audit(None, id, events, cursor).await
+    }
 
-        let ingested_ms = now_ms();
-        let mut inserted = 0;
-        for chunk in events.chunks(EVENT_CHUNK_ROWS) {
-            // Only full chunks share one SQL text; caching every odd-sized
-            // tail statement would evict the useful ones.
-            let persistent = chunk.len() == EVENT_CHUNK_ROWS;
-            let mut query =
-                sqlx::query(AssertSqlSafe(insert_events_sql(chunk.len()))).persistent(persistent);
-            for e in chunk {
-                query = query
-                    .bind(id)
-                    .bind(ingested_ms)
-                    .bind(e.event_id.as_str())
-                    .bind(e.time_ms)
-                    .bind(e.action.as_str())
-                    .bind(e.actor_id.as_deref())
-                    .bind(e.actor_kind.as_str())
-                    .bind(e.actor_name.as_deref())
-                    .bind(e.actor_email.as_deref())
-                    .bind(e.targets_json.as_str())
-                    .bind(e.ip.as_deref())
-                    .bind(e.user_agent.as_deref())
-                    .bind(e.outcome.as_str())
-                    .bind(e.raw_json.as_str());
+    /// [`Store::commit_audit_page`] by the holder of the instance's lease:
+    /// fails with [`StoreError::Fenced`], storing nothing and leaving the
+    /// cursor where it was, once another daemon has claimed the instance.
+    pub async fn commit_audit_page_fenced(
+        &self,
+        fence: &Fence,
+        id: &str,
+        events: &[NewEvent],
+        cursor: &str,
+    ) -> Result<u64, StoreError> {
+        self.commit_audit(Some(fence), id, events, cursor).await
+    }
+
+    async fn commit_audit(
+        &self,
+        fence: Option<&Fence>,
+        id: &str,
+        events: &[NewEvent],
+        cursor: &str,
+    ) -> Result<u64, StoreError> {
+        let action = "committing an audit page";
+        dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db(action))?;
+            if self.backend() == Backend::Postgres && !events.is_empty() {
+                // Event sequence numbers must follow commit order (sinks read
+                // `seq > cursor`): one event-inserting transaction at a time.
+                // Taken first, before any row lock, so it cannot deadlock.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(EVENT_SEQ_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
             }
-            let done = query
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db_for(action, id))?;
-            inserted += done.rows_affected();
-        }
-        if inserted > 0 {
-            sqlx::query("UPDATE instances SET event_count = event_count + $1 WHERE id = $2")
-                .bind(to_i64(inserted))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(action))?;
-        }
-        tx.commit().await.map_err(StoreError::db(action))?;
-        Ok(inserted)
+            check_fence!(tx, id, fence, action);
+            // Write first: a deferred SQLite transaction that reads and then
+            // writes cannot wait on the busy timeout if another writer committed
+            // in between; starting with a write takes the lock up front. The
+            // cursor's foreign key also reports a missing instance.
+            write_cursor!(tx, id, AUDIT_STREAM, Some(cursor), action)?;
+
+            let ingested_ms = now_ms();
+            let mut inserted = 0;
+            for chunk in events.chunks(EVENT_CHUNK_ROWS) {
+                // Only full chunks share one SQL text; caching every odd-sized
+                // tail statement would evict the useful ones.
+                let persistent = chunk.len() == EVENT_CHUNK_ROWS;
+                let mut query =
+                    sqlx::query(AssertSqlSafe(insert_events_sql(self.backend(), chunk.len()))).persistent(persistent);
+                for e in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(ingested_ms)
+                        .bind(e.event_id.as_str())
+                        .bind(e.time_ms)
+                        .bind(e.action.as_str())
+                        .bind(e.actor_id.as_deref())
+                        .bind(e.actor_kind.as_str())
+                        .bind(e.actor_name.as_deref())
+                        .bind(e.actor_email.as_deref())
+                        .bind(e.targets_json.as_str())
+                        .bind(e.ip.as_deref())
+                        .bind(e.user_agent.as_deref())
+                        .bind(e.outcome.as_str())
+                        .bind(e.raw_json.as_str());
+                }
+                let done = query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db_for(action, id))?;
+                inserted += done.rows_affected();
+            }
+            if inserted > 0 {
+                sqlx::query("UPDATE instances SET event_count = event_count + $1 WHERE id = $2")
+                    .bind(to_i64(inserted))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
+            }
+            tx.commit().await.map_err(StoreError::db(action))?;
+            Ok(inserted)
+        })
     }
 
     /// Upserts a page of users (keyed by `(instance, user_id)`) and sets the
@@ -203,6 +224,28 @@ impl Store {
     /// If a page lists the same user twice, the later entry wins.
     pub async fn commit_users_page(
         &self,
+        id: &str,
+        users: &[NewUser],
+        cursor: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.commit_users(None, id, users, cursor).await
+    }
+
+    /// [`Store::commit_users_page`] by the holder of the instance's lease
+    /// (see [`Store::commit_audit_page_fenced`]).
+    pub async fn commit_users_page_fenced(
+        &self,
+        fence: &Fence,
+        id: &str,
+        users: &[NewUser],
+        cursor: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.commit_users(Some(fence), id, users, cursor).await
+    }
+
+    async fn commit_users(
+        &self,
+        fence: Option<&Fence>,
         id: &str,
         users: &[NewUser],
         cursor: Option<&str>,
@@ -221,39 +264,49 @@ impl Store {
             .map(|(_, u)| u)
             .collect();
 
-        let mut tx = self.pool().begin().await.map_err(StoreError::db(action))?;
-        write_cursor(&mut tx, id, USERS_STREAM, cursor, action).await?;
-        // Clearing a cursor has no foreign key to catch a missing instance.
-        require_instance(&mut tx, id, action).await?;
-
-        let updated_ms = now_ms();
-        let mut written = 0;
-        for chunk in unique.chunks(USER_CHUNK_ROWS) {
-            let persistent = chunk.len() == USER_CHUNK_ROWS;
-            let mut query =
-                sqlx::query(AssertSqlSafe(upsert_users_sql(chunk.len()))).persistent(persistent);
-            for u in chunk {
-                query = query
-                    .bind(id)
-                    .bind(updated_ms)
-                    .bind(u.user_id.as_str())
-                    .bind(u.email.as_deref())
-                    .bind(u.login.as_deref())
-                    .bind(u.name.as_deref())
-                    .bind(u.status.as_deref())
-                    .bind(u.is_admin)
-                    .bind(u.created_ms)
-                    .bind(u.last_login_ms)
-                    .bind(u.raw_json.as_str());
-            }
-            let done = query
-                .execute(&mut *tx)
+        dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db(action))?;
+            check_fence!(tx, id, fence, action);
+            write_cursor!(tx, id, USERS_STREAM, cursor, action)?;
+            // Clearing a cursor has no foreign key to catch a missing instance.
+            let found = sqlx::query("SELECT 1 FROM instances WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(StoreError::db_for(action, id))?;
-            written += done.rows_affected();
-        }
-        tx.commit().await.map_err(StoreError::db(action))?;
-        Ok(written)
+                .map_err(StoreError::db(action))?;
+            if found.is_none() {
+                return Err(StoreError::InstanceNotFound { id: id.to_owned() });
+            }
+
+            let updated_ms = now_ms();
+            let mut written = 0;
+            for chunk in unique.chunks(USER_CHUNK_ROWS) {
+                let persistent = chunk.len() == USER_CHUNK_ROWS;
+                let mut query =
+                    sqlx::query(AssertSqlSafe(upsert_users_sql(self.backend(), chunk.len()))).persistent(persistent);
+                for u in chunk {
+                    query = query
+                        .bind(id)
+                        .bind(updated_ms)
+                        .bind(u.user_id.as_str())
+                        .bind(u.email.as_deref())
+                        .bind(u.login.as_deref())
+                        .bind(u.name.as_deref())
+                        .bind(u.status.as_deref())
+                        .bind(u.is_admin)
+                        .bind(u.created_ms)
+                        .bind(u.last_login_ms)
+                        .bind(u.raw_json.as_str());
+                }
+                let done = query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db_for(action, id))?;
+                written += done.rows_affected();
+            }
+            tx.commit().await.map_err(StoreError::db(action))?;
+            Ok(written)
+        })
     }
 
     /// How many events the instance has stored (0 for an unknown instance).
@@ -284,11 +337,10 @@ impl Store {
         id: &str,
         action: &'static str,
     ) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(sql)
+        let n: i64 = dispatch!(self, p => sqlx::query_scalar(sql)
             .bind(id)
-            .fetch_one(self.pool())
-            .await
-            .map_err(StoreError::db(action))?;
+            .fetch_one(p).await)
+        .map_err(StoreError::db(action))?;
         Ok(to_u64(n))
     }
 
@@ -344,18 +396,20 @@ impl Store {
         ));
         args.push(Arg::Int(page_limit(q.limit)));
 
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for arg in args {
-            query = match arg {
-                Arg::Int(v) => query.bind(v),
-                Arg::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("querying events"))?;
-        rows.iter().map(event_from_row).collect()
+        dispatch!(self, p => {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for arg in &args {
+                query = match arg {
+                    Arg::Int(v) => query.bind(*v),
+                    Arg::Text(v) => query.bind(*v),
+                };
+            }
+            let rows = query
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("querying events"))?;
+            rows.iter().map(event_from_row).collect()
+        })
     }
 
     /// A page of the instance's users ordered by `user_id`, starting after
@@ -369,27 +423,28 @@ impl Store {
     ) -> Result<Vec<StoredUser>, StoreError> {
         const COLUMNS: &str = "SELECT instance_id, user_id, email, login, name, status, \
              is_admin, created_ms, last_login_ms, raw_json, updated_ms FROM users";
-        let query = match after_user_id {
-            Some(after) => sqlx::query(AssertSqlSafe(format!(
+        let sql = match after_user_id {
+            Some(_) => format!(
                 "{COLUMNS} WHERE instance_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
-            )))
-            .bind(id)
-            .bind(after),
-            None => sqlx::query(AssertSqlSafe(format!(
-                "{COLUMNS} WHERE instance_id = $1 ORDER BY user_id LIMIT $2"
-            )))
-            .bind(id),
+            ),
+            None => format!("{COLUMNS} WHERE instance_id = $1 ORDER BY user_id LIMIT $2"),
         };
-        let rows = query
-            .bind(page_limit(limit))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("listing users"))?;
-        rows.iter().map(user_from_row).collect()
+        dispatch!(self, p => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id);
+            if let Some(after) = after_user_id {
+                query = query.bind(after);
+            }
+            let rows = query
+                .bind(page_limit(limit))
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("listing users"))?;
+            rows.iter().map(user_from_row).collect()
+        })
     }
 }
 
-pub(crate) fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+pub(crate) fn event_from_row<R: StoreRow>(row: &R) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         instance_id: col(row, "instance_id")?,
         event_id: col(row, "event_id")?,
@@ -408,7 +463,7 @@ pub(crate) fn event_from_row(row: &SqliteRow) -> Result<StoredEvent, StoreError>
     })
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<StoredUser, StoreError> {
+fn user_from_row<R: StoreRow>(row: &R) -> Result<StoredUser, StoreError> {
     Ok(StoredUser {
         instance_id: col(row, "instance_id")?,
         user_id: col(row, "user_id")?,
@@ -430,7 +485,7 @@ mod tests {
 
     #[test]
     fn insert_sql_has_one_tuple_per_row() {
-        let sql = insert_events_sql(2);
+        let sql = insert_events_sql(Backend::Sqlite, 2);
         let tuple = format!("({})", vec!["?"; EVENT_ROW_PARAMS].join(","));
         assert!(sql.ends_with(&format!(
             "VALUES {tuple},{tuple} ON CONFLICT (instance_id, event_id) DO NOTHING"

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use rand::RngCore;
-use sqlx::sqlite::SqliteRow;
 
-use crate::{Instance, InstanceStatus, NewInstance, Store, StoreError, col, now_ms};
+use crate::{Instance, InstanceStatus, NewInstance, Store, StoreError, StoreRow, col, now_ms};
 
 macro_rules! select_instance {
     () => {
@@ -41,7 +40,7 @@ impl Store {
         // Serializing string maps and lists cannot fail.
         let config_json = serde_json::to_string(&instance.config).unwrap_or_default();
         let tags_json = serde_json::to_string(&instance.tags).unwrap_or_default();
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO instances (id, plugin_key, plugin_version, name, config_json, tags_json, \
              status, status_message, created_ms, last_success_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, NULL)",
@@ -54,29 +53,32 @@ impl Store {
         .bind(tags_json)
         .bind(instance.status.as_str())
         .bind(instance.created_ms)
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("creating an instance"))?;
         Ok(instance)
     }
 
     /// The instance with this id, if any.
     pub async fn instance(&self, id: &str) -> Result<Option<Instance>, StoreError> {
-        let row = sqlx::query(concat!(select_instance!(), " WHERE i.id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StoreError::db("reading an instance"))?;
-        row.as_ref().map(instance_from_row).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query(concat!(select_instance!(), " WHERE i.id = $1"))
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::db("reading an instance"))?;
+            row.as_ref().map(instance_from_row).transpose()
+        })
     }
 
     /// Every instance, oldest first.
     pub async fn instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let rows = sqlx::query(concat!(select_instance!(), " ORDER BY i.created_ms, i.id"))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("listing instances"))?;
-        rows.iter().map(instance_from_row).collect()
+        dispatch!(self, p => {
+            let rows = sqlx::query(concat!(select_instance!(), " ORDER BY i.created_ms, i.id"))
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("listing instances"))?;
+            rows.iter().map(instance_from_row).collect()
+        })
     }
 
     /// Sets the status and its message (cleared when `None`).
@@ -87,46 +89,46 @@ impl Store {
         message: Option<&str>,
     ) -> Result<(), StoreError> {
         let done =
-            sqlx::query("UPDATE instances SET status = $1, status_message = $2 WHERE id = $3")
+            dispatch!(self, p => sqlx::query("UPDATE instances SET status = $1, status_message = $2 WHERE id = $3")
                 .bind(status.as_str())
                 .bind(message)
                 .bind(id)
-                .execute(self.pool())
-                .await
+                .execute(p).await.map(|d| d.rows_affected()))
                 .map_err(StoreError::db("updating an instance's status"))?;
-        found(done.rows_affected(), id)
+        found(done, id)
     }
 
     /// Records that a fetch succeeded at `at_ms`.
     pub async fn record_success(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE instances SET last_success_ms = $1 WHERE id = $2")
+        let done = dispatch!(self, p => sqlx::query("UPDATE instances SET last_success_ms = $1 WHERE id = $2")
             .bind(at_ms)
             .bind(id)
-            .execute(self.pool())
-            .await
+            .execute(p).await.map(|d| d.rows_affected()))
             .map_err(StoreError::db("recording a successful fetch"))?;
-        found(done.rows_affected(), id)
+        found(done, id)
     }
 
     /// Deletes an instance with its credentials, cursors, events, users and
     /// egress records.
     pub async fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
         let action = "deleting an instance";
-        let mut tx = self.pool().begin().await.map_err(StoreError::db(action))?;
-        // Credentials, cursors, events and users go by ON DELETE CASCADE.
-        let done = sqlx::query("DELETE FROM instances WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db(action))?;
-        found(done.rows_affected(), id)?;
-        // Egress has no foreign key (see the migration), so clear it by hand.
-        sqlx::query("DELETE FROM egress WHERE instance_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db(action))?;
-        tx.commit().await.map_err(StoreError::db(action))
+        dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db(action))?;
+            // Credentials, cursors, events and users go by ON DELETE CASCADE.
+            let done = sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+            found(done.rows_affected(), id)?;
+            // Egress has no foreign key (see the migration), so clear it by hand.
+            sqlx::query("DELETE FROM egress WHERE instance_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+            tx.commit().await.map_err(StoreError::db(action))
+        })
     }
 }
 
@@ -138,7 +140,7 @@ fn found(rows: u64, id: &str) -> Result<(), StoreError> {
     }
 }
 
-fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
+fn instance_from_row<R: StoreRow>(row: &R) -> Result<Instance, StoreError> {
     let id: String = col(row, "id")?;
     let corrupt = |what: &'static str, detail: String| StoreError::Corrupt {
         instance_id: id.clone(),
@@ -146,11 +148,11 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
         detail,
     };
     let config: BTreeMap<String, String> =
-        serde_json::from_str(&col::<String>(row, "config_json")?)
+        serde_json::from_str(&col::<String, _>(row, "config_json")?)
             .map_err(|e| corrupt("config", e.to_string()))?;
-    let tags: Vec<String> = serde_json::from_str(&col::<String>(row, "tags_json")?)
+    let tags: Vec<String> = serde_json::from_str(&col::<String, _>(row, "tags_json")?)
         .map_err(|e| corrupt("tags", e.to_string()))?;
-    let status = col::<String>(row, "status")?
+    let status = col::<String, _>(row, "status")?
         .parse::<InstanceStatus>()
         .map_err(|e| corrupt("status", e.to_string()))?;
     Ok(Instance {

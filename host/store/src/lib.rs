@@ -1,10 +1,13 @@
 //! `ward-store`: Ward's persistence layer.
 //!
 //! Instances, their encrypted credentials, ingestion cursors, audit events,
-//! directory users and the egress log, in SQLite today. Every query is a
-//! runtime sqlx query written in SQL that PostgreSQL also accepts (`$n`
-//! placeholders, `ON CONFLICT`, row-value comparisons), so a PostgreSQL
-//! backend needs its own migration files but not its own queries.
+//! directory users and the egress log, in SQLite (the embedded default) or
+//! PostgreSQL (several daemons sharing one database). Every query is a
+//! runtime sqlx query written in SQL both accept (`$n` placeholders,
+//! `ON CONFLICT`, row-value comparisons), run through [`dispatch!`] on
+//! whichever pool the store holds; the backends differ only in their
+//! migration files (`migrations/sqlite`, `migrations/postgres`) and in the
+//! placeholders of multi-row inserts ([`values_clause`]).
 //!
 //! The ingestion guarantee lives in [`Store::commit_audit_page`]: a page's
 //! events and the cursor that follows it commit in one transaction, and
@@ -13,6 +16,18 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+/// Runs `$body` with `$p` bound to the store's pool, whichever backend it
+/// is. The body is compiled once per backend, so the same query text and
+/// binds serve both; it must evaluate to the same type in both arms.
+macro_rules! dispatch {
+    ($store:expr, $p:ident => $body:expr) => {
+        match $store.pool() {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
 mod api;
 mod credentials;
 mod egress;
@@ -20,10 +35,12 @@ mod error;
 mod ingest;
 mod instances;
 mod key;
+mod leases;
 mod model;
 mod plugins;
 mod schedule;
 mod sinks;
+pub mod testing;
 
 use std::fmt;
 use std::path::Path;
@@ -31,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chacha20poly1305::XChaCha20Poly1305;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -39,6 +57,7 @@ use sqlx::sqlite::{
 pub use api::{InstanceSettings, OauthOutcome, OauthState, StoreStats};
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
+pub use leases::{Fence, Lease};
 pub use model::{
     AUDIT_STREAM, Credentials, DEFAULT_PAGE, EgressRecord, EventOrder, EventQuery, Instance,
     InstanceStatus, MAX_PAGE, NewEvent, NewInstance, NewUser, StoredEvent, StoredUser,
@@ -51,6 +70,9 @@ pub use sinks::{SeqQuery, SequencedEvent, SinkLag, SinkState};
 /// concurrent readers (API queries while ingestion runs); writers queue on
 /// the busy timeout.
 const MAX_CONNECTIONS: u32 = 4;
+/// PostgreSQL serves concurrent writers; a few more connections let the
+/// scheduler's workers commit while the API reads.
+const PG_MAX_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite's default cap on bound parameters per statement (PostgreSQL's is
 /// 65,535); multi-row inserts size their chunks under it.
@@ -63,8 +85,34 @@ pub struct Store {
 }
 
 struct Inner {
-    pool: SqlitePool,
+    pool: Pool,
     cipher: XChaCha20Poly1305,
+}
+
+/// The database behind a [`Store`].
+#[derive(Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file, one daemon.
+    Sqlite,
+    /// A PostgreSQL database, shareable by several daemons.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`, as `/healthz` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -76,6 +124,52 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens the store named by a `store.url`: `sqlite://PATH` or
+    /// `postgres://…` (also `postgresql://…`).
+    pub async fn open(url: &str, key: MasterKey) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Store::open_sqlite(Path::new(path), key).await;
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Store::open_postgres(url, key).await;
+        }
+        Err(StoreError::UnsupportedUrl {
+            url: redact_url(url),
+        })
+    }
+
+    /// Connects to a PostgreSQL database and applies pending migrations
+    /// (under PostgreSQL's migration lock, so daemons starting together
+    /// migrate once).
+    pub async fn open_postgres(url: &str, key: MasterKey) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { source })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool: Pool::Postgres(pool),
+                cipher: key.cipher(),
+            }),
+        })
+    }
+
+    /// Which engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pool() {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// Opens (creating if absent) the SQLite file at `path` in WAL mode with
     /// `synchronous=NORMAL`, foreign keys on and a 5 s busy timeout, and
     /// applies pending migrations.
@@ -109,13 +203,13 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { source })?;
         Ok(Store {
             inner: Arc::new(Inner {
-                pool,
+                pool: Pool::Sqlite(pool),
                 cipher: key.cipher(),
             }),
         })
@@ -124,11 +218,25 @@ impl Store {
     /// Closes every connection, checkpointing the WAL. Other clones become
     /// unusable; call this on shutdown.
     pub async fn close(&self) {
-        self.inner.pool.close().await;
+        dispatch!(self, p => p.close().await);
     }
 
-    fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+}
+
+/// `url` without its password, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -159,13 +267,43 @@ pub(crate) fn now_ms() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// Reads column `name`, reporting a type mismatch as a database error.
-pub(crate) fn col<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+/// A column type both backends decode.
+pub(crate) trait ColType:
+    for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+    + sqlx::Type<sqlx::Sqlite>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
 {
-    use sqlx::Row;
-    row.try_get(name)
+}
+
+impl<T> ColType for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+{
+}
+
+/// A result row of either backend, so row decoders are written once.
+pub(crate) trait StoreRow {
+    fn get<T: ColType>(&self, name: &str) -> Result<T, sqlx::Error>;
+}
+
+impl StoreRow for SqliteRow {
+    fn get<T: ColType>(&self, name: &str) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, name)
+    }
+}
+
+impl StoreRow for PgRow {
+    fn get<T: ColType>(&self, name: &str) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, name)
+    }
+}
+
+/// Reads column `name`, reporting a type mismatch as a database error.
+pub(crate) fn col<T: ColType, R: StoreRow>(row: &R, name: &str) -> Result<T, StoreError> {
+    row.get(name)
         .map_err(StoreError::db("decoding a stored row"))
 }
 
@@ -179,24 +317,37 @@ pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Appends `rows` tuples of `per_row` anonymous `?` placeholders to `sql`.
+/// Appends `rows` tuples of `per_row` placeholders to `sql`.
 ///
-/// Multi-row inserts are the one place that does not use `$n`: SQLite maps
-/// each named parameter to its index with a linear scan, which makes binding
-/// a 6,000-parameter statement quadratic (it dominated ingestion profiles).
-/// A PostgreSQL backend needs `$n` here instead; nothing else changes.
-pub(crate) fn values_clause(sql: &mut String, rows: usize, per_row: usize) {
-    let mut tuple = String::with_capacity(per_row * 2 + 1);
-    tuple.push('(');
-    for i in 0..per_row {
-        tuple.push_str(if i == 0 { "?" } else { ",?" });
-    }
-    tuple.push(')');
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
+/// Multi-row inserts are the one place where the backends' SQL differs:
+/// SQLite gets anonymous `?` because it maps each named parameter to its
+/// index with a linear scan, which makes binding a 6,000-parameter statement
+/// quadratic (it dominated ingestion profiles); PostgreSQL only knows `$n`.
+pub(crate) fn values_clause(backend: Backend, sql: &mut String, rows: usize, per_row: usize) {
+    use std::fmt::Write;
+    if backend == Backend::Sqlite {
+        let mut tuple = String::with_capacity(per_row * 2 + 1);
+        tuple.push('(');
+        for i in 0..per_row {
+            tuple.push_str(if i == 0 { "?" } else { ",?" });
         }
-        sql.push_str(&tuple);
+        tuple.push(')');
+        for r in 0..rows {
+            if r > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&tuple);
+        }
+        return;
+    }
+    for r in 0..rows {
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        for i in 0..per_row {
+            let sep = if i > 0 { "," } else { "" };
+            // Writing to a String cannot fail.
+            let _ = write!(sql, "{sep}${}", r * per_row + i + 1);
+        }
+        sql.push(')');
     }
 }
 
@@ -207,7 +358,10 @@ mod tests {
     #[test]
     fn values_clause_numbers_params() {
         let mut sql = String::new();
-        values_clause(&mut sql, 2, 3);
+        values_clause(Backend::Sqlite, &mut sql, 2, 3);
         assert_eq!(sql, "(?,?,?),(?,?,?)");
+        let mut sql = String::new();
+        values_clause(Backend::Postgres, &mut sql, 2, 3);
+        assert_eq!(sql, "($1,$2,$3),($4,$5,$6)");
     }
 }

@@ -1,9 +1,7 @@
 //! Plugin approvals: which versions of a plugin the operator (or the first
 //! install) accepted, with the permissions accepted at the time.
 
-use sqlx::sqlite::SqliteRow;
-
-use crate::{Store, StoreError, col};
+use crate::{Store, StoreError, StoreRow, col};
 
 /// An approved plugin version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -22,7 +20,7 @@ pub struct PluginApproval {
     pub approved_ms: i64,
 }
 
-fn from_row(row: &SqliteRow) -> Result<PluginApproval, StoreError> {
+fn from_row<R: StoreRow>(row: &R) -> Result<PluginApproval, StoreError> {
     Ok(PluginApproval {
         plugin_key: col(row, "plugin_key")?,
         digest: col(row, "digest")?,
@@ -46,7 +44,7 @@ impl Store {
     ) -> Result<PluginApproval, StoreError> {
         let action = "recording a plugin approval";
         let now = crate::now_ms();
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO plugin_approvals (plugin_key, digest, version, permissions_json, approved_by, approved_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (plugin_key, digest) DO UPDATE SET approved_by = excluded.approved_by, \
@@ -58,8 +56,7 @@ impl Store {
         .bind(permissions_json)
         .bind(approved_by)
         .bind(now)
-        .execute(self.pool())
-        .await
+        .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db(action))?;
         Ok(PluginApproval {
             plugin_key: plugin_key.into(),
@@ -76,15 +73,17 @@ impl Store {
         &self,
         plugin_key: &str,
     ) -> Result<Vec<PluginApproval>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT plugin_key, digest, version, permissions_json, approved_by, approved_ms \
-             FROM plugin_approvals WHERE plugin_key = $1 ORDER BY approved_ms DESC, rowid DESC",
-        )
-        .bind(plugin_key)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::db("reading plugin approvals"))?;
-        rows.iter().map(from_row).collect()
+        dispatch!(self, p => {
+            let rows = sqlx::query(
+                "SELECT plugin_key, digest, version, permissions_json, approved_by, approved_ms \
+                 FROM plugin_approvals WHERE plugin_key = $1 ORDER BY approved_ms DESC, rowid DESC",
+            )
+            .bind(plugin_key)
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::db("reading plugin approvals"))?;
+            rows.iter().map(from_row).collect()
+        })
     }
 
     /// The approval of one exact component, if any.
@@ -93,15 +92,17 @@ impl Store {
         plugin_key: &str,
         digest: &str,
     ) -> Result<Option<PluginApproval>, StoreError> {
-        let row = sqlx::query(
-            "SELECT plugin_key, digest, version, permissions_json, approved_by, approved_ms \
-             FROM plugin_approvals WHERE plugin_key = $1 AND digest = $2",
-        )
-        .bind(plugin_key)
-        .bind(digest)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::db("reading a plugin approval"))?;
-        row.as_ref().map(from_row).transpose()
+        dispatch!(self, p => {
+            let row = sqlx::query(
+                "SELECT plugin_key, digest, version, permissions_json, approved_by, approved_ms \
+                 FROM plugin_approvals WHERE plugin_key = $1 AND digest = $2",
+            )
+            .bind(plugin_key)
+            .bind(digest)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::db("reading a plugin approval"))?;
+            row.as_ref().map(from_row).transpose()
+        })
     }
 }

@@ -6,11 +6,10 @@
 //! sending and acknowledging sends those events again (at least once) and
 //! never skips one.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use crate::ingest::{EVENT_COLUMNS, event_from_row};
-use crate::{Store, StoreError, StoredEvent, col, key, now_ms, to_i64, to_u64};
+use crate::{Store, StoreError, StoreRow, StoredEvent, col, key, now_ms, to_i64, to_u64};
 
 /// A stored event with its position in the ingestion order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +77,7 @@ fn instance_clause(sql: &mut String, first: usize, instances: &[String]) {
     sql.push_str(&format!(" AND instance_id IN ({})", params.join(", ")));
 }
 
-fn state_from_row(row: &SqliteRow) -> Result<SinkState, StoreError> {
+fn state_from_row<R: StoreRow>(row: &R) -> Result<SinkState, StoreError> {
     let state: String = col(row, "state")?;
     Ok(SinkState {
         name: col(row, "name")?,
@@ -103,49 +102,53 @@ impl Store {
         instance_clause(&mut sql, next, &q.instances);
         next += q.instances.len();
         sql.push_str(&format!(" ORDER BY seq LIMIT ${next}"));
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(q.after_seq);
-        if let Some(since) = q.since_ms {
-            query = query.bind(since);
-        }
-        for id in &q.instances {
-            query = query.bind(id.as_str());
-        }
-        let rows = query
-            .bind(i64::from(q.limit.max(1)))
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::db("reading events in ingestion order"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(SequencedEvent {
-                    seq: col(row, "seq")?,
-                    event: event_from_row(row)?,
+        dispatch!(self, p => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(q.after_seq);
+            if let Some(since) = q.since_ms {
+                query = query.bind(since);
+            }
+            for id in &q.instances {
+                query = query.bind(id.as_str());
+            }
+            let rows = query
+                .bind(i64::from(q.limit.max(1)))
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::db("reading events in ingestion order"))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(SequencedEvent {
+                        seq: col(row, "seq")?,
+                        event: event_from_row(row)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// The sink's delivery state, created (cursor 0: everything stored is
     /// still to deliver) on first use.
     pub async fn sink_state(&self, name: &str) -> Result<SinkState, StoreError> {
         let action = "reading a sink's delivery state";
-        sqlx::query(
-            "INSERT INTO sinks (name, updated_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await
-        .map_err(StoreError::db(action))?;
-        let row = sqlx::query(
-            "SELECT name, cursor_seq, delivered, state, last_error, last_error_ms, \
-             last_success_ms FROM sinks WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_one(self.pool())
-        .await
-        .map_err(StoreError::db(action))?;
-        state_from_row(&row)
+        dispatch!(self, p => {
+            sqlx::query(
+                "INSERT INTO sinks (name, updated_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now_ms())
+            .execute(p)
+            .await
+            .map_err(StoreError::db(action))?;
+            let row = sqlx::query(
+                "SELECT name, cursor_seq, delivered, state, last_error, last_error_ms, \
+                 last_success_ms FROM sinks WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_one(p)
+            .await
+            .map_err(StoreError::db(action))?;
+            state_from_row(&row)
+        })
     }
 
     /// Records that the sink acknowledged every event up to `cursor_seq`,
@@ -159,17 +162,20 @@ impl Store {
         delivered: u64,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query(
-            "UPDATE sinks SET cursor_seq = MAX(cursor_seq, $2), delivered = delivered + $3, \
-             last_success_ms = $4, updated_ms = $4, last_error = NULL, last_error_ms = NULL \
-             WHERE name = $1",
+        // `CASE` rather than SQLite's two-argument `MAX` or PostgreSQL's
+        // `GREATEST`: the same statement on both backends.
+        dispatch!(self, p => sqlx::query(
+            "UPDATE sinks SET cursor_seq = CASE WHEN cursor_seq > $2 THEN cursor_seq ELSE $2 END, \
+             delivered = delivered + $3, last_success_ms = $4, updated_ms = $4, \
+             last_error = NULL, last_error_ms = NULL WHERE name = $1",
         )
         .bind(name)
         .bind(cursor_seq)
         .bind(to_i64(delivered))
         .bind(now)
-        .execute(self.pool())
+        .execute(p)
         .await
+        .map(|_| ()))
         .map_err(StoreError::db("recording a sink's acknowledgement"))?;
         Ok(())
     }
@@ -189,29 +195,31 @@ impl Store {
         } else {
             "UPDATE sinks SET last_error = $2, last_error_ms = $3, updated_ms = $3 WHERE name = $1"
         };
-        sqlx::query(sql)
+        dispatch!(self, p => sqlx::query(sql)
             .bind(name)
             .bind(error)
             .bind(now)
-            .execute(self.pool())
+            .execute(p)
             .await
-            .map_err(StoreError::db("recording a sink's delivery error"))?;
+            .map(|_| ()))
+        .map_err(StoreError::db("recording a sink's delivery error"))?;
         Ok(())
     }
 
     /// Takes the sink out of dead-letter: delivery retries the held batch.
     /// Returns whether the sink was in dead-letter.
     pub async fn resume_sink(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let affected = dispatch!(self, p => sqlx::query(
             "UPDATE sinks SET state = 'active', updated_ms = $2 \
              WHERE name = $1 AND state = 'dead_letter'",
         )
         .bind(name)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(p)
         .await
+        .map(|d| d.rows_affected()))
         .map_err(StoreError::db("resuming a sink"))?;
-        Ok(done.rows_affected() > 0)
+        Ok(affected > 0)
     }
 
     /// How many events (of `instances`, empty: all) are stored after
@@ -224,20 +232,20 @@ impl Store {
         let mut sql = "SELECT COUNT(*) AS n, MIN(ingested_ms) AS oldest FROM events WHERE seq > $1"
             .to_owned();
         instance_clause(&mut sql, 2, instances);
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(cursor_seq);
-        for id in instances {
-            query = query.bind(id.as_str());
-        }
-        let row = query
-            .fetch_one(self.pool())
-            .await
-            .map_err(StoreError::db("measuring a sink's lag"))?;
-        let n: i64 = row
-            .try_get("n")
-            .map_err(StoreError::db("measuring a sink's lag"))?;
-        Ok(SinkLag {
-            events: to_u64(n),
-            oldest_ingested_ms: col(&row, "oldest")?,
+        dispatch!(self, p => {
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(cursor_seq);
+            for id in instances {
+                query = query.bind(id.as_str());
+            }
+            let row = query
+                .fetch_one(p)
+                .await
+                .map_err(StoreError::db("measuring a sink's lag"))?;
+            let n: i64 = col(&row, "n")?;
+            Ok(SinkLag {
+                events: to_u64(n),
+                oldest_ingested_ms: col(&row, "oldest")?,
+            })
         })
     }
 
@@ -251,7 +259,7 @@ impl Store {
                     what: "encrypted",
                 },
             )?;
-        sqlx::query(
+        dispatch!(self, p => sqlx::query(
             "INSERT INTO sink_secrets (name, nonce, ciphertext, updated_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce, \
              ciphertext = excluded.ciphertext, updated_ms = excluded.updated_ms",
@@ -260,24 +268,29 @@ impl Store {
         .bind(nonce)
         .bind(ciphertext)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(p)
         .await
+        .map(|_| ()))
         .map_err(StoreError::db("storing a sink secret"))?;
         Ok(())
     }
 
     /// The sink's decrypted secret; `None` if the operator has not set it.
     pub async fn sink_secret(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT nonce, ciphertext FROM sink_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(StoreError::db("reading a sink secret"))?;
-        let Some(row) = row else {
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = dispatch!(self, p => {
+            let row = sqlx::query("SELECT nonce, ciphertext FROM sink_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::db("reading a sink secret"))?;
+            match row {
+                Some(row) => Some((col(&row, "nonce")?, col(&row, "ciphertext")?)),
+                None => None,
+            }
+        });
+        let Some((nonce, ciphertext)) = sealed else {
             return Ok(None);
         };
-        let nonce: Vec<u8> = col(&row, "nonce")?;
-        let ciphertext: Vec<u8> = col(&row, "ciphertext")?;
         let fail = || StoreError::SinkSecret {
             name: name.to_owned(),
             what: "decrypted",

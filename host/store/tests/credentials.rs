@@ -19,9 +19,8 @@ fn creds(token: &str) -> Credentials {
     }
 }
 
-#[tokio::test]
-async fn round_trip_and_replace() {
-    let db = open().await;
+async fn round_trip_and_replace(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     assert_eq!(db.store.credentials(&a.id).await.unwrap(), None);
 
@@ -76,7 +75,7 @@ fn raw_files(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn secrets_never_reach_the_file() {
-    let db = open().await;
+    let db = open(Backend::Sqlite).await;
     let a = instance(&db.store, "acme").await;
     let secret = "00aPLAINTEXT-canary-7f3c9e1d";
     db.store
@@ -107,9 +106,8 @@ async fn secrets_never_reach_the_file() {
     assert!(contains(&main, b"acme.okta.com"));
 }
 
-#[tokio::test]
-async fn wrong_master_key_fails_clearly() {
-    let db = open().await;
+async fn wrong_master_key_fails_clearly(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .put_credentials(&a.id, &creds("tok"))
@@ -117,9 +115,7 @@ async fn wrong_master_key_fails_clearly() {
         .unwrap();
     db.store.close().await;
 
-    let other = Store::open_sqlite(&db.path, MasterKey::generate())
-        .await
-        .unwrap();
+    let other = Store::open(&db.url, MasterKey::generate()).await.unwrap();
     let err = other.credentials(&a.id).await.unwrap_err();
     assert!(matches!(err, StoreError::Decrypt { .. }), "{err:?}");
     let msg = err.to_string();
@@ -129,13 +125,12 @@ async fn wrong_master_key_fails_clearly() {
     other.close().await;
 
     // The right key still works: nothing was damaged by the failed read.
-    let store = Store::open_sqlite(&db.path, db.key.clone()).await.unwrap();
+    let store = Store::open(&db.url, db.key.clone()).await.unwrap();
     assert_eq!(store.credentials(&a.id).await.unwrap(), Some(creds("tok")));
 }
 
-#[tokio::test]
-async fn row_copied_to_another_instance_fails() {
-    let db = open().await;
+async fn row_copied_to_another_instance_fails(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let b = instance(&db.store, "globex").await;
     db.store
@@ -147,7 +142,7 @@ async fn row_copied_to_another_instance_fails() {
         .await
         .unwrap();
 
-    let mut conn = raw(&db.path).await;
+    let mut conn = db.raw().await;
     sqlx::query(
         "UPDATE credentials SET \
          nonce = (SELECT nonce FROM credentials WHERE instance_id = $1), \
@@ -173,16 +168,15 @@ async fn row_copied_to_another_instance_fails() {
     );
 }
 
-#[tokio::test]
-async fn flipped_ciphertext_bit_fails() {
-    let db = open().await;
+async fn flipped_ciphertext_bit_fails(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .put_credentials(&a.id, &creds("tok"))
         .await
         .unwrap();
 
-    let mut conn = raw(&db.path).await;
+    let mut conn = db.raw().await;
     let mut ct: Vec<u8> =
         sqlx::query_scalar("SELECT ciphertext FROM credentials WHERE instance_id = $1")
             .bind(&a.id)
@@ -203,11 +197,10 @@ async fn flipped_ciphertext_bit_fails() {
     ));
 }
 
-#[tokio::test]
-async fn each_write_uses_a_fresh_nonce() {
-    let db = open().await;
+async fn each_write_uses_a_fresh_nonce(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
-    let mut conn = raw(&db.path).await;
+    let mut conn = db.raw().await;
     let mut nonces = Vec::new();
     for _ in 0..3 {
         db.store
@@ -225,3 +218,11 @@ async fn each_write_uses_a_fresh_nonce() {
     assert_ne!(nonces[0], nonces[1]);
     assert_ne!(nonces[1], nonces[2]);
 }
+
+both_backends!(
+    round_trip_and_replace,
+    wrong_master_key_fails_clearly,
+    row_copied_to_another_instance_fails,
+    flipped_ciphertext_bit_fails,
+    each_write_uses_a_fresh_nonce,
+);

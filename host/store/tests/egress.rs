@@ -4,9 +4,8 @@ mod common;
 
 use common::*;
 
-#[tokio::test]
-async fn append_and_list_newest_first() {
-    let db = open().await;
+async fn append_and_list_newest_first(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let b = instance(&db.store, "globex").await;
 
@@ -34,9 +33,8 @@ async fn append_and_list_newest_first() {
     assert_eq!(db.store.egress(&b.id, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn large_batches_and_unknown_instances_are_kept() {
-    let db = open().await;
+async fn large_batches_and_unknown_instances_are_kept(backend: Backend) {
+    let db = open(backend).await;
     // More than one INSERT chunk, for an id with no instance (e.g. a
     // connection test before the instance was created).
     let records: Vec<_> = (0..1_234)
@@ -57,9 +55,8 @@ async fn large_batches_and_unknown_instances_are_kept() {
     assert_eq!(db.store.egress("pending", 1).await.unwrap()[0], big);
 }
 
-#[tokio::test]
-async fn prune_removes_old_records() {
-    let db = open().await;
+async fn prune_removes_old_records(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let records: Vec<_> = (0..10).map(|i| egress(&a.id, i * 100, true)).collect();
     db.store.append_egress(&records).await.unwrap();
@@ -68,3 +65,9 @@ async fn prune_removes_old_records() {
     assert_eq!(left.len(), 5);
     assert!(left.iter().all(|r| r.at_ms >= 500));
 }
+
+both_backends!(
+    append_and_list_newest_first,
+    large_batches_and_unknown_instances_are_kept,
+    prune_removes_old_records,
+);

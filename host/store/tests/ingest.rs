@@ -9,7 +9,7 @@ use ward_store::{
 
 /// The event counter must always agree with the rows actually stored.
 async fn assert_counted(db: &TestDb, id: &str) {
-    let mut conn = raw(&db.path).await;
+    let mut conn = db.raw().await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE instance_id = $1")
         .bind(id)
         .fetch_one(&mut conn)
@@ -18,9 +18,8 @@ async fn assert_counted(db: &TestDb, id: &str) {
     assert_eq!(db.store.event_count(id).await.unwrap(), rows as u64);
 }
 
-#[tokio::test]
-async fn same_page_twice_stores_once() {
-    let db = open().await;
+async fn same_page_twice_stores_once(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let page = events("e", 1_000, 100);
 
@@ -71,9 +70,8 @@ async fn same_page_twice_stores_once() {
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 150);
 }
 
-#[tokio::test]
-async fn duplicate_ids_within_one_page_store_once() {
-    let db = open().await;
+async fn duplicate_ids_within_one_page_store_once(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let page = vec![event("dup", 1), event("dup", 2), event("other", 3)];
     assert_eq!(
@@ -82,9 +80,8 @@ async fn duplicate_ids_within_one_page_store_once() {
     );
 }
 
-#[tokio::test]
-async fn empty_page_moves_cursor() {
-    let db = open().await;
+async fn empty_page_moves_cursor(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     assert_eq!(
         db.store.commit_audit_page(&a.id, &[], "c9").await.unwrap(),
@@ -100,9 +97,8 @@ async fn empty_page_moves_cursor() {
     );
 }
 
-#[tokio::test]
-async fn failed_page_leaves_events_and_cursor_untouched() {
-    let db = open().await;
+async fn failed_page_leaves_events_and_cursor_untouched(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .commit_audit_page(&a.id, &events("ok", 0, 10), "before")
@@ -146,9 +142,8 @@ async fn failed_page_leaves_events_and_cursor_untouched() {
     );
 }
 
-#[tokio::test]
-async fn page_for_unknown_instance_is_refused() {
-    let db = open().await;
+async fn page_for_unknown_instance_is_refused(backend: Backend) {
+    let db = open(backend).await;
     let err = db
         .store
         .commit_audit_page("missing", &events("e", 0, 3), "c")
@@ -169,9 +164,8 @@ async fn page_for_unknown_instance_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn twenty_thousand_events_in_twenty_pages() {
-    let db = open().await;
+async fn twenty_thousand_events_in_twenty_pages(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let mut total = 0;
     for page in 0..20 {
@@ -195,9 +189,8 @@ async fn twenty_thousand_events_in_twenty_pages() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_writers_all_commit() {
-    let db = open().await;
+async fn concurrent_writers_all_commit(backend: Backend) {
+    let db = open(backend).await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(instance(&db.store, &format!("i{i}")).await.id);
@@ -226,9 +219,8 @@ async fn concurrent_writers_all_commit() {
     }
 }
 
-#[tokio::test]
-async fn set_cursor_sets_and_clears() {
-    let db = open().await;
+async fn set_cursor_sets_and_clears(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .set_cursor(&a.id, "audit", Some("x"))
@@ -246,9 +238,8 @@ async fn set_cursor_sets_and_clears() {
     ));
 }
 
-#[tokio::test]
-async fn users_upsert_and_cursor() {
-    let db = open().await;
+async fn users_upsert_and_cursor(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
 
     let page1 = vec![user("u1", "a@x"), user("u2", "b@x"), user("u3", "c@x")];
@@ -329,9 +320,8 @@ fn keys(events: &[StoredEvent]) -> Vec<(i64, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn event_queries_filter_and_paginate() {
-    let db = open().await;
+async fn event_queries_filter_and_paginate(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let b = instance(&db.store, "globex").await;
     // Ties on time_ms make the event_id tie-break matter.
@@ -453,9 +443,8 @@ async fn event_queries_filter_and_paginate() {
     assert!(e.ingested_ms > 0);
 }
 
-#[tokio::test]
-async fn event_limits_are_capped() {
-    let db = open().await;
+async fn event_limits_are_capped(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .commit_audit_page(&a.id, &events("e", 0, 1_200), "c")
@@ -472,3 +461,17 @@ async fn event_limits_are_capped() {
         ward_store::DEFAULT_PAGE as usize
     );
 }
+
+both_backends!(
+    same_page_twice_stores_once,
+    duplicate_ids_within_one_page_store_once,
+    empty_page_moves_cursor,
+    failed_page_leaves_events_and_cursor_untouched,
+    page_for_unknown_instance_is_refused,
+    twenty_thousand_events_in_twenty_pages,
+    concurrent_writers_all_commit,
+    set_cursor_sets_and_clears,
+    users_upsert_and_cursor,
+    event_queries_filter_and_paginate,
+    event_limits_are_capped,
+);

@@ -5,9 +5,8 @@ mod common;
 use common::*;
 use ward_store::{AUDIT_STREAM, InstanceStatus, Store, StoreError, USERS_STREAM};
 
-#[tokio::test]
-async fn create_list_get() {
-    let db = open().await;
+async fn create_list_get(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let b = instance(&db.store, "globex").await;
 
@@ -30,9 +29,8 @@ async fn create_list_get() {
     assert!(ids.contains(&a.id.as_str()) && ids.contains(&b.id.as_str()));
 }
 
-#[tokio::test]
-async fn status_and_success() {
-    let db = open().await;
+async fn status_and_success(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
 
     db.store
@@ -93,9 +91,8 @@ fn status_strings() {
     assert!(err.to_string().contains("paused"), "{err}");
 }
 
-#[tokio::test]
-async fn reopen_keeps_data() {
-    let db = open().await;
+async fn reopen_keeps_data(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     db.store
         .commit_audit_page(&a.id, &events("e", 1000, 5), "c5")
@@ -103,7 +100,7 @@ async fn reopen_keeps_data() {
         .unwrap();
     db.store.close().await;
 
-    let store = Store::open_sqlite(&db.path, db.key.clone()).await.unwrap();
+    let store = Store::open(&db.url, db.key.clone()).await.unwrap();
     assert_eq!(store.instance(&a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(store.event_count(&a.id).await.unwrap(), 5);
     assert_eq!(
@@ -116,14 +113,13 @@ async fn reopen_keeps_data() {
 #[tokio::test]
 async fn database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let db = open().await;
+    let db = open(Backend::Sqlite).await;
     let mode = std::fs::metadata(&db.path).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "mode {mode:o}");
 }
 
-#[tokio::test]
-async fn delete_cascades() {
-    let db = open().await;
+async fn delete_cascades(backend: Backend) {
+    let db = open(backend).await;
     let a = instance(&db.store, "acme").await;
     let b = instance(&db.store, "globex").await;
     for inst in [&a, &b] {
@@ -162,7 +158,7 @@ async fn delete_cascades() {
     assert!(db.store.egress(&a.id, 10).await.unwrap().is_empty());
 
     // Every table, checked directly, holds nothing of the deleted instance…
-    let mut conn = raw(&db.path).await;
+    let mut conn = db.raw().await;
     for table in ["credentials", "cursors", "events", "users", "egress"] {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM {table} WHERE instance_id = $1"
@@ -183,3 +179,10 @@ async fn delete_cascades() {
     let err = db.store.delete_instance(&a.id).await.unwrap_err();
     assert!(matches!(err, StoreError::InstanceNotFound { .. }), "{err}");
 }
+
+both_backends!(
+    create_list_get,
+    status_and_success,
+    reopen_keeps_data,
+    delete_cascades,
+);

@@ -28,9 +28,8 @@ async fn issue(store: &Store, hash: &str, expires_in_ms: i64) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_claim_is_exclusive_and_a_release_restores_the_phase() {
-    let db = open().await;
+async fn a_claim_is_exclusive_and_a_release_restores_the_phase(backend: Backend) {
+    let db = open(backend).await;
     let store = &db.store;
 
     // Issued, never returned: claimed with no code, secret decrypted.
@@ -72,9 +71,8 @@ async fn a_claim_is_exclusive_and_a_release_restores_the_phase() {
     );
 }
 
-#[tokio::test]
-async fn the_outcome_shows_the_code_only_while_the_state_is_returned() {
-    let db = open().await;
+async fn the_outcome_shows_the_code_only_while_the_state_is_returned(backend: Backend) {
+    let db = open(backend).await;
     let store = &db.store;
     issue(store, "s", 600_000).await;
     let o = store.oauth_outcome("s").await.unwrap().unwrap();
@@ -116,3 +114,8 @@ async fn the_outcome_shows_the_code_only_while_the_state_is_returned() {
     assert!(store.oauth_outcome("e").await.unwrap().unwrap().expired);
     assert!(store.oauth_outcome("never").await.unwrap().is_none());
 }
+
+both_backends!(
+    a_claim_is_exclusive_and_a_release_restores_the_phase,
+    the_outcome_shows_the_code_only_while_the_state_is_returned,
+);

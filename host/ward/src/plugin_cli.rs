@@ -796,22 +796,9 @@ pub fn recording(
 }
 
 /// Records the operator's approval of a held plugin version in the
-/// daemon's store (`<data_dir>/ward.db`, key `<data_dir>/master.key` unless
-/// configured otherwise).
+/// daemon's store (`[store]` of the configuration, as the daemon opens it).
 pub async fn approve(config: &ward_daemon::Config, key: &str, digest: &str) -> anyhow::Result<()> {
-    let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let master = match (&config.store.key_env, &config.store.key_file) {
-        (Some(var), _) => ward_store::MasterKey::from_env(var)?,
-        (None, Some(file)) => ward_store::MasterKey::load_or_create(file)?,
-        (None, None) => ward_store::MasterKey::load_or_create(&data_dir.join("master.key"))?,
-    };
-    let db = match config.store.url.as_deref() {
-        Some(url) => PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)),
-        None => data_dir.join("ward.db"),
-    };
-    let store = ward_store::Store::open_sqlite(&db, master).await?;
+    let store = ward_daemon::open_store(config).await?;
     let runtime = ward_runtime::Runtime::new(ward_runtime::RuntimeConfig::default())?;
     // Approval does not need signature checks to be off: an untrusted file
     // is never held (it is refused), so it cannot be approved either.

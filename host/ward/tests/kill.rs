@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use rand::Rng;
@@ -12,29 +12,24 @@ use ward_daemon::config::Config;
 use ward_runtime::types::Grant;
 use ward_standins::okta::{OktaConfig, OktaStandIn};
 use ward_standins::tls::TestCa;
-use ward_store::{EventQuery, MasterKey, Store};
+use ward_store::{MasterKey, Store};
+use ward_tests::processes::{okta_serve_config, spawn_serve, stored_event_ids, wait_for_events};
 
-const EVENTS: usize = 24_000;
+/// Enough pages that the backfill outlasts all the kills.
+const EVENTS: usize = 120_000;
+const KILLS: usize = 20;
 
 fn spawn(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ward")),
+        config,
+        None,
+    )
+    .unwrap()
 }
 
 async fn wait_until(store: &Store, id: &str, at_least: u64, limit: Duration) -> u64 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let n = store.event_count(id).await.unwrap();
-        if n >= at_least || tokio::time::Instant::now() > deadline {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_events(store, id, at_least, limit).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,25 +48,11 @@ async fn kill_9_during_backfill_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.ca_pem()).unwrap();
-    let config_text = format!(
-        r#"data_dir = "{data}"
-
-[api]
-listen = "127.0.0.1:0"
-
-[egress]
-ca_files = ["{ca}"]
-allow_private = ["{ip}/32"]
-resolve = {{ "{host}" = "{addr}" }}
-
-[scheduler]
-poll_interval_secs = 1
-"#,
-        data = dir.path().display(),
-        ca = ca_file.display(),
-        ip = okta.addr().ip(),
-        host = okta.host(),
-        addr = okta.addr(),
+    let config_text = okta_serve_config(
+        dir.path(),
+        &ca_file,
+        &okta,
+        "[scheduler]\npoll_interval_secs = 1",
     );
     let config_file = dir.path().join("ward.toml");
     std::fs::write(&config_file, &config_text).unwrap();
@@ -101,7 +82,7 @@ poll_interval_secs = 1
         .unwrap();
     let mut kills = 0;
     let mut seen = 0;
-    while kills < 5 {
+    while kills < KILLS {
         let mut child = spawn(&config_file);
         // Let at least one more page commit, then kill at a random moment.
         let n = wait_until(&store, &id, seen + 1, Duration::from_secs(60)).await;
@@ -114,7 +95,7 @@ poll_interval_secs = 1
             child.wait().unwrap();
             break;
         }
-        tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(0..300))).await;
+        tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(0..150))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
@@ -122,37 +103,20 @@ poll_interval_secs = 1
         assert!(after >= n, "committed events vanished: {n} -> {after}");
         seen = after;
     }
-    assert!(
-        kills >= 3,
-        "backfill finished before it could be killed thrice"
+    assert_eq!(
+        kills, KILLS,
+        "backfill finished after {kills} kills, before all {KILLS}"
     );
 
     let mut child = spawn(&config_file);
-    let n = wait_until(&store, &id, EVENTS as u64, Duration::from_secs(120)).await;
+    let n = wait_until(&store, &id, EVENTS as u64, Duration::from_secs(300)).await;
     assert_eq!(n, EVENTS as u64);
     // One more poll round must not add anything.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let mut stored = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .events(
-                &id,
-                &EventQuery {
-                    limit: 1000,
-                    after: after.clone(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some((last.time_ms, last.event_id.clone()));
-        stored.extend(page.into_iter().map(|e| e.event_id));
-    }
+    let stored = stored_event_ids(&store, &id).await.unwrap();
     let unique: HashSet<String> = stored.iter().cloned().collect();
     assert_eq!(unique.len(), stored.len(), "duplicates after {kills} kills");
     let expected: HashSet<String> = okta.event_ids().into_iter().collect();

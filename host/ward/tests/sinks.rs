@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use rand::Rng;
@@ -18,19 +18,19 @@ use ward_standins::hec::{HecFault, HecStandIn};
 use ward_standins::okta::{OktaConfig, OktaStandIn};
 use ward_standins::tls::TestCa;
 use ward_store::{MasterKey, Store};
+use ward_tests::processes::{okta_serve_config, spawn_serve};
 
 const EVENTS: usize = 100_000;
 const BATCH: usize = 2_000;
 const TOKEN: &str = "hec-token-0b1d";
 
 fn spawn(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    spawn_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ward")),
+        config,
+        None,
+    )
+    .unwrap()
 }
 
 fn kill9(child: &mut Child) {
@@ -67,18 +67,12 @@ async fn hec_sink_gets_every_event_through_kills_and_outages() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.ca_pem()).unwrap();
-    let config_text = format!(
-        r#"data_dir = "{data}"
-
-[api]
-listen = "127.0.0.1:0"
-
-[egress]
-ca_files = ["{ca}"]
-allow_private = ["{ip}/32"]
-resolve = {{ "{host}" = "{addr}" }}
-
-[scheduler]
+    let config_text = okta_serve_config(
+        dir.path(),
+        &ca_file,
+        &okta,
+        &format!(
+            r#"[scheduler]
 poll_interval_secs = 1
 
 [[sinks]]
@@ -92,12 +86,8 @@ batch_size = {BATCH}
 backoff_base_ms = 50
 backoff_max_ms = 400
 "#,
-        data = dir.path().display(),
-        ca = ca_file.display(),
-        ip = okta.addr().ip(),
-        host = okta.host(),
-        addr = okta.addr(),
-        hec = hec.url(),
+            hec = hec.url(),
+        ),
     );
     let config_file = dir.path().join("ward.toml");
     std::fs::write(&config_file, &config_text).unwrap();

@@ -12,6 +12,6 @@ pub fn setup(ctx: &Context) -> anyhow::Result<Vec<Export>> {
     let venv = python::venv(&ctx.dir.join("componentize-py"), &[REQUIREMENT])?;
     Ok(vec![Export {
         name: "WARD_COMPONENTIZE_PY",
-        value: venv.join("bin").join("componentize-py"),
+        value: venv.join("bin").join("componentize-py").into(),
     }])
 }

@@ -7,9 +7,13 @@
 //! Adding a tool (a PostgreSQL server, a Chromium): a new module with a
 //! `setup(&Context) -> anyhow::Result<Vec<Export>>`, listed in [`ALL`].
 
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod componentize_py;
+pub mod postgres;
 pub mod python;
 
 /// Where tools go and how they may be installed.
@@ -17,6 +21,9 @@ pub mod python;
 pub struct Context {
     /// `target/tools` (under `$CARGO_TARGET_DIR` when set).
     pub dir: PathBuf,
+    /// What must live until the tests end (a running server); dropped,
+    /// and so stopped, when the context is.
+    running: RefCell<Vec<Box<dyn Any>>>,
 }
 
 impl Context {
@@ -24,7 +31,15 @@ impl Context {
     pub fn new(target: &Path) -> anyhow::Result<Context> {
         let dir = target.join("tools");
         std::fs::create_dir_all(&dir)?;
-        Ok(Context { dir })
+        Ok(Context {
+            dir,
+            running: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Keeps `thing` (a running server) alive until the context is dropped.
+    pub fn keep_running(&self, thing: Box<dyn Any>) {
+        self.running.borrow_mut().push(thing);
     }
 }
 
@@ -33,12 +48,15 @@ impl Context {
 pub struct Export {
     /// Variable name (`WARD_COMPONENTIZE_PY`).
     pub name: &'static str,
-    /// Its value (a path).
-    pub value: PathBuf,
+    /// Its value (a path or a URL).
+    pub value: OsString,
 }
 
 /// A tool: its name in the log and its set-up.
 pub type Setup = fn(&Context) -> anyhow::Result<Vec<Export>>;
 
 /// Every tool the tests need, in set-up order.
-pub const ALL: &[(&str, Setup)] = &[("componentize-py", componentize_py::setup)];
+pub const ALL: &[(&str, Setup)] = &[
+    ("componentize-py", componentize_py::setup),
+    ("postgresql", postgres::setup),
+];

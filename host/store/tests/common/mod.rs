@@ -1,39 +1,79 @@
 //! Shared helpers for the store's integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use sqlx::AnyConnection;
 use sqlx::Connection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tempfile::TempDir;
+pub use ward_store::Backend;
 use ward_store::{EgressRecord, Instance, MasterKey, NewEvent, NewInstance, NewUser, Store};
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests,
+/// `sqlite::name` and `postgres::name`: every store test holds for both.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(ward_store::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(ward_store::Backend::Postgres).await
+            })*
+        }
+    };
+}
 
 pub struct TestDb {
     pub dir: TempDir,
+    /// The SQLite file (unused on PostgreSQL).
     pub path: PathBuf,
+    /// What `Store::open` takes: `sqlite://…` or `postgres://…`.
+    pub url: String,
     pub key: MasterKey,
     pub store: Store,
 }
 
-pub async fn open() -> TestDb {
+/// A fresh store: a new SQLite file, or a new database on the PostgreSQL
+/// server named by `WARD_TEST_POSTGRES_URL` (one database per test).
+pub async fn open(backend: Backend) -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ward.db");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", path.display()),
+        Backend::Postgres => ward_store::testing::fresh_postgres_database()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    };
     let key = MasterKey::generate();
-    let store = Store::open_sqlite(&path, key.clone()).await.unwrap();
+    let store = Store::open(&url, key.clone()).await.unwrap();
+    assert_eq!(store.backend(), backend);
     TestDb {
         dir,
         path,
+        url,
         key,
         store,
     }
 }
 
-/// A connection that bypasses the store, for inspecting or tampering with rows.
-pub async fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
-        .await
-        .unwrap()
+impl TestDb {
+    /// A connection that bypasses the store, for inspecting or tampering
+    /// with rows (`$n` placeholders work on both backends).
+    pub async fn raw(&self) -> AnyConnection {
+        sqlx::any::install_default_drivers();
+        let url = match self.store.backend() {
+            Backend::Sqlite => format!("sqlite://{}", self.path.display()),
+            Backend::Postgres => self.url.clone(),
+        };
+        AnyConnection::connect(&url).await.unwrap()
+    }
 }
 
 pub fn new_instance(name: &str) -> NewInstance {

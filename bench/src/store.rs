@@ -1,0 +1,184 @@
+//! The store backends (#11): events/s committed into SQLite and into
+//! PostgreSQL (the same pages, fenced by a lease as the scheduler commits
+//! them), and how long another daemon takes to pick up an instance after
+//! its holder is killed with `kill -9`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ward_store::{MasterKey, NewEvent, NewInstance, Store};
+
+use crate::daemon::{Daemon, Upstream, write_config_with};
+use crate::figure::{Figure, median, ratio};
+use crate::standin::Org;
+
+/// Events committed into each backend, in pages of [`PAGE`].
+const EVENTS: usize = 100_000;
+const PAGE: usize = 1_000;
+/// Takeovers measured.
+const TAKEOVERS: usize = 10;
+/// Lease TTL of the takeover daemons (`scheduler.lease_ttl_secs`).
+const LEASE_TTL_SECS: u64 = 5;
+
+/// A synthetic Okta event of about 1.35 KB of raw JSON, like the stand-in's.
+fn event(i: usize) -> NewEvent {
+    let mut e = crate::sinks::event(i);
+    let pad = "x".repeat(1_350usize.saturating_sub(e.raw_json.len() + 12));
+    e.raw_json = format!("{},\"pad\":\"{pad}\"}}", e.raw_json.trim_end_matches('}'));
+    e
+}
+
+/// Prints the store figures; `ward` is the release binary for the takeover.
+pub async fn run(ward: &Path) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pages: Vec<Vec<NewEvent>> = (0..EVENTS)
+        .map(event)
+        .collect::<Vec<_>>()
+        .chunks(PAGE)
+        .map(<[NewEvent]>::to_vec)
+        .collect();
+    let sqlite = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate()).await?;
+    let on_sqlite = commit_all(&sqlite, &pages).await?;
+    sqlite.close().await;
+    let pg_url = fresh_database().await?;
+    let pg = Store::open(&pg_url, MasterKey::generate()).await?;
+    let on_pg = commit_all(&pg, &pages).await?;
+    pg.close().await;
+    let per_sec = |d: Duration| EVENTS as f64 / d.as_secs_f64().max(1e-9);
+    Figure {
+        figure: "store: events/s committed into PostgreSQL".into(),
+        value: format!("{:.0} events/s", per_sec(on_pg)),
+        baseline: format!("{:.0} events/s into SQLite", per_sec(on_sqlite)),
+        ratio: ratio(per_sec(on_pg), per_sec(on_sqlite)),
+        note: format!("the same {EVENTS} events (~1.35 KB raw JSON each) in pages of {PAGE}, each page and its cursor in one transaction fenced by the instance's lease (`commit_audit_page_fenced`, as the scheduler commits), one writer; SQLite file in a temp dir (WAL, synchronous=NORMAL), PostgreSQL 15 on loopback from `cargo xtask bench`'s throwaway cluster (fsync off: it measures Ward's statements, not the disk)"),
+    }
+    .emit()?;
+
+    let takeovers = takeover(ward, dir.path()).await?;
+    let mut sorted = takeovers.clone();
+    let med = median(&mut sorted);
+    Figure {
+        figure: "lease takeover after kill -9 (median of 10)".into(),
+        value: format!("{:.1} s", med.as_secs_f64()),
+        baseline: format!("lease TTL {LEASE_TTL_SECS} s"),
+        ratio: format!("{:.2}× TTL", med.as_secs_f64() / LEASE_TTL_SECS as f64),
+        note: format!("2 release `ward serve` on one PostgreSQL (`scheduler.lease_ttl_secs = {LEASE_TTL_SECS}`), one Okta instance; the holder is killed with SIGKILL, time until the other daemon holds the lease under a new epoch (`GET /instances/{{id}}` worker), then the killed one restarts; samples {}", takeovers.iter().map(|d| format!("{:.1}", d.as_secs_f64())).collect::<Vec<_>>().join(", ")),
+    }
+    .emit()?;
+    Ok(())
+}
+
+/// A new database on the server named by `WARD_TEST_POSTGRES_URL`
+/// (`cargo xtask bench` starts a throwaway cluster and sets it).
+async fn fresh_database() -> anyhow::Result<String> {
+    ward_store::testing::fresh_postgres_database()
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+/// Commits every page into `store` under a lease; returns the wall time.
+async fn commit_all(store: &Store, pages: &[Vec<NewEvent>]) -> anyhow::Result<Duration> {
+    let instance = store
+        .create_instance(&NewInstance {
+            plugin_key: "okta".into(),
+            plugin_version: "bench".into(),
+            name: "bench".into(),
+            config: BTreeMap::from([("domain".to_string(), "bench".to_string())]),
+            tags: Vec::new(),
+        })
+        .await?;
+    let lease = store
+        .claim_leases("bench", 600_000, 1)
+        .await?
+        .into_iter()
+        .next()
+        .context("claiming the bench instance's lease")?;
+    let started = Instant::now();
+    for (n, page) in pages.iter().enumerate() {
+        store
+            .commit_audit_page_fenced(&lease.fence(), &instance.id, page, &format!("c{n}"))
+            .await?;
+    }
+    let took = started.elapsed();
+    let stored = store.event_count(&instance.id).await?;
+    anyhow::ensure!(
+        stored == (pages.len() * PAGE) as u64,
+        "{stored} events stored, expected {}",
+        pages.len() * PAGE
+    );
+    Ok(took)
+}
+
+/// Two daemons on one PostgreSQL database; kills the holder of one
+/// instance's lease [`TAKEOVERS`] times and measures each takeover.
+async fn takeover(ward: &Path, dir: &Path) -> anyhow::Result<Vec<Duration>> {
+    let url = fresh_database().await?;
+    let org = Org::start(20_000, dir).await?;
+    let host = org.host();
+    let key = dir.join("master.key");
+    MasterKey::load_or_create(&key)?;
+    let configs = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let data = dir.join(format!("daemon-{name}"));
+            std::fs::create_dir_all(&data)?;
+            write_config_with(
+                &data,
+                Some(&Upstream {
+                    host: &host,
+                    addr: org.okta.addr(),
+                    ca_file: &org.ca_file,
+                }),
+                &format!(
+                    "[store]\nurl = {url:?}\nkey_file = {key:?}\n[scheduler]\ndaemon_name = \"{name}\"\nlease_ttl_secs = {LEASE_TTL_SECS}\n"
+                ),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut daemons = vec![
+        Daemon::start(ward, &configs[0]).await?.0,
+        Daemon::start(ward, &configs[1]).await?.0,
+    ];
+    let id = daemons[0].create_okta("ward-demo", &org.token).await?;
+    let mut samples = Vec::with_capacity(TAKEOVERS);
+    for _ in 0..TAKEOVERS {
+        let (holder, epoch) = wait_for_holder(&daemons[0], &id, None).await?;
+        let (killed, other) = if holder == "a" { (0, 1) } else { (1, 0) };
+        let pid = daemons[killed].pid();
+        let killed_at = Instant::now();
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .context("running kill")?;
+        wait_for_holder(&daemons[other], &id, Some(epoch)).await?;
+        samples.push(killed_at.elapsed());
+        daemons[killed] = Daemon::start(ward, &configs[killed]).await?.0;
+    }
+    Ok(samples)
+}
+
+/// Polls `daemon` until some daemon holds the instance's lease (under an
+/// epoch above `after`, if given).
+async fn wait_for_holder(
+    daemon: &Daemon,
+    id: &str,
+    after: Option<i64>,
+) -> anyhow::Result<(String, i64)> {
+    let started = Instant::now();
+    loop {
+        if let Some((holder, epoch)) = daemon.worker(id).await?
+            && after.is_none_or(|a| epoch > a)
+        {
+            return Ok((holder, epoch));
+        }
+        if started.elapsed() > Duration::from_secs(10 * LEASE_TTL_SECS) {
+            anyhow::bail!(
+                "no daemon took instance {id}'s lease within {} s",
+                10 * LEASE_TTL_SECS
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -36,6 +36,7 @@ mod ingest;
 mod instances;
 mod key;
 mod leases;
+pub mod migrate;
 mod model;
 mod plugins;
 mod schedule;

@@ -398,7 +398,7 @@ impl Ingestor {
             }
             let report = f().await;
             if let Some(budget) = &pace.budget {
-                budget.charge(report.egress.len().saturating_sub(1));
+                budget.charge(report.egress.len().saturating_sub(1)).await;
                 // The newest response that advertised the provider's limit.
                 if let Some(e) = report
                     .egress
@@ -406,7 +406,9 @@ impl Ingestor {
                     .rev()
                     .find(|e| !e.rate_headers.is_empty())
                 {
-                    budget.observe(&e.rate_headers, e.at_ms.div_euclid(1000));
+                    budget
+                        .observe(&e.rate_headers, e.at_ms.div_euclid(1000))
+                        .await;
                 }
             }
             if let Some(hook) = &pace.on_call {
@@ -434,7 +436,9 @@ impl Ingestor {
                             }
                             match (&pace.budget, reason) {
                                 // The whole tenant waits, not just this instance.
-                                (Some(budget), WaitReason::RateLimited) => budget.block_for(delay),
+                                (Some(budget), WaitReason::RateLimited) => {
+                                    budget.block_for(delay).await
+                                }
                                 _ => {
                                     if !pace.sleep(delay).await {
                                         return Err(self.cancelled());

@@ -29,6 +29,7 @@ macro_rules! dispatch {
 }
 
 mod api;
+mod budgets;
 mod credentials;
 mod egress;
 mod error;
@@ -55,6 +56,7 @@ use sqlx::sqlite::{
 };
 
 pub use api::{InstanceSettings, OauthOutcome, OauthState, StoreStats};
+pub use budgets::RateTake;
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
 pub use leases::{Fence, Lease};

@@ -17,8 +17,9 @@
 //! - **verified**: at the end every table's row count is compared and a
 //!   difference fails naming the table.
 //!
-//! Leases are not copied (they belong to the daemons of the source); the
-//! destination's daemons claim the instances afresh. A destination that
+//! Leases and rate budgets are not copied (they belong to the daemons of
+//! the source); the destination's daemons claim the instances afresh and
+//! their buckets start full. A destination that
 //! live daemons are working (unexpired leases) is refused unless it already
 //! holds the same data (then nothing is written).
 //!

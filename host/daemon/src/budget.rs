@@ -300,7 +300,7 @@ impl RateBudget {
     /// what remains in the window is down to the reserve, the tenant is
     /// blocked until the advertised reset. Without the headers, or without
     /// adaptive settings, nothing changes.
-    pub async fn observe(&self, headers: &[(String, String)], now_epoch_secs: i64) {
+    pub fn observe(&self, headers: &[(String, String)], now_epoch_secs: i64) {
         // What the shared bucket must be held to: (most tokens, blocked
         // for how long).
         let limit = {
@@ -337,6 +337,9 @@ impl RateBudget {
             }
         };
         if let Some(shared) = &self.shared {
+            // Written behind the call rather than before its page commits:
+            // the headers only tighten the bucket, and this daemon's own
+            // block above already holds its calls back.
             let (most, blocked, per_minute) = limit;
             let now = wall_ms();
             let until = if blocked.is_zero() {
@@ -344,13 +347,19 @@ impl RateBudget {
             } else {
                 now.saturating_add(millis(blocked))
             };
-            if let Err(e) = shared
-                .store
-                .limit_rate_budget(&shared.plugin, &shared.tenant, per_minute, now, most, until)
-                .await
-            {
-                shared.warn("limiting", &e);
-            }
+            let (store, plugin, tenant) = (
+                shared.store.clone(),
+                shared.plugin.clone(),
+                shared.tenant.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = store
+                    .limit_rate_budget(&plugin, &tenant, per_minute, now, most, until)
+                    .await
+                {
+                    tracing::warn!(%plugin, %tenant, error = %e, "limiting the shared rate budget failed");
+                }
+            });
         }
         self.changed.notify_waiters();
     }
@@ -685,8 +694,7 @@ mod tests {
             b.observe(
                 &advertised(limit, limit.saturating_sub(used), reset),
                 EPOCH + t as i64,
-            )
-            .await;
+            );
         }
     }
 
@@ -715,11 +723,10 @@ mod tests {
         // budget's minute); after it, the ceiling's 100 a minute.
         assert!(windows[0] <= 125 && windows[1] <= 101, "{windows:?}");
         let b = RateBudget::with_rates(&okta_like(100));
-        b.observe(&[("content-type".into(), "application/json".into())], 0)
-            .await;
+        b.observe(&[("content-type".into(), "application/json".into())], 0);
         assert_eq!(b.per_minute(), 25, "no headers: the fixed budget");
         let b = RateBudget::new(25);
-        b.observe(&advertised(6000, 6000, 0), 0).await;
+        b.observe(&advertised(6000, 6000, 0), 0);
         assert_eq!(b.per_minute(), 25, "no [rate_limit] in the manifest: fixed");
     }
 

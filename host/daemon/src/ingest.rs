@@ -406,9 +406,7 @@ impl Ingestor {
                     .rev()
                     .find(|e| !e.rate_headers.is_empty())
                 {
-                    budget
-                        .observe(&e.rate_headers, e.at_ms.div_euclid(1000))
-                        .await;
+                    budget.observe(&e.rate_headers, e.at_ms.div_euclid(1000));
                 }
             }
             if let Some(hook) = &pace.on_call {

@@ -336,17 +336,15 @@ impl RateBudget {
                 (left, Duration::ZERO, b.per_minute)
             }
         };
-        if let Some(shared) = &self.shared {
-            // Written behind the call rather than before its page commits:
-            // the headers only tighten the bucket, and this daemon's own
-            // block above already holds its calls back.
-            let (most, blocked, per_minute) = limit;
+        // Only a block is written to a shared bucket (behind the call, not
+        // before its page commits): capping the balance at every response
+        // put one more write per call on the tenant's one row, contended by
+        // every daemon, and the block alone keeps the reserve unspent.
+        if let (Some(shared), (most, blocked, per_minute)) = (&self.shared, limit)
+            && !blocked.is_zero()
+        {
             let now = wall_ms();
-            let until = if blocked.is_zero() {
-                0
-            } else {
-                now.saturating_add(millis(blocked))
-            };
+            let until = now.saturating_add(millis(blocked));
             let (store, plugin, tenant) = (
                 shared.store.clone(),
                 shared.plugin.clone(),

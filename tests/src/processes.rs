@@ -2,13 +2,45 @@
 //! configuration pointing at an Okta stand-in, spawning with the log kept
 //! in a file, and reading back what the store holds.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ward_standins::okta::OktaStandIn;
+use ward_runtime::types::Grant;
+use ward_standins::okta::{OktaConfig, OktaStandIn};
+use ward_standins::tls::TestCa;
 use ward_store::{EventQuery, Store};
+
+/// An Okta stand-in and a temporary directory holding its CA (`ca.pem`),
+/// for daemons' configurations, databases and logs.
+pub struct OktaFixture {
+    /// The stand-in.
+    pub okta: OktaStandIn,
+    /// Removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The stand-in's CA certificate.
+    pub ca_file: PathBuf,
+}
+
+impl OktaFixture {
+    /// Starts the stand-in with `config`.
+    pub async fn start(config: OktaConfig) -> anyhow::Result<OktaFixture> {
+        let ca = TestCa::generate()?;
+        let okta = OktaStandIn::start(config, &ca).await?;
+        let dir = tempfile::tempdir()?;
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.ca_pem())?;
+        Ok(OktaFixture { okta, dir, ca_file })
+    }
+
+    /// [`okta_serve_config`] for this stand-in, data in the fixture's
+    /// directory.
+    pub fn serve_config(&self, extra: &str) -> String {
+        okta_serve_config(self.dir.path(), &self.ca_file, &self.okta, extra)
+    }
+}
 
 /// A `ward serve` configuration reaching `okta` (its CA in `ca_file`,
 /// its loopback address resolved and allowed), with `extra` TOML appended
@@ -38,6 +70,59 @@ resolve = {{ "{host}" = "{addr}" }}
         host = okta.host(),
         addr = okta.addr(),
     )
+}
+
+/// Connects `count` Okta instances (`{prefix} 0`, `{prefix} 1`, …) to the
+/// stand-in's org through an in-process daemon on `config_text` (the
+/// operator's part), each at `requests_per_minute` when given; returns
+/// their ids. The `ward serve` processes do the rest.
+pub async fn connect_okta_instances(
+    config_text: &str,
+    prefix: &str,
+    count: usize,
+    requests_per_minute: Option<u32>,
+) -> anyhow::Result<Vec<String>> {
+    let config = ward_daemon::config::Config::parse(config_text).map_err(anyhow::Error::msg)?;
+    let daemon = ward_daemon::Daemon::open(config).await?;
+    let plugin = daemon.registry.get("okta").context("okta loaded")?.plugin;
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let (instance, _, _) = ward_daemon::connect::connect(
+            &daemon.store,
+            &plugin,
+            &format!("{prefix} {i}"),
+            BTreeMap::from([("domain".to_string(), "ward-demo".to_string())]),
+            Grant::ApiToken(OktaConfig::default().api_token),
+        )
+        .await?;
+        if requests_per_minute.is_some() {
+            daemon
+                .store
+                .update_instance(&instance.id, None, None, Some(requests_per_minute))
+                .await?;
+        }
+        ids.push(instance.id);
+    }
+    daemon.shutdown().await;
+    Ok(ids)
+}
+
+/// Runs the `ward` binary `bin` with `args` to completion; fails with its
+/// output when it exits unsuccessfully.
+pub fn run_ward(bin: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    let output = Command::new(bin)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} {}", bin.display(), args.join(" ")))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "ward {} failed ({}):\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(output)
 }
 
 /// Starts `ward serve --config CONFIG` from the binary `bin`, its log

@@ -25,6 +25,15 @@
 //! advertised reset. Responses without those headers leave the fixed
 //! budget (`schedule.requests_per_minute` ∩ policy, or the operator's
 //! setting) in force.
+//!
+//! **Shared across daemons.** On a PostgreSQL store ([`Budgets::for_store`])
+//! the bucket and the tenant's block live in the database
+//! (`Store::take_rate_token`): every daemon takes its tokens from the same
+//! row, so two daemons working one tenant together stay within its budget,
+//! and a `Retry-After` one of them receives stops the others' calls too.
+//! The rate in force (fixed or advertised share) is still worked out by each
+//! daemon from the same settings and headers. On SQLite (one daemon) the
+//! bucket stays in memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -33,6 +42,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use ward_manifest::{AdvertisedLimit, Effective, Manifest, ResetKind};
+use ward_store::{Backend, RateTake, Store};
 
 /// The rates a tenant's budget runs at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +135,33 @@ pub struct RateBudget {
     state: Mutex<Bucket>,
     /// Wakes waiting calls when the rate changes.
     changed: Notify,
+    /// The database row holding the bucket when daemons share the store;
+    /// `state` then only supplies the rate and this daemon's view of blocks.
+    shared: Option<Shared>,
+}
+
+/// Where a shared budget lives.
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    plugin: String,
+    tenant: String,
+}
+
+impl Shared {
+    fn warn(&self, doing: &str, e: &ward_store::StoreError) {
+        tracing::warn!(plugin = %self.plugin, tenant = %self.tenant, error = %e, "{doing} the shared rate budget failed");
+    }
+}
+
+/// Wall-clock milliseconds: shared budgets compare times across daemons.
+fn wall_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug)]
@@ -205,6 +242,20 @@ impl RateBudget {
                 blocked_until: None,
             }),
             changed: Notify::new(),
+            shared: None,
+        }
+    }
+
+    /// [`RateBudget::with_rates`] whose bucket lives in `store`, shared by
+    /// every daemon on it.
+    fn shared(rates: &Rates, store: Store, plugin: &str, tenant: &str) -> RateBudget {
+        RateBudget {
+            shared: Some(Shared {
+                store,
+                plugin: plugin.to_string(),
+                tenant: tenant.to_string(),
+            }),
+            ..RateBudget::with_rates(rates)
         }
     }
 
@@ -250,7 +301,9 @@ impl RateBudget {
     /// blocked until the advertised reset. Without the headers, or without
     /// adaptive settings, nothing changes.
     pub fn observe(&self, headers: &[(String, String)], now_epoch_secs: i64) {
-        {
+        // What the shared bucket must be held to: (most tokens, blocked
+        // for how long).
+        let limit = {
             let mut b = self.bucket();
             let Some(adaptive) = b.adaptive.clone() else {
                 return;
@@ -277,9 +330,34 @@ impl RateBudget {
                 let until = now + wait;
                 b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
                 b.tokens = b.tokens.min(0.0);
+                (0.0, wait, b.per_minute)
             } else {
                 b.tokens = b.tokens.min(left);
+                (left, Duration::ZERO, b.per_minute)
             }
+        };
+        // Only a block is written to a shared bucket (behind the call, not
+        // before its page commits): capping the balance at every response
+        // put one more write per call on the tenant's one row, contended by
+        // every daemon, and the block alone keeps the reserve unspent.
+        if let (Some(shared), (most, blocked, per_minute)) = (&self.shared, limit)
+            && !blocked.is_zero()
+        {
+            let now = wall_ms();
+            let until = now.saturating_add(millis(blocked));
+            let (store, plugin, tenant) = (
+                shared.store.clone(),
+                shared.plugin.clone(),
+                shared.tenant.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = store
+                    .limit_rate_budget(&plugin, &tenant, per_minute, now, most, until)
+                    .await
+                {
+                    tracing::warn!(%plugin, %tenant, error = %e, "limiting the shared rate budget failed");
+                }
+            });
         }
         self.changed.notify_waiters();
     }
@@ -294,7 +372,8 @@ impl RateBudget {
             return until - now;
         }
         b.refill(now);
-        if b.tokens >= 1.0 {
+        // A shared bucket's balance is in the database: the take says.
+        if b.tokens >= 1.0 || self.shared.is_some() {
             Duration::ZERO
         } else {
             let rate = f64::from(b.per_minute) / 60.0;
@@ -311,7 +390,10 @@ impl RateBudget {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            let wait = self.bucket().try_take(Instant::now());
+            let wait = match &self.shared {
+                None => self.bucket().try_take(Instant::now()),
+                Some(shared) => self.take_shared(shared).await,
+            };
             match wait {
                 None => return,
                 Some(d) => {
@@ -324,33 +406,101 @@ impl RateBudget {
         }
     }
 
+    /// [`Bucket::try_take`] on the database's bucket. A block this daemon
+    /// already knows of needs no round trip; a database error waits a
+    /// second and tries again (no call goes out without a token).
+    async fn take_shared(&self, shared: &Shared) -> Option<Duration> {
+        let (blocked, per_minute) = {
+            let b = self.bucket();
+            (b.blocked_until, b.per_minute)
+        };
+        let now = Instant::now();
+        if let Some(until) = blocked
+            && until > now
+        {
+            return Some(until - now);
+        }
+        match shared
+            .store
+            .take_rate_token(&shared.plugin, &shared.tenant, per_minute, wall_ms())
+            .await
+        {
+            Ok(RateTake::Taken) => None,
+            Ok(RateTake::Wait(d)) => Some(d.max(Duration::from_millis(1))),
+            Err(e) => {
+                shared.warn("taking a token from", &e);
+                Some(Duration::from_secs(1))
+            }
+        }
+    }
+
     /// Charges `extra` more requests than the one token [`acquire`] took.
     ///
     /// [`acquire`]: RateBudget::acquire
-    pub fn charge(&self, extra: usize) {
-        if extra > 0 {
-            let mut b = self.bucket();
-            b.tokens -= extra as f64;
+    pub async fn charge(&self, extra: usize) {
+        if extra == 0 {
+            return;
+        }
+        self.bucket().tokens -= extra as f64;
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared
+                .store
+                .charge_rate_budget(&shared.plugin, &shared.tenant, extra as f64)
+                .await
+        {
+            shared.warn("charging", &e);
         }
     }
 
     /// The provider said to wait: nobody calls this tenant before `wait` has
-    /// passed.
-    pub fn block_for(&self, wait: Duration) {
+    /// passed (on a shared store: no daemon).
+    pub async fn block_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
-        let mut b = self.bucket();
-        b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
+        let per_minute = {
+            let mut b = self.bucket();
+            b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
+            b.per_minute
+        };
+        if let Some(shared) = &self.shared {
+            let now = wall_ms();
+            if let Err(e) = shared
+                .store
+                .limit_rate_budget(
+                    &shared.plugin,
+                    &shared.tenant,
+                    per_minute,
+                    now,
+                    f64::from(per_minute),
+                    now.saturating_add(millis(wait)),
+                )
+                .await
+            {
+                shared.warn("blocking", &e);
+            }
+        }
     }
 }
 
 /// Budgets by (plugin key, tenant), and which one each instance draws from.
+/// The default keeps them in memory (one daemon).
 #[derive(Debug, Default)]
 pub struct Budgets {
     map: Mutex<HashMap<(String, String), Arc<RateBudget>>>,
     by_instance: Mutex<HashMap<String, Arc<RateBudget>>>,
+    /// Where the buckets live when several daemons share the store.
+    shared: Option<Store>,
 }
 
 impl Budgets {
+    /// The budgets of a daemon on `store`: in the database on PostgreSQL
+    /// (shared with the other daemons there), in memory on SQLite.
+    pub fn for_store(store: &Store) -> Budgets {
+        Budgets {
+            shared: (store.backend() == Backend::Postgres).then(|| store.clone()),
+            ..Budgets::default()
+        }
+    }
+
     /// The budget of a tenant, created at `per_minute` on first use. When
     /// it exists, its rate is set to `per_minute` (the latest setting wins).
     pub fn get(&self, plugin: &str, tenant: &str, per_minute: u32) -> Arc<RateBudget> {
@@ -369,7 +519,12 @@ impl Budgets {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let budget = map
             .entry((plugin.to_string(), tenant.to_string()))
-            .or_insert_with(|| Arc::new(RateBudget::with_rates(rates)))
+            .or_insert_with(|| {
+                Arc::new(match &self.shared {
+                    Some(store) => RateBudget::shared(rates, store.clone(), plugin, tenant),
+                    None => RateBudget::with_rates(rates),
+                })
+            })
             .clone();
         let current = {
             let b = budget.bucket();
@@ -439,12 +594,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn charges_extra_requests_and_blocks_on_retry_after() {
         let b = RateBudget::new(60);
-        b.charge(60);
+        b.charge(60).await;
         let start = Instant::now();
         b.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(1));
         let b = RateBudget::new(600);
-        b.block_for(Duration::from_secs(2));
+        b.block_for(Duration::from_secs(2)).await;
         let start = Instant::now();
         b.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(2));

@@ -398,7 +398,7 @@ impl Ingestor {
             }
             let report = f().await;
             if let Some(budget) = &pace.budget {
-                budget.charge(report.egress.len().saturating_sub(1));
+                budget.charge(report.egress.len().saturating_sub(1)).await;
                 // The newest response that advertised the provider's limit.
                 if let Some(e) = report
                     .egress
@@ -434,7 +434,9 @@ impl Ingestor {
                             }
                             match (&pace.budget, reason) {
                                 // The whole tenant waits, not just this instance.
-                                (Some(budget), WaitReason::RateLimited) => budget.block_for(delay),
+                                (Some(budget), WaitReason::RateLimited) => {
+                                    budget.block_for(delay).await
+                                }
                                 _ => {
                                     if !pace.sleep(delay).await {
                                         return Err(self.cancelled());

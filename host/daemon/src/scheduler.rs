@@ -160,6 +160,7 @@ impl Scheduler {
         let rounds = config.scheduler.max_concurrent_calls.max(1);
         let per_plugin = plugin_share(rounds, config.scheduler.max_calls_per_plugin);
         let owner = daemon_id(config_name(&config));
+        let budgets = Budgets::for_store(&store);
         Scheduler {
             inner: Arc::new(Inner {
                 store,
@@ -167,7 +168,7 @@ impl Scheduler {
                 config,
                 metrics,
                 refresher,
-                budgets: Budgets::default(),
+                budgets,
                 workers: Mutex::new(HashMap::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 progress: Mutex::new(HashMap::new()),
@@ -914,7 +915,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             // A quota that resets in an hour or at midnight is not a fault:
             // the whole tenant sits it out and the instance carries on then.
             let wait = Duration::from_millis(r.retry_after_ms).max(Duration::from_secs(1));
-            tenant_budget.block_for(wait);
+            tenant_budget.block_for(wait).await;
             let until = now_ms().saturating_add(ms(wait));
             let message = format!(
                 "{key}: the provider's rate limit is used up{}; waiting {} until {} before the next call (nothing is lost)",
@@ -982,7 +983,7 @@ async fn connection_test(
             ..
         }) => {
             let wait = connect::deferred_wait(&source).max(Duration::from_secs(1));
-            tenant_budget.block_for(wait);
+            tenant_budget.block_for(wait).await;
             let message = deferred(&source, wait);
             tracing::info!(instance = %id, %message, "connection test deferred");
             set_status(inner, id, InstanceStatus::Connecting, Some(&message)).await;

@@ -29,6 +29,7 @@ macro_rules! dispatch {
 }
 
 mod api;
+mod budgets;
 mod credentials;
 mod egress;
 mod error;
@@ -36,6 +37,7 @@ mod ingest;
 mod instances;
 mod key;
 mod leases;
+pub mod migrate;
 mod model;
 mod plugins;
 mod schedule;
@@ -55,6 +57,7 @@ use sqlx::sqlite::{
 };
 
 pub use api::{InstanceSettings, OauthOutcome, OauthState, StoreStats};
+pub use budgets::RateTake;
 pub use error::StoreError;
 pub use key::{KEY_LEN, MasterKey};
 pub use leases::{Fence, Lease};

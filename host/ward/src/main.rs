@@ -34,6 +34,11 @@ enum Command {
         #[arg(long)]
         dev: bool,
     },
+    /// Store maintenance: `ward store migrate --from sqlite://… --to postgres://…`.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run the bundled connectors against local provider stand-ins on the
     /// embedded store: connect, test, backfill, then poll.
     #[cfg(feature = "standins")]
@@ -247,6 +252,24 @@ impl ProviderFlags {
             password: self.password,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every instance, credential (still sealed: the daemons on the
+    /// destination need the same master key), cursor, event, user, egress
+    /// record, API token, OAuth state and approval into another store.
+    /// Idempotent and resumable: run it again after an interruption, or
+    /// once the source's daemon is stopped, to copy what is missing. Counts
+    /// are verified per table at the end.
+    Migrate {
+        /// The store to copy from, e.g. sqlite:///var/lib/ward/ward.db.
+        #[arg(long)]
+        from: String,
+        /// The store to copy into, e.g. postgres://ward:…@db:5432/ward.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -486,6 +509,21 @@ async fn main() -> anyhow::Result<()> {
             if !ward::client::created_ok(&created) {
                 std::process::exit(1);
             }
+        }
+        Command::Store {
+            command: StoreCommand::Migrate { from, to },
+        } => {
+            let report = ward_store::migrate::copy(&from, &to, |table, read| {
+                tracing::info!(table, read, "copying");
+            })
+            .await?;
+            print!("{report}");
+            println!(
+                "copied {} new rows from {} to {}; every table's count matches",
+                report.inserted(),
+                ward_store::redact_url(&from),
+                ward_store::redact_url(&to)
+            );
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ward", &mut std::io::stdout());

@@ -3,21 +3,18 @@
 //! during the backfill, and pause one (`SIGSTOP`) past its lease. Needs
 //! `WARD_TEST_POSTGRES_URL` (`cargo xtask test --test scale_out`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use rand::Rng;
-use ward_daemon::config::Config;
-use ward_runtime::types::Grant;
-use ward_standins::okta::{OktaConfig, OktaStandIn};
-use ward_standins::tls::TestCa;
+use ward_standins::okta::OktaConfig;
 use ward_store::testing::SeqLockHold;
 use ward_store::{AUDIT_STREAM, MasterKey, Store};
 use ward_tests::processes::{
-    okta_serve_config, signal, spawn_serve, stored_event_ids, wait_for_events,
+    OktaFixture, connect_okta_instances, signal, spawn_serve, stored_event_ids, wait_for_events,
 };
 
 /// Short so takeovers happen within the test; a configuration value, not
@@ -31,12 +28,10 @@ fn ward_bin() -> &'static Path {
 /// An Okta stand-in, a fresh PostgreSQL database and `instances` Okta
 /// instances on it, each allowed to call as fast as the stand-in answers.
 struct Cluster {
-    okta: OktaStandIn,
-    dir: tempfile::TempDir,
+    fixture: OktaFixture,
     store: Store,
     ids: Vec<String>,
     url: String,
-    ca_file: PathBuf,
 }
 
 impl Cluster {
@@ -44,82 +39,55 @@ impl Cluster {
         let url = ward_store::testing::fresh_postgres_database()
             .await
             .map_err(anyhow::Error::msg)?;
-        let ca = TestCa::generate()?;
-        let okta = OktaStandIn::start(
-            OktaConfig {
-                events,
-                users: 5,
-                ..OktaConfig::default()
-            },
-            &ca,
-        )
+        let fixture = OktaFixture::start(OktaConfig {
+            events,
+            users: 5,
+            ..OktaConfig::default()
+        })
         .await?;
-        let dir = tempfile::tempdir()?;
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca.ca_pem())?;
         let mut cluster = Cluster {
-            okta,
+            fixture,
             store: Store::open(&url, MasterKey::generate()).await?,
-            dir,
             ids: Vec::new(),
             url,
-            ca_file,
         };
         // The operator connects the instances through one daemon, then
         // the `ward serve` processes do the rest.
-        let config =
-            Config::parse(&cluster.config_text("setup", 1000)).map_err(anyhow::Error::msg)?;
-        let daemon = ward_daemon::Daemon::open(config).await?;
-        let plugin = daemon.registry.get("okta").context("okta loaded")?.plugin;
-        for i in 0..instances {
-            let (instance, _, _) = ward_daemon::connect::connect(
-                &daemon.store,
-                &plugin,
-                &format!("Okta {i}"),
-                BTreeMap::from([("domain".to_string(), "ward-demo".to_string())]),
-                Grant::ApiToken(OktaConfig::default().api_token),
-            )
-            .await?;
-            daemon
-                .store
-                .update_instance(&instance.id, None, None, Some(Some(600_000)))
-                .await?;
-            cluster.ids.push(instance.id);
-        }
-        daemon.shutdown().await;
+        cluster.ids = connect_okta_instances(
+            &cluster.config_text("setup", 1000),
+            "Okta",
+            instances,
+            Some(600_000),
+        )
+        .await?;
         Ok(cluster)
     }
 
     fn config_text(&self, name: &str, max_leases: usize) -> String {
-        okta_serve_config(
-            self.dir.path(),
-            &self.ca_file,
-            &self.okta,
-            &format!(
-                "[store]\nurl = \"{url}\"\nkey_file = \"{key}\"\n\n\
+        self.fixture.serve_config(&format!(
+            "[store]\nurl = \"{url}\"\nkey_file = \"{key}\"\n\n\
                  [scheduler]\npoll_interval_secs = 1\nlease_ttl_secs = {TTL_SECS}\n\
                  max_leases = {max_leases}\ndaemon_name = \"{name}\"\n",
-                url = self.url,
-                key = self.dir.path().join("master.key").display(),
-            ),
-        )
+            url = self.url,
+            key = self.fixture.dir.path().join("master.key").display(),
+        ))
     }
 
     /// Writes daemon `name`'s configuration and starts it, logging to
     /// `<name>.log`.
     fn spawn(&self, name: &str, max_leases: usize) -> anyhow::Result<Child> {
-        let config = self.dir.path().join(format!("{name}.toml"));
+        let config = self.fixture.dir.path().join(format!("{name}.toml"));
         std::fs::write(&config, self.config_text(name, max_leases))?;
         spawn_serve(ward_bin(), &config, Some(&self.log(name)))
     }
 
     fn log(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.log"))
+        self.fixture.dir.path().join(format!("{name}.log"))
     }
 
     /// Every instance holds exactly the stand-in's events, once each.
     async fn assert_exactly_once(&self) -> anyhow::Result<()> {
-        let expected: HashSet<String> = self.okta.event_ids().into_iter().collect();
+        let expected: HashSet<String> = self.fixture.okta.event_ids().into_iter().collect();
         for id in &self.ids {
             let stored = stored_event_ids(&self.store, id).await?;
             let unique: HashSet<String> = stored.iter().cloned().collect();
@@ -375,7 +343,7 @@ async fn a_paused_daemon_s_late_commit_is_refused() -> anyhow::Result<()> {
         "events went away"
     );
 
-    let total = cluster.okta.event_count() as u64;
+    let total = cluster.fixture.okta.event_count() as u64;
     let n = wait_for_events(&cluster.store, &id, total, Duration::from_secs(600)).await?;
     ensure!(n == total, "backfill stopped at {n} of {total}");
     for d in &mut daemons {

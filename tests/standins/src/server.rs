@@ -114,6 +114,8 @@ pub struct RecordedRequest {
     pub auth_scheme: Option<String>,
     /// Response status the stand-in returned.
     pub status: u16,
+    /// When the request arrived (for counting requests per time window).
+    pub at: std::time::Instant,
 }
 
 /// Shared, append-only list of [`RecordedRequest`]s.
@@ -143,6 +145,7 @@ impl RequestLog {
 }
 
 async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
+    let at = std::time::Instant::now();
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
@@ -164,6 +167,7 @@ async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Resp
         has_authorization: auth.is_some(),
         auth_scheme,
         status: 0,
+        at,
     };
     let response = next.run(req).await;
     entry.status = response.status().as_u16();

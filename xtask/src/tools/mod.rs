@@ -4,11 +4,12 @@
 //! where it is. Tests that need a tool fail, naming `cargo xtask test`,
 //! when its variable is missing.
 //!
-//! Adding a tool (a PostgreSQL server, a Chromium): a new module with a
+//! Adding a tool (a PostgreSQL server, say): a new module with a
 //! `setup(&Context) -> anyhow::Result<Vec<Export>>`, listed in [`ALL`].
 
 use std::path::{Path, PathBuf};
 
+pub mod chromium;
 pub mod componentize_py;
 pub mod python;
 
@@ -41,4 +42,7 @@ pub struct Export {
 pub type Setup = fn(&Context) -> anyhow::Result<Vec<Export>>;
 
 /// Every tool the tests need, in set-up order.
-pub const ALL: &[(&str, Setup)] = &[("componentize-py", componentize_py::setup)];
+pub const ALL: &[(&str, Setup)] = &[
+    ("componentize-py", componentize_py::setup),
+    ("chromium", chromium::setup),
+];

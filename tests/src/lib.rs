@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod browser;
 pub mod console;
 pub mod credentials;
 pub mod daemon;

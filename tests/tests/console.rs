@@ -383,3 +383,79 @@ async fn a_held_upgrade_is_approved_from_the_console_with_its_csrf_token_only() 
     let (_, okta) = h.get("/elements/okta").await;
     assert_eq!(okta["version"], "9.9.9", "{okta}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_and_rate_from_the_console_use_the_api_s_daemon_calls() {
+    let (h, _org, id, _) = connected_okta(10).await;
+    let mut tab = ConsoleTab::open(&h);
+    tab.get(&h.console.one_time_link(&h.url)).await;
+    let detail = format!("/console/instances/{id}");
+    let form = format!("{detail}/reconnect?method=token");
+
+    // The reconnect form asks for the token only, and posts with CSRF.
+    let page = tab.get(&form).await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    assert!(page.body.contains("name=\"api_token\""), "{}", page.body);
+    assert!(
+        !page.body.contains("name=\"config.domain\""),
+        "{}",
+        page.body
+    );
+    let refused = tab.post(&form, &[("api_token", "x")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+
+    // A new token: stored, tested, cursors and events kept.
+    let token = OktaConfig::default().api_token;
+    let done = tab.submit(&form, &form, &[("api_token", &token)]).await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert!(
+        done.body.contains("New credentials stored"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains(": passed"), "{}", done.body);
+    let (_, i) = h.get(&format!("/instances/{id}")).await;
+    assert_eq!(i["status"]["eventsStored"], 10, "{i}");
+
+    // Rate: the same setting PATCH changes; a non-number is refused.
+    let rate = format!("{detail}/rate");
+    let set = tab
+        .submit(&detail, &rate, &[("requests_per_minute", "90")])
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{set:?}");
+    let (_, i) = h.get(&format!("/instances/{id}")).await;
+    assert_eq!(i["requestsPerMinute"], 90, "{i}");
+    let bad = tab
+        .submit(&detail, &rate, &[("requests_per_minute", "lots")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{bad:?}");
+    let (_, i) = h.get(&format!("/instances/{id}")).await;
+    assert_eq!(i["requestsPerMinute"], 90, "{i}");
+
+    // The wizard re-renders a refused configuration with the message and
+    // creates nothing.
+    let wizard = "/console/connect/okta?method=token";
+    let page = tab
+        .submit(
+            wizard,
+            wizard,
+            &[
+                ("name", "Bad"),
+                ("config.domain", "not a domain!"),
+                ("api_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{page:?}");
+    assert!(page.body.contains("id=\"problem\""), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"not a domain!\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&token),
+        "the token came back in the form"
+    );
+    assert_eq!(h.instance_ids().await.len(), 1);
+}

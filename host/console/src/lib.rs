@@ -7,10 +7,13 @@
 //! - [`session`]: sign-in (operator secrets or a one-time link), session
 //!   cookie, CSRF token on every form, sign-out, expiry.
 //! - `routes`: parse the request, call the daemon, render (`render`).
+//! - `wizard`: Connect (API token or OAuth consent), the console's OAuth
+//!   return, Reconnect/rotate and rate settings.
 
 mod render;
 mod routes;
 pub mod session;
+mod wizard;
 
 use std::sync::Arc;
 
@@ -24,6 +27,7 @@ pub use session::Sessions;
 pub struct Console {
     pub(crate) daemon: Daemon,
     pub(crate) sessions: Arc<Sessions>,
+    pub(crate) consents: Arc<wizard::Consents>,
 }
 
 impl std::fmt::Debug for Console {
@@ -45,6 +49,7 @@ impl Console {
         Console {
             daemon,
             sessions: Arc::new(Sessions::new(session::SESSION_TTL, secure)),
+            consents: Arc::new(wizard::Consents::default()),
         }
     }
 

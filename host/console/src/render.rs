@@ -8,12 +8,14 @@ use maud::{DOCTYPE, Markup, html};
 use ward_api::{EgressView, EventView, SinkView, rfc3339};
 use ward_daemon::connect::Connected;
 use ward_daemon::instances::Overview;
-use ward_daemon::registry::{LoadedPlugin, PendingPlugin};
+use ward_daemon::registry::{KnownVersion, LoadedPlugin, PendingPlugin};
 use ward_daemon::usage::Usage;
+use ward_manifest::{Change, ChangeKind};
 use ward_store::Instance;
 
 use crate::routes::EventFilters;
 use crate::session::{CSRF_FIELD, Session};
+use crate::wizard::{CONFIG_PREFIX, ConnectForm, Method};
 
 /// The verdicts of a Test now, for display.
 pub(crate) struct TestOutcome {
@@ -58,6 +60,7 @@ fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                         strong { "Ward" }
                         @if let Some(s) = session {
                             a href="/console/instances" { "Instances" }
+                            a href="/console/connect" { "Connect" }
                             a href="/console/connectors" { "Connectors" }
                             a href="/console/sinks" { "Sinks" }
                             form.inline method="post" action="/console/sign-out" {
@@ -144,7 +147,7 @@ pub(crate) fn instances(session: &Session, all: &[Overview]) -> Markup {
         Some(session),
         html! {
             @if all.is_empty() {
-                p { "No instance yet: connect one with " code { "POST /instances" } " or " code { "ward connect" } "." }
+                p { "No instance yet: " a href="/console/connect" { "connect one" } " (or use " code { "POST /instances" } " or " code { "ward connect" } ")." }
             } @else {
                 table {
                     caption { "Connected instances" }
@@ -192,13 +195,19 @@ pub(crate) fn status(o: &Overview) -> Markup {
     }
 }
 
-pub(crate) fn instance(session: &Session, o: &Overview, test: Option<&TestOutcome>) -> Markup {
+pub(crate) fn instance(
+    session: &Session,
+    o: &Overview,
+    test: Option<&TestOutcome>,
+    notice: Option<&str>,
+) -> Markup {
     let id = &o.instance.id;
     let base = format!("/console/instances/{id}");
     layout(
         &o.instance.name,
         Some(session),
         html! {
+            @if let Some(n) = notice { p.ok role="status" { (n) } }
             p { (o.instance.plugin_key) " " (o.instance.plugin_version) " · instance " code { (id) } }
             (status(o))
             nav aria-label="Instance" {
@@ -212,21 +221,249 @@ pub(crate) fn instance(session: &Session, o: &Overview, test: Option<&TestOutcom
                 } @else {
                     (action(session, &format!("{base}/disable"), "Disable"))
                 }
+                a.button href={(base) "/reconnect"} { "Reconnect / rotate…" }
                 a.button href={(base) "/delete"} { "Delete…" }
             }
-            @if let Some(t) = test {
-                section aria-labelledby="checks" {
-                    h2 #checks { "Test now" }
-                    @if let Some(e) = &t.error { p.bad role="alert" { "The test could not run: " (e) } }
-                    ul {
-                        @for (name, ok, message) in &t.checks {
-                            li class=(if *ok { "ok" } else { "bad" }) {
-                                strong { (name) } ": " (if *ok { "passed" } else { "failed" }) " — " (message)
-                            }
+            @if let Some(t) = test { (checks(t)) }
+            section aria-labelledby="rate" {
+                h2 #rate { "Rate" }
+                form method="post" action={(base) "/rate"} {
+                    (csrf(session))
+                    label for="rpm" { "Requests per minute (0 restores the connector's default)" }
+                    input #rpm type="number" name="requests_per_minute" min="0" max="100000" required value=(o.requests_per_minute);
+                    " "
+                    button type="submit" { "Save rate" }
+                }
+            }
+        },
+    )
+}
+
+/// The verdicts of a Test now, each check with its message (which says
+/// what to fix when it failed).
+fn checks(t: &TestOutcome) -> Markup {
+    html! {
+        section aria-labelledby="checks" {
+            h2 #checks { "Test now" }
+            @if let Some(e) = &t.error { p.bad role="alert" { "The test could not run: " (e) } }
+            ul.checks {
+                @for (name, ok, message) in &t.checks {
+                    li class=(if *ok { "ok" } else { "bad" }) {
+                        strong { (name) } ": " (if *ok { "passed" } else { "failed" }) " — " (message)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The wizard's first step.
+pub(crate) fn choose_provider(session: &Session, loaded: &[LoadedPlugin]) -> Markup {
+    layout(
+        "Connect a provider",
+        Some(session),
+        html! {
+            p { "Choose the provider and how to connect it. Ward then checks the prerequisites (Test now) and starts the backfill." }
+            ul.providers {
+                @for p in loaded {
+                    @let m = p.plugin.manifest();
+                    li {
+                        strong { (m.name) } " (" code { (m.key) } " " (m.version) ", " (m.vendor) "): "
+                        @for method in crate::wizard::methods(m) {
+                            a.button href={"/console/connect/" (m.key) "?method=" (method.as_str())}
+                                aria-label={(m.name) ": " (method.label())} { (method.label()) }
+                            " "
                         }
                     }
                 }
             }
+        },
+    )
+}
+
+fn config_input(i: &crate::wizard::Input) -> Markup {
+    let f = &i.field;
+    let id = format!("cfg-{}", f.name);
+    let label = if f.label.is_empty() {
+        f.name.as_str()
+    } else {
+        f.label.as_str()
+    };
+    let required = f.required && f.default.is_none();
+    // A tenant field also takes a pasted address, which its pattern (for the
+    // bare name) would refuse: the server normalises and checks it.
+    let pattern = (!f.pattern.is_empty() && f.tenant.is_none()).then_some(f.pattern.as_str());
+    let help = format!("{id}-help");
+    html! {
+        label for=(id) { (label) @if required { " (required)" } }
+        @if f.values.is_empty() {
+            input id=(id) type="text" name={(CONFIG_PREFIX) (f.name)} value=(i.value)
+                required[required] pattern=[pattern] aria-describedby=(help);
+        } @else {
+            select id=(id) name={(CONFIG_PREFIX) (f.name)} aria-describedby=(help) {
+                @for v in &f.values { option value=(v) selected[*v == i.value] { (v) } }
+            }
+        }
+        @if !f.description.is_empty() { small id=(help) { (f.description) } }
+    }
+}
+
+/// The wizard's form (new instance or reconnect), with the problem of the
+/// last attempt.
+pub(crate) fn connect(session: &Session, f: &ConnectForm, problem: Option<&str>) -> Markup {
+    let title = match &f.instance {
+        Some((_, name)) => format!("Reconnect {name}"),
+        None => format!("Connect {}", f.provider),
+    };
+    let other: Vec<Method> = f
+        .methods
+        .iter()
+        .copied()
+        .filter(|m| *m != f.method)
+        .collect();
+    let other_href = |m: Method| match &f.instance {
+        Some((id, _)) => format!("/console/instances/{id}/reconnect?method={}", m.as_str()),
+        None => format!("/console/connect/{}?method={}", f.key, m.as_str()),
+    };
+    layout(
+        &title,
+        Some(session),
+        html! {
+            @if let Some(p) = problem { p.bad #problem role="alert" { (p) } }
+            @for m in &other { p { "Or " a href=(other_href(*m)) { (m.label()) } "." } }
+            form.wizard method="post" action=(f.action()) {
+                (csrf(session))
+                @if f.instance.is_none() {
+                    fieldset {
+                        legend { "Configuration" }
+                        label for="name" { "Display name" }
+                        input #name type="text" name="name" value=(f.name) placeholder=(f.provider);
+                        @for i in &f.inputs { (config_input(i)) }
+                    }
+                }
+                @match f.method {
+                    Method::Token => {
+                        fieldset {
+                            legend { "API token" }
+                            label for="api_token" { "API token (required)" }
+                            input #api_token type="password" name="api_token" autocomplete="off" required;
+                            small { "Stored encrypted by Ward and sent only as the connector's manifest allows; the connector never reads it." }
+                        }
+                        button type="submit" { @if f.instance.is_some() { "Store new token and test" } @else { "Connect and test" } }
+                    }
+                    Method::Oauth => {
+                        fieldset {
+                            legend { "OAuth client" }
+                            label for="client_id" { "OAuth client id (required)" }
+                            input #client_id type="text" name="client_id" value=(f.client_id) autocomplete="off" required;
+                            label for="client_secret" { "OAuth client secret (required)" }
+                            input #client_secret type="password" name="client_secret" autocomplete="off" required;
+                            small { "Register " code { "<console>/console/oauth/callback" } " as a redirect URI of this client at the provider." }
+                        }
+                        button type="submit" { "Connect with OAuth" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A new instance: its Test now checks and its `Element` token (shown once).
+pub(crate) fn connected(session: &Session, o: &Overview, t: &TestOutcome, token: &str) -> Markup {
+    let id = &o.instance.id;
+    layout(
+        &format!("Connected {}", o.instance.name),
+        Some(session),
+        html! {
+            p role="status" { "Instance " code { (id) } " created; the backfill starts when every check passes." }
+            (checks(t))
+            (status(o))
+            details {
+                summary { "Element token for the REST API (shown once)" }
+                code.token { (token) }
+            }
+            p { a.button href={"/console/instances/" (id)} { "Open the instance" } " "
+                a href={"/console/instances/" (id) "/events"} { "Events" } }
+        },
+    )
+}
+
+/// The provider sent the browser back with a code: continue, same-site, to
+/// the console (which then has the session cookie).
+pub(crate) fn consent_returned(next: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={"0; url=" (next)};
+                title { "Consent received · Ward" }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body { main #main {
+                h1 { "Consent received" }
+                p { "Ward recorded the provider's answer. " a #continue href=(next) { "Continue in the console" } "." }
+            } }
+        }
+    }
+}
+
+/// The consent did not come back usable (declined, unknown or used state).
+pub(crate) fn consent_failed(message: &str) -> Markup {
+    layout(
+        "Consent not completed",
+        None,
+        html! {
+            p.bad role="alert" { (message) }
+            p { "No instance was created. " a href="/console/connect" { "Start again" } "." }
+        },
+    )
+}
+
+/// The permission changes between two versions of a connector.
+pub(crate) fn diff(
+    session: &Session,
+    key: &str,
+    versions: &[KnownVersion],
+    from: &KnownVersion,
+    to: &KnownVersion,
+    changes: &[Change],
+) -> Markup {
+    let option = |v: &KnownVersion, chosen: &KnownVersion| {
+        html! { option value=(v.digest) selected[v.digest == chosen.digest] {
+            (v.version) " (" (v.status) ", " (v.digest.get(..12).unwrap_or(&v.digest)) "…)"
+        } }
+    };
+    layout(
+        &format!("Permissions of {key}: {} → {}", from.version, to.version),
+        Some(session),
+        html! {
+            form method="get" action={"/console/connectors/" (key) "/diff"} aria-label="Versions to compare" {
+                label for="from" { "From" }
+                select #from name="from" { @for v in versions { (option(v, from)) } }
+                label for="to" { "To" }
+                select #to name="to" { @for v in versions { (option(v, to)) } }
+                " " button type="submit" { "Compare" }
+            }
+            @if changes.is_empty() {
+                p { "No permission changes." }
+            } @else {
+                table {
+                    caption { "Changes, widenings first" }
+                    thead { tr { th scope="col" { "Change" } th scope="col" { "Subject" } th scope="col" { "Detail" } } }
+                    tbody {
+                        @for c in changes {
+                            @let (class, word) = match c.kind {
+                                ChangeKind::Widening => ("bad", "widened"),
+                                ChangeKind::Narrowing => ("ok", "narrowed"),
+                                ChangeKind::Neutral => ("", "changed"),
+                            };
+                            tr class=(class) { td { (word) } td { code { (c.subject) } } td { (c.detail) } }
+                        }
+                    }
+                }
+            }
+            p { a href="/console/connectors" { "Back to the connectors" } }
         },
     )
 }
@@ -412,7 +649,8 @@ pub(crate) fn connectors(
                 section aria-label=(m.name) {
                     h2 { (m.name) " " (m.version) }
                     p { "Key " code { (m.key) } " · vendor " (m.vendor) " · signature " (p.signature.to_string())
-                        " · " a href={"/console/connectors/" (m.key) "/usage"} { "Declared vs used" } }
+                        " · " a href={"/console/connectors/" (m.key) "/usage"} { "Declared vs used" }
+                        " · " a href={"/console/connectors/" (m.key) "/diff"} { "Versions and diff" } }
                     details {
                         summary { "Effective permissions (manifest ∩ operator policy)" }
                         pre tabindex="0" { code { (serde_json::to_string_pretty(&p.effective).unwrap_or_default()) } }
@@ -424,7 +662,8 @@ pub(crate) fn connectors(
                 ul {
                     @for p in pending {
                         li { strong { (p.key) " " (p.version) } " asks for more than approved: " (p.widenings.join("; "))
-                            " (digest " code { (p.digest) } "; " code { "ward plugin diff" } " shows the whole difference). "
+                            " (digest " code { (p.digest) } "; "
+                            a href={"/console/connectors/" (p.key) "/diff?to=" (p.digest)} { "the whole difference" } "). "
                             form.inline method="post" action={"/console/connectors/" (p.key) "/approve"} {
                                 (csrf(session))
                                 input type="hidden" name="digest" value=(p.digest);

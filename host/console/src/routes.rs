@@ -17,6 +17,7 @@ use ward_store::{EventOrder, EventQuery, StoreError};
 use crate::Console;
 use crate::render;
 use crate::session::{self, SIGN_IN_COOKIE, Session};
+use crate::wizard;
 
 /// The sign-in page.
 pub(crate) const SIGN_IN: &str = "/console/sign-in";
@@ -89,6 +90,17 @@ pub(crate) fn router(console: Console) -> Router {
             "/console/instances/{id}/delete",
             get(confirm_delete).post(delete),
         )
+        .route(
+            "/console/instances/{id}/reconnect",
+            get(wizard::reconnect_form).post(wizard::reconnect),
+        )
+        .route("/console/instances/{id}/rate", post(wizard::rate))
+        .route("/console/connect", get(wizard::choose))
+        .route(wizard::FINISH, get(wizard::finish))
+        .route(
+            "/console/connect/{key}",
+            get(wizard::form).post(wizard::submit),
+        )
         .route("/console/instances/{id}/events", get(events_page))
         .route("/console/instances/{id}/event", get(event_page))
         .route("/console/instances/{id}/events.ndjson", get(export))
@@ -98,11 +110,13 @@ pub(crate) fn router(console: Console) -> Router {
         .route("/console/sinks/{name}/resume", post(resume_sink))
         .route("/console/connectors/{key}/usage", get(usage_page))
         .route("/console/connectors/{key}/approve", post(approve))
+        .route("/console/connectors/{key}/diff", get(diff_page))
         .route("/console/sign-out", post(sign_out))
         .route_layer(from_fn_with_state(console.clone(), session::require));
     Router::new()
         .route(SIGN_IN, get(sign_in_page).post(sign_in))
         .route(LINK, get(link))
+        .route(wizard::CALLBACK, get(wizard::callback))
         .route("/console/assets/{name}", get(asset))
         .merge(private)
         .with_state(console)
@@ -227,7 +241,7 @@ async fn instance_page(
 ) -> Page {
     let daemon = &console.daemon;
     let o = instances::overview(daemon, instances::get(daemon, &id).await?).await?;
-    Ok(render::instance(&session, &o, None))
+    Ok(render::instance(&session, &o, None, None))
 }
 
 async fn status_fragment(State(console): State<Console>, Path(id): Path<String>) -> Page {
@@ -245,7 +259,7 @@ async fn test_now(
     let connected = instances::test_now(daemon, &id).await?;
     let report = render::TestOutcome::of(&connected);
     let o = instances::overview(daemon, connected.instance).await?;
-    Ok(render::instance(&session, &o, Some(&report)))
+    Ok(render::instance(&session, &o, Some(&report), None))
 }
 
 async fn disable(
@@ -533,4 +547,42 @@ async fn approve(
         .approve(&daemon.store, &key, &form.digest)
         .await?;
     Ok(Redirect::to("/console/connectors"))
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// The permission changes between two known versions of a connector (the
+/// same comparison that holds upgrades and `ward plugin diff` prints).
+/// Defaults: from the running version to the newest other one.
+async fn diff_page(
+    State(console): State<Console>,
+    Extension(session): Extension<Session>,
+    Path(key): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Page {
+    let daemon = &console.daemon;
+    let versions = daemon.registry.versions(&daemon.store, &key).await?;
+    let pick = |digest: Option<&String>, fallback: Option<usize>| {
+        match digest {
+            Some(d) => versions.iter().find(|v| &v.digest == d),
+            None => fallback.and_then(|i| versions.get(i)),
+        }
+        .ok_or_else(|| {
+            ConsoleError::NotFound(format!(
+                "connector {key:?} has no known version {}: the Connectors page lists them",
+                digest.map_or("to compare", String::as_str)
+            ))
+        })
+    };
+    let from = pick(q.from.as_ref(), Some(0))?;
+    let other = versions.iter().position(|v| v.digest != from.digest);
+    let to = pick(q.to.as_ref(), other.or(Some(0)))?;
+    let changes = ward_manifest::diff(&from.manifest, &to.manifest);
+    Ok(render::diff(&session, &key, &versions, from, to, &changes))
 }

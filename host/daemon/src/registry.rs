@@ -90,6 +90,20 @@ pub struct PendingPlugin {
     pub widenings: Vec<String>,
 }
 
+/// One version of a plugin the daemon knows: running, held for approval,
+/// or approved earlier (its manifest as recorded at approval).
+#[derive(Debug, Clone)]
+pub struct KnownVersion {
+    /// SHA-256 of the component.
+    pub digest: String,
+    /// Its version.
+    pub version: String,
+    /// `running`, `held` or `approved` (recorded, not loaded now).
+    pub status: &'static str,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
 /// A plugin file the registry refused to load (untrusted signature,
 /// malformed component, invalid manifest…). The daemon keeps running.
 #[derive(Debug, Clone, Serialize)]
@@ -461,6 +475,48 @@ impl Registry {
     /// Plugin versions held for approval.
     pub fn pending(&self) -> Vec<PendingPlugin> {
         self.pending.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Every version of `key` the daemon knows, newest approval first:
+    /// the running one, those held for approval, and those approved earlier
+    /// (from the store's approval records). A recorded manifest that cannot
+    /// be read is left out.
+    pub async fn versions(
+        &self,
+        store: &Store,
+        key: &str,
+    ) -> Result<Vec<KnownVersion>, StoreError> {
+        let mut out: Vec<KnownVersion> = Vec::new();
+        let known = |p: &LoadedPlugin, status| KnownVersion {
+            digest: p.plugin.digest().to_string(),
+            version: p.plugin.manifest().version.clone(),
+            status,
+            manifest: p.plugin.manifest().clone(),
+        };
+        if let Some(p) = self.get(key) {
+            out.push(known(&p, "running"));
+        }
+        if let Ok(held) = self.held.read() {
+            out.extend(
+                held.iter()
+                    .filter(|h| h.pending.key == key)
+                    .map(|h| known(&h.loaded, "held")),
+            );
+        }
+        for a in store.plugin_approvals(key).await? {
+            if out.iter().any(|v| v.digest == a.digest) {
+                continue;
+            }
+            if let Ok(manifest) = serde_json::from_str::<Manifest>(&a.permissions_json) {
+                out.push(KnownVersion {
+                    digest: a.digest,
+                    version: a.version,
+                    status: "approved",
+                    manifest,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Plugin files that were not loaded, with the reason.

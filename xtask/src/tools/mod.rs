@@ -4,7 +4,7 @@
 //! where it is. Tests that need a tool fail, naming `cargo xtask test`,
 //! when its variable is missing.
 //!
-//! Adding a tool (a PostgreSQL server, a Chromium): a new module with a
+//! Adding a tool: a new module with a
 //! `setup(&Context) -> anyhow::Result<Vec<Export>>`, listed in [`ALL`].
 
 use std::any::Any;
@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub mod chromium;
 pub mod componentize_py;
 pub mod postgres;
 pub mod python;
@@ -59,4 +60,5 @@ pub type Setup = fn(&Context) -> anyhow::Result<Vec<Export>>;
 pub const ALL: &[(&str, Setup)] = &[
     ("componentize-py", componentize_py::setup),
     ("postgresql", postgres::setup),
+    ("chromium", chromium::setup),
 ];

@@ -50,11 +50,7 @@ fn ensure_python() -> anyhow::Result<()> {
     if works() {
         return Ok(());
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
+    if !is_root() {
         bail!(
             "Python 3 with the venv module is missing: install `python3` and `python3-venv` \
              (e.g. `sudo apt-get install -y python3 python3-venv`) and run `cargo xtask test` again"
@@ -72,7 +68,16 @@ fn ensure_python() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
+/// Whether we run as root (and so may install Debian packages).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs `command`, logging `what`; fails when it fails.
+pub(crate) fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
     let status = command
         .status()

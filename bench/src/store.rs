@@ -137,7 +137,7 @@ async fn takeover(ward: &Path, dir: &Path) -> anyhow::Result<Vec<Duration>> {
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut daemons = vec![
+    let mut daemons = [
         Daemon::start(ward, &configs[0]).await?.0,
         Daemon::start(ward, &configs[1]).await?.0,
     ];

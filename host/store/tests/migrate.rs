@@ -1,6 +1,6 @@
 //! `ward_store::migrate::copy` from SQLite into PostgreSQL: verbatim,
 //! idempotent, and refusing destinations it must not write into. Needs
-//! `WARD_TEST_POSTGRES_URL` (`cargo xtask pg-test -p ward-store --test migrate`).
+//! `WARD_TEST_POSTGRES_URL` (`cargo xtask test --test migrate`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ward_store::migrate::{MigrateError, copy};
-use ward_store::{AUDIT_STREAM, Credentials, Store};
+use ward_store::{AUDIT_STREAM, Credentials, SeqQuery, Store};
 
 /// A SQLite store with two instances (one with credentials), a page of
 /// events each, and egress.
@@ -31,6 +31,18 @@ async fn source() -> TestDb {
         ..Credentials::default()
     };
     db.store.put_credentials(&first, &creds).await.unwrap();
+    // A sink halfway through the events, and its sealed secret.
+    let seqs = db
+        .store
+        .events_after_seq(&SeqQuery {
+            limit: 1_000,
+            ..SeqQuery::default()
+        })
+        .await
+        .unwrap();
+    db.store.sink_state("siem").await.unwrap();
+    db.store.ack_sink("siem", seqs[499].seq, 500).await.unwrap();
+    db.store.put_sink_secret("siem", "hec-token").await.unwrap();
     db
 }
 
@@ -71,6 +83,38 @@ async fn copies_verbatim_once_and_new_rows_on_a_second_run() {
 
     // Same key: the credentials open; egress ids continue after the copy.
     let pg = Store::open(&dest, src.key.clone()).await.unwrap();
+    // Sinks resume where they were: same cursor, same ingestion order,
+    // the secret still sealed under the same key.
+    let all = SeqQuery {
+        limit: 10_000,
+        ..SeqQuery::default()
+    };
+    assert_eq!(
+        pg.events_after_seq(&all).await.unwrap(),
+        src.store.events_after_seq(&all).await.unwrap()
+    );
+    assert_eq!(
+        pg.sink_state("siem").await.unwrap(),
+        src.store.sink_state("siem").await.unwrap()
+    );
+    assert_eq!(
+        pg.sink_secret("siem").await.unwrap().as_deref(),
+        Some("hec-token")
+    );
+    // New events land after every copied one, or a sink would miss them.
+    let top = pg.events_after_seq(&all).await.unwrap().last().unwrap().seq;
+    let newcomer = instance(&pg, "initech").await;
+    pg.commit_audit_page(&newcomer.id, &events("new", 20_000, 2), "c-new")
+        .await
+        .unwrap();
+    let fresh = pg
+        .events_after_seq(&SeqQuery {
+            after_seq: top,
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 2);
     let creds = pg.credentials(&ids[0]).await.unwrap().unwrap();
     assert_eq!(
         creds.secrets.get("api_token").map(String::as_str),

@@ -145,7 +145,12 @@ async fn takeover(ward: &Path, dir: &Path) -> anyhow::Result<Vec<Duration>> {
     let mut samples = Vec::with_capacity(TAKEOVERS);
     for _ in 0..TAKEOVERS {
         let (holder, epoch) = wait_for_holder(&daemons[0], &id, None).await?;
-        let (killed, other) = if holder == "a" { (0, 1) } else { (1, 0) };
+        // Daemon ids are the configured name plus a per-run suffix.
+        let (killed, other) = if holder.starts_with("a-") {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         let pid = daemons[killed].pid();
         let killed_at = Instant::now();
         std::process::Command::new("kill")

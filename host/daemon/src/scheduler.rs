@@ -208,10 +208,11 @@ impl Scheduler {
     async fn heartbeat(&self) {
         let inner = &self.inner;
         let every = lease_ttl(&inner.config) / 3;
+        let mut wait = every;
         loop {
             tokio::select! {
                 _ = inner.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             let lost = match renew(inner).await {
                 Ok(lost) => lost,
@@ -239,6 +240,7 @@ impl Scheduler {
             }
             let held = lock(&inner.leases).len();
             inner.metrics.leases(held, claimed.len(), lost.len());
+            wait = next_wake(inner, held, every).await;
         }
     }
 
@@ -524,6 +526,33 @@ async fn renew(inner: &Inner) -> Result<Vec<String>, StoreError> {
     }
     Ok(lost)
 }
+
+/// How long the heartbeat sleeps: `every`, or less when this daemon has
+/// room and another daemon's lease lapses sooner (a dead daemon's
+/// instances are then claimed right after their lease lapses, not up to
+/// a heartbeat later).
+async fn next_wake(inner: &Inner, held: usize, every: Duration) -> Duration {
+    if held >= inner.config.scheduler.max_leases {
+        return every;
+    }
+    match inner.store.next_foreign_lapse_ms(&inner.owner).await {
+        Ok(Some(lapse)) => {
+            // Just past the lapse: a claim compares with `<`.
+            let until = lapse
+                .saturating_sub(now_ms())
+                .saturating_add(LAPSE_MARGIN_MS);
+            every.min(Duration::from_millis(u64::try_from(until).unwrap_or(0)))
+        }
+        Ok(None) => every,
+        Err(e) => {
+            tracing::warn!(daemon = %inner.owner, error = %e, "could not read when the next lease lapses; claiming at the next heartbeat");
+            every
+        }
+    }
+}
+
+/// How long after another daemon's lease lapses this one claims it.
+const LAPSE_MARGIN_MS: i64 = 20;
 
 /// Claims free or lapsed leases up to `scheduler.max_leases` held.
 async fn claim_more(inner: &Inner) -> Result<Vec<String>, StoreError> {

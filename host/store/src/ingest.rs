@@ -166,7 +166,7 @@ impl Store {
                     .await
                     .map_err(StoreError::db(action))?;
             }
-            check_fence!(tx, id, fence, action);
+            check_fence!(self.backend(), tx, id, fence, action);
             // Write first: a deferred SQLite transaction that reads and then
             // writes cannot wait on the busy timeout if another writer committed
             // in between; starting with a write takes the lock up front. The
@@ -266,7 +266,7 @@ impl Store {
 
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
-            check_fence!(tx, id, fence, action);
+            check_fence!(self.backend(), tx, id, fence, action);
             write_cursor!(tx, id, USERS_STREAM, cursor, action)?;
             // Clearing a cursor has no foreign key to catch a missing instance.
             let found = sqlx::query("SELECT 1 FROM instances WHERE id = $1")

@@ -56,23 +56,34 @@ fn lease_from_row<R: StoreRow>(row: &R) -> Result<Lease, StoreError> {
 }
 
 /// Checks `$fence` for instance `$id` as the first write of transaction
-/// `$tx`, so the check and the page commit or roll back together (and, on
-/// PostgreSQL, the lease row stays locked against a concurrent claim until
-/// the page is in).
+/// `$tx`, so the check and the page commit or roll back together.
+///
+/// On PostgreSQL the lease row is held `FOR KEY SHARE` until the page is
+/// in: a claim (`FOR UPDATE ... SKIP LOCKED`) cannot take it meanwhile,
+/// while the holder's heartbeat (which only moves `expires_ms`) and other
+/// daemons' lease reads never wait on a page commit. On SQLite the check
+/// is a no-op write, which takes the database's write lock up front.
 macro_rules! check_fence {
-    ($tx:expr, $id:expr, $fence:expr, $action:expr) => {
+    ($backend:expr, $tx:expr, $id:expr, $fence:expr, $action:expr) => {
         if let Some(fence) = $fence {
-            let held = sqlx::query(
-                "UPDATE leases SET expires_ms = expires_ms \
-                 WHERE instance_id = $1 AND owner = $2 AND epoch = $3",
-            )
-            .bind($id)
-            .bind(fence.owner.as_str())
-            .bind(fence.epoch)
-            .execute(&mut *$tx)
-            .await
-            .map_err(StoreError::db($action))?
-            .rows_affected();
+            let sql = match $backend {
+                $crate::Backend::Sqlite => {
+                    "UPDATE leases SET expires_ms = expires_ms \
+                     WHERE instance_id = $1 AND owner = $2 AND epoch = $3 RETURNING 1"
+                }
+                $crate::Backend::Postgres => {
+                    "SELECT 1 FROM leases \
+                     WHERE instance_id = $1 AND owner = $2 AND epoch = $3 FOR KEY SHARE"
+                }
+            };
+            let held = sqlx::query(sql)
+                .bind($id)
+                .bind(fence.owner.as_str())
+                .bind(fence.epoch)
+                .fetch_all(&mut *$tx)
+                .await
+                .map_err(StoreError::db($action))?
+                .len();
             if held == 0 {
                 return Err(StoreError::Fenced {
                     instance_id: $id.to_owned(),
@@ -112,9 +123,13 @@ impl Store {
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             // Every instance gets a lease row the first time anyone claims.
+            // Only missing rows are inserted: checking a conflict on a row
+            // a page commit holds would wait for that commit.
             sqlx::query(
                 "INSERT INTO leases (instance_id, owner, epoch, expires_ms) \
-                 SELECT id, '', 0, 0 FROM instances ORDER BY id ON CONFLICT (instance_id) DO NOTHING",
+                 SELECT i.id, '', 0, 0 FROM instances i \
+                 WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.instance_id = i.id) \
+                 ORDER BY i.id ON CONFLICT (instance_id) DO NOTHING",
             )
             .execute(&mut *tx)
             .await
@@ -161,6 +176,18 @@ impl Store {
         let steal = self.backend() == Backend::Sqlite;
         let now = now_ms();
         dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db_for(action, instance_id))?;
+            if self.backend() == Backend::Postgres {
+                // An upsert only takes a no-key lock, which a page commit's
+                // fence (`FOR KEY SHARE`) lets through: lock the row as a
+                // claim first, so a page in flight finishes under the
+                // epoch it checked.
+                sqlx::query("SELECT 1 FROM leases WHERE instance_id = $1 FOR UPDATE")
+                    .bind(instance_id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::db_for(action, instance_id))?;
+            }
             let row = sqlx::query(
                 "INSERT INTO leases (instance_id, owner, epoch, expires_ms) VALUES ($1, $2, 1, $3) \
                  ON CONFLICT (instance_id) DO UPDATE SET \
@@ -175,9 +202,10 @@ impl Store {
             .bind(now.saturating_add(ttl_ms))
             .bind(now)
             .bind(steal)
-            .fetch_optional(p)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(StoreError::db_for(action, instance_id))?;
+            tx.commit().await.map_err(StoreError::db_for(action, instance_id))?;
             row.as_ref().map(lease_from_row).transpose()
         })
     }
@@ -222,6 +250,38 @@ impl Store {
             .await
             .map(|d| d.rows_affected()))
         .map_err(StoreError::db("releasing instance leases"))
+    }
+
+    /// When the next lease held by another daemon lapses (ms since the
+    /// Unix epoch), among instances a daemon would claim (not disabled, not
+    /// halted); `None` when no such lease is held. A daemon with room
+    /// wakes then, so a dead daemon's instances are taken over as soon as
+    /// their lease allows.
+    pub async fn next_foreign_lapse_ms(&self, owner: &str) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, p => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(l.expires_ms) FROM leases l JOIN instances i ON i.id = l.instance_id \
+             WHERE i.status <> 'disabled' AND i.disabled = FALSE AND i.halted = FALSE \
+             AND l.owner <> $1 AND l.owner <> '' AND l.expires_ms >= $2",
+        )
+        .bind(owner)
+        .bind(now_ms())
+        .fetch_one(p)
+        .await)
+        .map_err(StoreError::db("reading when the next lease lapses"))
+    }
+
+    /// Every lease row, held or lapsed, by instance id (one query: what a
+    /// watcher of several daemons samples).
+    pub async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        dispatch!(self, p => {
+            let rows = sqlx::query(
+                "SELECT instance_id, owner, epoch, expires_ms FROM leases ORDER BY instance_id",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::db("reading the instance leases"))?;
+            rows.iter().map(lease_from_row).collect()
+        })
     }
 
     /// The lease of an instance, held or lapsed; `None` if no daemon ever

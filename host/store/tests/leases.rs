@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -141,6 +141,93 @@ async fn a_held_lease_is_not_claimed(backend: Backend) {
             assert_eq!(taken[0].epoch, held.epoch + 1);
         }
     }
+}
+
+/// Sessions of this test's database waiting on a lock.
+async fn lock_waiters(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+async fn until_waiters(conn: &mut sqlx::PgConnection, n: i64) {
+    for _ in 0..3000 {
+        if lock_waiters(conn).await >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never saw {n} sessions waiting on a lock");
+}
+
+/// Liveness, not speed: the call must return while the page is in flight.
+async fn without_waiting<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} waited for the page commit in flight"))
+}
+
+/// A page commit in flight (its fence checked, its events inserted, held
+/// by a test lock on the instance row) keeps its lease against every
+/// claim, yet never holds up its daemon's heartbeat or another daemon's
+/// claim of other leases.
+#[tokio::test]
+async fn postgres_a_page_in_flight_keeps_its_lease_and_never_blocks_a_heartbeat() {
+    use sqlx::Connection as _;
+    let db = open(Backend::Postgres).await;
+    let a = instance(&db.store, "acme").await;
+    // Lapsed at once: only the page in flight keeps others off it.
+    let held = db.store.claim_leases("d1", -1, 10).await.unwrap().remove(0);
+    let mut test = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut test).await.unwrap();
+    sqlx::query("SELECT 1 FROM instances WHERE id = $1 FOR UPDATE")
+        .bind(&a.id)
+        .fetch_all(&mut test)
+        .await
+        .unwrap();
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+
+    let store = db.store.clone();
+    let (fence, id) = (held.fence(), a.id.clone());
+    let page = tokio::spawn(async move {
+        store
+            .commit_audit_page_fenced(&fence, &id, &events("e", 1_000, 5), "c1")
+            .await
+    });
+    until_waiters(&mut watch, 1).await;
+
+    // Another daemon's claim skips the lease in use, without waiting.
+    let claimed = without_waiting("a claim", db.store.claim_leases("d2", TTL, 10)).await;
+    assert!(claimed.unwrap().is_empty());
+    // The holder's heartbeat renews it, without waiting.
+    let renewed = without_waiting("a renewal", db.store.renew_leases("d1", TTL)).await;
+    assert_eq!(renewed.unwrap()[0].epoch, held.epoch);
+    // An operator's start on another daemon waits for the page…
+    db.store.release_leases("d1").await.unwrap();
+    let store = db.store.clone();
+    let id = a.id.clone();
+    let start = tokio::spawn(async move { store.claim_lease("d2", &id, TTL).await });
+    until_waiters(&mut watch, 2).await;
+    assert!(!start.is_finished());
+
+    // …which commits under the epoch it checked; then the start takes over.
+    sqlx::query("COMMIT").execute(&mut test).await.unwrap();
+    assert_eq!(page.await.unwrap().unwrap(), 5);
+    let taken = start.await.unwrap().unwrap().unwrap();
+    assert_eq!((taken.owner.as_str(), taken.epoch), ("d2", held.epoch + 1));
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 5);
+    assert_eq!(
+        db.store
+            .cursor(&a.id, AUDIT_STREAM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("c1")
+    );
 }
 
 both_backends!(

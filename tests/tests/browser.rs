@@ -150,7 +150,7 @@ async fn an_operator_connects_explores_approves_and_signs_out_in_chromium() -> a
 
     // Zendesk through the OAuth consent: declined first, nothing created.
     let (client_id, client_secret) = zendesk.oauth_client();
-    zendesk.set_oauth_redirect_uris(vec![console("/console/oauth/callback")]);
+    zendesk.set_oauth_redirect_uris(vec![console("/oauth/callback")]);
     let connect_zendesk = || async {
         b.goto(&console("/console/connect/zendesk?method=oauth"))
             .await?;

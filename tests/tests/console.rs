@@ -70,6 +70,15 @@ async fn console_needs_a_session_from_the_operator_and_a_csrf_token_on_every_for
     let refused = tab.post(&format!("{detail}/disable"), &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
     assert!(!disabled(&h, &id).await, "a form without a session acted");
+    // The page Ward's /oauth/callback sends a console consent to shows a
+    // refusal's text only for a consent the console is waiting for: a
+    // crafted link cannot put words on the console's origin.
+    let crafted = tab
+        .get("/console/oauth/returned?state=guess&error=Call%20555-0100%20to%20verify")
+        .await;
+    assert_eq!(crafted.status, StatusCode::BAD_REQUEST, "{crafted:?}");
+    assert!(!crafted.body.contains("555-0100"), "{}", crafted.body);
+    assert!(crafted.body.contains("not one this console is waiting for"));
 
     // The instance's Element token opens the API's view of it, not the console.
     let (status, _) = h

@@ -274,28 +274,50 @@ pub(crate) async fn oauth_url(
         ("error_description" = Option<String>, Query, description = "Provider's explanation"),
     ),
     security(("OauthState" = [])),
-    responses((status = 200, body = CallbackView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = CallbackView),
+        (status = 303, description = "A consent begun in the console: the browser continues there (`/console/oauth/returned?state=…[&error=…]`)"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
 pub(crate) async fn oauth_callback(
     State(state): State<AppState>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult<Json<CallbackView>> {
+) -> ApiResult<Response> {
     let mut params =
         query(q).map_err(|e| ApiError::unauthorized(format!("{}; {RESTART}", e.message)))?;
-    let returned = consent::complete(
+    let oauth_state = params.remove("state");
+    let result = consent::complete(
         &state.daemon,
         Callback {
-            state: params.remove("state"),
+            state: oauth_state.clone(),
             code: params.remove("code"),
             error: params.remove("error"),
             error_description: params.remove("error_description"),
         },
     )
-    .await?;
+    .await;
+    // A consent the console began continues in the console, which
+    // finishes it behind the session that began it.
+    if let Some((oauth_state, to)) = oauth_state.and_then(|s| {
+        let to = state.daemon.browser_returns.take(&s)?;
+        Some((s, to))
+    }) {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("state", &oauth_state);
+        if let Err(e) = &result {
+            query.append_pair("error", &e.to_string());
+        }
+        let location = format!("{to}?{}", query.finish());
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
+    }
+    let returned = result?;
     Ok(Json(CallbackView {
         element: returned.element,
         code: returned.code,
         state: returned.state,
-    }))
+    })
+    .into_response())
 }
 
 /// Where the consent of an OAuth state stands, for the operator who

@@ -358,7 +358,7 @@ pub(crate) fn connect(session: &Session, f: &ConnectForm, problem: Option<&str>)
                             input #client_id type="text" name="client_id" value=(f.client_id) autocomplete="off" required;
                             label for="client_secret" { "OAuth client secret (required)" }
                             input #client_secret type="password" name="client_secret" autocomplete="off" required;
-                            small { "Register " code { "<console>/console/oauth/callback" } " as a redirect URI of this client at the provider." }
+                            small { "Register " code { "<console>/oauth/callback" } " (Ward's callback) as a redirect URI of this client at the provider." }
                         }
                         button type="submit" { "Connect with OAuth" }
                     }

@@ -116,7 +116,7 @@ pub(crate) fn router(console: Console) -> Router {
     Router::new()
         .route(SIGN_IN, get(sign_in_page).post(sign_in))
         .route(LINK, get(link))
-        .route(wizard::CALLBACK, get(wizard::callback))
+        .route(wizard::RETURNED, get(wizard::returned))
         .route("/console/assets/{name}", get(asset))
         .merge(private)
         .with_state(console)

@@ -5,14 +5,15 @@
 //! the REST API does.
 //!
 //! OAuth goes out as a real redirect to the provider's consent page with
-//! the redirect URI `<console>/console/oauth/callback`, a Ward callback
-//! (its path ends in `/oauth/callback`, so Ward records the code with its
-//! single-use state there: [`consent::complete`]). The provider's redirect
-//! back is cross-site, so the browser does not send the `SameSite=Strict`
-//! session cookie with it; the callback page therefore only records the
-//! code and continues, same-site, to `/console/connect/finish`, which runs
-//! behind the session and creates (or reconnects) the instance for the
-//! session that began the consent.
+//! Ward's own redirect URI, `<console>/oauth/callback`: the same route and
+//! the same single-use state check ([`consent::complete`]) as for any API
+//! client. For a consent the console began, that route sends the browser
+//! on to `/console/oauth/returned` (the daemon's
+//! [`ward_daemon::consent::BrowserReturns`]). The provider's redirect is
+//! cross-site, so the browser does not send the `SameSite=Strict` session
+//! cookie with it; that page therefore continues, same-site, to
+//! `/console/connect/finish`, which runs behind the session and creates
+//! (or reconnects) the instance for the session that began the consent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use ward_daemon::Daemon;
-use ward_daemon::consent::{self, Callback, ClientSettings, CodeGrant, sha256_hex};
+use ward_daemon::consent::{self, ClientSettings, CodeGrant, sha256_hex};
 use ward_daemon::instances::{self, Credentials, NewInstance, Update, now_ms};
 use ward_daemon::registry::LoadedPlugin;
 use ward_manifest::{Auth, Manifest};
@@ -34,9 +35,9 @@ use crate::render::{self, TestOutcome};
 use crate::routes::ConsoleError;
 use crate::session::{self, Session};
 
-/// The console's OAuth redirect URI path.
-pub(crate) const CALLBACK: &str = "/console/oauth/callback";
-/// Where the callback page continues, behind the session.
+/// Where Ward's `/oauth/callback` sends a console consent's browser on.
+pub(crate) const RETURNED: &str = "/console/oauth/returned";
+/// Where that page continues, behind the session.
 pub(crate) const FINISH: &str = "/console/connect/finish";
 /// Prefix of configuration fields in the wizard's form.
 pub(crate) const CONFIG_PREFIX: &str = "config.";
@@ -56,8 +57,6 @@ struct Pending {
     /// The CSRF token of the session that began it: only that session
     /// finishes it.
     session_csrf: String,
-    /// The code, once the callback has seen it.
-    code: Option<String>,
     expires_ms: i64,
 }
 
@@ -84,37 +83,27 @@ impl Consents {
             Pending {
                 purpose,
                 session_csrf: session.csrf.clone(),
-                code: None,
                 expires_ms: now.saturating_add(ttl_ms),
             },
         );
     }
 
-    fn returned(&self, state: &str, code: &str) {
-        if let Some(p) = self.lock().get_mut(&sha256_hex(state)) {
-            p.code = Some(code.to_owned());
-        }
+    /// Forgets the consent of `state`; whether it was pending.
+    fn forget(&self, state: &str) -> bool {
+        self.lock().remove(&sha256_hex(state)).is_some()
     }
 
-    fn forget(&self, state: &str) {
-        self.lock().remove(&sha256_hex(state));
-    }
-
-    /// Takes the pending consent of `state` if `session` began it and its
-    /// code came back.
-    fn take(&self, state: &str, session: &Session) -> Option<(Purpose, String)> {
+    /// Takes the pending consent of `state` if `session` began it.
+    fn take(&self, state: &str, session: &Session) -> Option<Purpose> {
         let mut map = self.lock();
         let key = sha256_hex(state);
         let mine = map.get(&key).is_some_and(|p| {
-            p.code.is_some()
-                && p.expires_ms > now_ms()
-                && session::same(&p.session_csrf, &session.csrf)
+            p.expires_ms > now_ms() && session::same(&p.session_csrf, &session.csrf)
         });
         if !mine {
             return None;
         }
-        let p = map.remove(&key)?;
-        Some((p.purpose, p.code?))
+        map.remove(&key).map(|p| p.purpose)
     }
 }
 
@@ -397,9 +386,13 @@ async fn begin_consent(
     let begun = consent::begin(daemon, plugin, config, client)
         .await
         .map_err(|e| e.to_string())?;
+    let ttl_ms = state_ttl_ms(daemon);
     console
         .consents
-        .begin(&begun.state, purpose, session, state_ttl_ms(daemon));
+        .begin(&begun.state, purpose, session, ttl_ms);
+    daemon
+        .browser_returns
+        .expect(&begun.state, RETURNED, now_ms().saturating_add(ttl_ms));
     Ok(Redirect::to(&begun.oauth_url).into_response())
 }
 
@@ -470,61 +463,46 @@ fn oauth_client(
     Ok(ClientSettings {
         client_id: Some(client_id.to_owned()),
         client_secret: Some(client_secret.to_owned()),
-        callback_url: Some(format!("{base}{CALLBACK}")),
+        callback_url: Some(format!("{base}{}", consent::CALLBACK_PATH)),
     })
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct CallbackQuery {
+pub(crate) struct ReturnedQuery {
     #[serde(default)]
     state: Option<String>,
-    #[serde(default)]
-    code: Option<String>,
+    /// Why Ward's callback refused the redirect (declined, unknown state…).
     #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
-    error_description: Option<String>,
 }
 
-/// The provider's redirect back (no session cookie comes with it): Ward
-/// records the code with its state ([`consent::complete`], as at
-/// `/oauth/callback`), then the page continues same-site to
-/// [`FINISH`]. A declined consent says so: nothing was created.
-pub(crate) async fn callback(
+/// Where Ward's `/oauth/callback` sends a console consent's browser (no
+/// session cookie comes with the provider's redirect): the page continues
+/// same-site to [`FINISH`]. A refused consent says why, for a consent
+/// this console is waiting for only (the text came through a URL), and
+/// that nothing was created.
+pub(crate) async fn returned(
     State(console): State<Console>,
-    Query(q): Query<CallbackQuery>,
+    Query(q): Query<ReturnedQuery>,
 ) -> Response {
-    let state = q.state.clone().unwrap_or_default();
-    let result = consent::complete(
-        &console.daemon,
-        Callback {
-            state: q.state,
-            code: q.code,
-            error: q.error,
-            error_description: q.error_description,
-        },
-    )
-    .await;
-    match result {
-        Ok(returned) => {
-            console.consents.returned(&returned.state, &returned.code);
-            let next = format!(
-                "{FINISH}?{}",
-                url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("state", &returned.state)
-                    .finish()
-            );
-            render::consent_returned(&next).into_response()
-        }
-        Err(e) => {
-            console.consents.forget(&state);
-            let status = match e {
-                consent::ConsentError::Declined { .. } => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            (status, render::consent_failed(&e.to_string())).into_response()
-        }
-    }
+    let state = q.state.unwrap_or_default();
+    let Some(error) = q.error else {
+        let next = format!(
+            "{FINISH}?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &state)
+                .finish()
+        );
+        return render::consent_returned(&next).into_response();
+    };
+    let message = if console.consents.forget(&state) {
+        error
+    } else {
+        "This consent is not one this console is waiting for (already finished, expired, or the \
+         daemon restarted)."
+            .to_owned()
+    };
+    (StatusCode::BAD_REQUEST, render::consent_failed(&message)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -539,7 +517,7 @@ pub(crate) async fn finish(
     Extension(session): Extension<Session>,
     Query(q): Query<FinishQuery>,
 ) -> Result<Response, ConsoleError> {
-    let Some((purpose, code)) = console.consents.take(&q.state, &session) else {
+    let Some(purpose) = console.consents.take(&q.state, &session) else {
         return Err(ConsoleError::BadRequest(
             "this consent is not one this console session is waiting for (already finished, \
              begun in another session, expired, or the daemon restarted): start again from \
@@ -548,6 +526,19 @@ pub(crate) async fn finish(
         ));
     };
     let daemon = &console.daemon;
+    // The code Ward's `/oauth/callback` recorded with the state.
+    let code = daemon
+        .store
+        .oauth_outcome(&sha256_hex(&q.state))
+        .await?
+        .and_then(|o| o.code)
+        .ok_or_else(|| {
+            ConsoleError::BadRequest(
+                "the provider's code for this consent has not reached Ward's /oauth/callback \
+                 (or has expired): start again from Connect"
+                    .to_owned(),
+            )
+        })?;
     let grant = Credentials::Code(CodeGrant {
         code,
         state: Some(q.state),

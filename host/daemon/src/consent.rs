@@ -24,8 +24,8 @@
 //! plugin failure) the state is released, so the operator can try again with
 //! the same code.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use subtle::ConstantTimeEq;
 use ward_runtime::types::{Grant, OauthCode, PluginError};
@@ -34,7 +34,47 @@ use ward_store::{Instance, OauthState, Store, StoreError};
 
 use crate::Daemon;
 use crate::connect::{self, ConnectError, Connected, NewConnection};
+use crate::instances::now_ms;
 use crate::registry::LoadedPlugin;
+
+/// Where Ward's `/oauth/callback` sends the browser on, for consents a
+/// front end of this daemon (the console) began and finishes behind its
+/// own session: by state, with the path to continue at. In memory, as the
+/// console's sessions are; an entry is taken once, or pruned when its
+/// state has expired.
+#[derive(Default)]
+pub struct BrowserReturns {
+    inner: Mutex<HashMap<String, (String, i64)>>,
+}
+
+impl std::fmt::Debug for BrowserReturns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserReturns").finish_non_exhaustive()
+    }
+}
+
+impl BrowserReturns {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (String, i64)>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The provider's redirect for `state` continues at `path` (a path on
+    /// this daemon, e.g. `/console/oauth/returned`), until `expires_ms`.
+    pub fn expect(&self, state: &str, path: &str, expires_ms: i64) {
+        let now = now_ms();
+        let mut map = self.lock();
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(sha256_hex(state), (path.to_owned(), expires_ms));
+    }
+
+    /// Where the browser that came back with `state` continues, once.
+    pub fn take(&self, state: &str) -> Option<String> {
+        self.lock()
+            .remove(&sha256_hex(state))
+            .filter(|(_, expires)| *expires > now_ms())
+            .map(|(path, _)| path)
+    }
+}
 
 /// Where an operator starts a consent over.
 pub const RESTART: &str = "start again at GET /elements/{keyOrId}/oauth/url";

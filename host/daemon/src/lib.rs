@@ -58,6 +58,9 @@ pub struct Daemon {
     pub metrics: Arc<metrics::Metrics>,
     /// Event delivery (`[[sinks]]`).
     pub sinks: ward_sinks::Sinks,
+    /// Consents the console began: where `/oauth/callback` sends their
+    /// browser on.
+    pub browser_returns: Arc<consent::BrowserReturns>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -178,6 +181,7 @@ impl Daemon {
             config,
             metrics,
             sinks,
+            browser_returns: Arc::default(),
         }
     }
 

@@ -31,13 +31,23 @@ pub struct Upstream<'a> {
 
 /// Writes `ward.toml` into `data_dir` and returns its path.
 pub fn write_config(data_dir: &Path, upstream: Option<&Upstream<'_>>) -> anyhow::Result<PathBuf> {
-    write_config_with(data_dir, upstream, "")
+    write_config_for(data_dir, upstream.as_slice(), "")
 }
 
 /// [`write_config`] with `extra` TOML tables appended (`[store]`, `[scheduler]`).
 pub fn write_config_with(
     data_dir: &Path,
     upstream: Option<&Upstream<'_>>,
+    extra: &str,
+) -> anyhow::Result<PathBuf> {
+    write_config_for(data_dir, upstream.as_slice(), extra)
+}
+
+/// [`write_config_with`] for any number of provider hosts (one CA file
+/// each, deduplicated).
+pub fn write_config_for(
+    data_dir: &Path,
+    upstreams: &[Upstream<'_>],
     extra: &str,
 ) -> anyhow::Result<PathBuf> {
     let listen = free_port()?;
@@ -47,13 +57,26 @@ pub fn write_config_with(
         hash(USER),
         hash(ORG),
     );
-    if let Some(up) = upstream {
+    if !upstreams.is_empty() {
+        let resolve: Vec<String> = upstreams
+            .iter()
+            .map(|up| format!("{:?} = \"{}\"", up.host, up.addr))
+            .collect();
+        let cas: Vec<&Path> = upstreams
+            .iter()
+            .map(|up| up.ca_file)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let private: std::collections::BTreeSet<String> = upstreams
+            .iter()
+            .map(|up| format!("\"{}/32\"", up.addr.ip()))
+            .collect();
         toml.push_str(&format!(
-            "[egress]\nresolve = {{ {:?} = \"{}\" }}\nca_files = [{:?}]\nallow_private = [\"{}/32\"]\n",
-            up.host,
-            up.addr,
-            up.ca_file,
-            up.addr.ip()
+            "[egress]\nresolve = {{ {} }}\nca_files = {:?}\nallow_private = [{}]\n",
+            resolve.join(", "),
+            cas,
+            private.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     toml.push_str(extra);
@@ -183,6 +206,23 @@ impl Daemon {
                 view["worker"]["epoch"].as_i64().unwrap_or_default(),
             )
         }))
+    }
+
+    /// Every instance's id, events stored and status state
+    /// (`GET /instances`).
+    pub async fn instances(&self) -> anyhow::Result<Vec<(String, u64, String)>> {
+        let list = self.call(reqwest::Method::GET, "/instances", None).await?;
+        let list = list.as_array().context("GET /instances answered no list")?;
+        Ok(list
+            .iter()
+            .map(|view| {
+                (
+                    view["id"].as_str().unwrap_or_default().to_string(),
+                    view["status"]["eventsStored"].as_u64().unwrap_or(0),
+                    view["status"]["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect())
     }
 
     /// Events the instance has stored, and its status state.

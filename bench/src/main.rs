@@ -11,14 +11,15 @@ mod calls;
 mod daemon;
 mod figure;
 mod ingest;
+mod parse;
+mod python;
 mod runtime;
+mod scale;
 mod scrub;
 mod sinks;
 mod standin;
 mod startup;
 mod store;
-
-use figure::Figure;
 
 #[derive(Parser)]
 #[command(about = "Ward's benchmark figures (driven by `cargo xtask bench`)")]
@@ -62,8 +63,23 @@ enum Group {
         #[arg(long)]
         ward: PathBuf,
     },
-    /// Figures this suite does not measure yet, with the reason.
-    Pending,
+    /// `examples/python-okta-lite` built with componentize-py against the
+    /// Rust Okta connector: size, compile, cached start, inspect. Needs
+    /// `WARD_COMPONENTIZE_PY` (set by `cargo xtask bench`).
+    Python {
+        /// The `ward` binary (for `ward plugin inspect`).
+        #[arg(long)]
+        ward: PathBuf,
+    },
+    /// The Okta connector's page parser natively vs. in wasm.
+    Parse,
+    /// One `ward serve` with 1,000 Okta instances on 1,000 tenant hosts:
+    /// peak RSS during their backfills, RSS idle, memory per instance.
+    Scale {
+        /// The `ward` binary to run.
+        #[arg(long)]
+        ward: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -79,19 +95,8 @@ async fn main() -> anyhow::Result<()> {
         Group::Sinks => sinks::run().await,
         Group::Startup { ward } => startup::run(&ward).await,
         Group::Store { ward } => store::run(&ward).await,
-        Group::Pending => pending(),
+        Group::Python { ward } => python::run(&ward).await,
+        Group::Parse => parse::run().await,
+        Group::Scale { ward } => scale::run(&ward).await,
     }
-}
-
-fn pending() -> anyhow::Result<()> {
-    Figure::missing(
-        "guest parse vs native (Okta page)",
-        "the connector's page parser (`map_event` in plugins/okta) is private to the component and is being reworked for the 0.2 contract in parallel; measuring it needs a public parse entry point callable natively and from a wasm harness",
-    )
-    .emit()?;
-    Figure::missing(
-        "RSS idle with 1,000 instances",
-        "needs 1,000 tenant hosts resolved to stand-ins; not built in this round",
-    )
-    .emit()
 }

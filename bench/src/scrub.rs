@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use ward_runtime::SecretSet;
 use ward_runtime::caps::secrets::scrub;
 
@@ -21,7 +20,7 @@ const CALLS: usize = 30;
 pub async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let org = Org::start(1_000, dir.path()).await?;
-    let (headers, body) = first_page(&org).await?;
+    let (headers, body) = org.first_page().await?;
     let secrets = BTreeMap::from([("api_token".to_string(), org.token.clone())]);
     let scrubbed = time_scrub(&SecretSet::new(secrets.clone()), &headers, &body)?;
     let empty = time_scrub(&SecretSet::new(BTreeMap::new()), &headers, &body)?;
@@ -63,19 +62,6 @@ pub async fn run() -> anyhow::Result<()> {
     }
     .emit()?;
     Ok(())
-}
-
-/// The stand-in's first 1,000-event page, as the broker receives it.
-async fn first_page(org: &Org) -> anyhow::Result<(http::HeaderMap, Vec<u8>)> {
-    let response = org
-        .client()?
-        .get(org.logs_url()?)
-        .header("Authorization", format!("SSWS {}", org.token))
-        .send()
-        .await
-        .context("reading a page from the stand-in")?;
-    let headers = response.headers().clone();
-    Ok((headers, response.bytes().await?.to_vec()))
 }
 
 fn time_scrub(

@@ -112,6 +112,20 @@ impl Org {
         )?)
     }
 
+    /// The first 1,000-event page (headers and body), as the broker
+    /// receives it.
+    pub async fn first_page(&self) -> anyhow::Result<(http::HeaderMap, Vec<u8>)> {
+        let response = self
+            .client()?
+            .get(self.logs_url()?)
+            .header("Authorization", format!("SSWS {}", self.token))
+            .send()
+            .await
+            .context("reading a page from the stand-in")?;
+        let headers = response.headers().clone();
+        Ok((headers, response.bytes().await?.to_vec()))
+    }
+
     /// Reads the whole System Log in pages of 1,000, as Ward's connector
     /// does, with a plain HTTPS client.
     async fn read_all(&self) -> anyhow::Result<ServeRate> {

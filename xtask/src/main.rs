@@ -27,7 +27,7 @@ mod tools;
 const AIRBYTE_OKTA: &str = "airbyte-source-okta==0.3.26";
 /// Every figure group of `ward-bench`, in the order they run.
 const GROUPS: &[&str] = &[
-    "startup", "calls", "scrub", "sinks", "store", "ingest", "pending",
+    "startup", "calls", "scrub", "parse", "sinks", "store", "ingest", "scale", "python",
 ];
 
 /// One figure as `ward-bench` prints it.
@@ -145,12 +145,14 @@ fn bench(options: &Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The Python group builds examples/python-okta-lite with the pinned
+    // componentize-py the tests use (installed under target/tools once).
     for group in GROUPS
         .iter()
         .filter(|g| options.only.iter().any(|o| o == *g))
     {
         let mut args = vec![group.to_string()];
-        if matches!(*group, "ingest" | "startup" | "store") {
+        if matches!(*group, "ingest" | "startup" | "store" | "scale" | "python") {
             args.extend(["--ward".into(), ward.display().to_string()]);
         }
         if *group == "ingest" {
@@ -162,12 +164,15 @@ fn bench(options: &Options) -> anyhow::Result<()> {
         let command = format!("cargo xtask bench --only {group}");
         eprintln!("xtask: ward-bench {}", args.join(" "));
         // The `store` group needs a PostgreSQL server: the tests' throwaway
-        // cluster, stopped when `tools` is dropped after the group.
+        // cluster, stopped when `tools` is dropped after the group. The
+        // `python` group builds examples/python-okta-lite with the pinned
+        // componentize-py the tests use (installed under target/tools once).
         let tools = tools::Context::new(&target)?;
-        let mut env = Vec::new();
-        if *group == "store" {
-            env = tools::postgres::setup(&tools)?;
-        }
+        let env = match *group {
+            "store" => tools::postgres::setup(&tools)?,
+            "python" => tools::componentize_py::setup(&tools)?,
+            _ => Vec::new(),
+        };
         match run_group(&bench_bin, &args, &env) {
             Ok(found) => figures.extend(found.into_iter().map(|f| Figure {
                 command: command.clone(),

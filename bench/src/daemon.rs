@@ -20,6 +20,7 @@ pub struct Daemon {
 }
 
 /// Where the daemon's provider requests go.
+#[derive(Clone, Copy)]
 pub struct Upstream<'a> {
     /// Provider host name.
     pub host: &'a str,
@@ -31,7 +32,7 @@ pub struct Upstream<'a> {
 
 /// Writes `ward.toml` into `data_dir` and returns its path.
 pub fn write_config(data_dir: &Path, upstream: Option<&Upstream<'_>>) -> anyhow::Result<PathBuf> {
-    write_config_for(data_dir, upstream.as_slice(), "")
+    write_config_for(data_dir, upstream.copied().as_slice(), "")
 }
 
 /// [`write_config`] with `extra` TOML tables appended (`[store]`, `[scheduler]`).
@@ -40,7 +41,7 @@ pub fn write_config_with(
     upstream: Option<&Upstream<'_>>,
     extra: &str,
 ) -> anyhow::Result<PathBuf> {
-    write_config_for(data_dir, upstream.as_slice(), extra)
+    write_config_for(data_dir, upstream.copied().as_slice(), extra)
 }
 
 /// [`write_config_with`] for any number of provider hosts (one CA file

@@ -33,11 +33,6 @@ impl Figure {
         }
     }
 
-    /// A figure that could not be measured in this run, and why.
-    pub fn missing(figure: &str, reason: impl Into<String>) -> Figure {
-        Figure::alone(figure, "not measured".to_string(), reason)
-    }
-
     /// Prints the figure as one JSON line on stdout (what `cargo xtask
     /// bench` collects).
     pub fn emit(&self) -> anyhow::Result<()> {

@@ -9,11 +9,25 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpErr, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+/// What a `wasi:http` send answers.
+type SendResult = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpErr>> + Send>,
+    ),
+    HttpErr,
+>;
 
 use crate::figure::{Figure, median, micros, ratio};
 use crate::standin::Org;
@@ -64,6 +78,69 @@ pub async fn run() -> anyhow::Result<()> {
 struct Guest {
     ctx: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: NoHttp,
+}
+
+/// The parse path sends no request; `wasi:http` is linked only because the
+/// connector crate the guest links imports it.
+struct NoHttp;
+
+impl WasiHttpHooks for NoHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpErr>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(HttpErr::HttpRequestDenied) })
+    }
+}
+
+impl WasiHttpView for Guest {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// Defines every function of the guest's `ward:` imports (the connector's
+/// log interface, which the parse path never calls) as a trap. Not
+/// `Linker::define_unknown_imports_as_traps`: it would shadow the WASI
+/// interfaces the component imports at a newer patch version than the
+/// linker's with instances of fresh resource types.
+fn trap_ward_imports(
+    engine: &Engine,
+    component: &Component,
+    linker: &mut Linker<Guest>,
+) -> anyhow::Result<()> {
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if !name.starts_with("ward:") {
+            continue;
+        }
+        let mut defining = linker
+            .instance(name)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        for (func, item) in instance.exports(engine) {
+            if let ComponentItem::ComponentFunc(_) = item.ty {
+                let what = format!("{name}#{func}");
+                defining
+                    .func_new(func, move |_, _, _, _| {
+                        Err(wasmtime::Error::msg(format!(
+                            "{what} is not provided to the parse benchmark"
+                        )))
+                    })
+                    .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl WasiView for Guest {
@@ -88,9 +165,9 @@ async fn in_wasm(page: &[u8]) -> anyhow::Result<(Vec<Duration>, usize)> {
         .map_err(|e| anyhow::anyhow!("linking WASI: {e:#}"))?;
     // The parser links the connector crate, whose other exports import the
     // host's log and HTTP interfaces; the parse path calls neither.
-    linker
-        .define_unknown_imports_as_traps(&component)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| anyhow::anyhow!("linking wasi:http: {e:#}"))?;
+    trap_ward_imports(&engine, &component, &mut linker)?;
     let stdout = MemoryOutputPipe::new(1 << 20);
     let rounds = (ROUNDS + WARM_UP).to_string();
     let ctx = WasiCtx::builder()
@@ -104,6 +181,8 @@ async fn in_wasm(page: &[u8]) -> anyhow::Result<(Vec<Duration>, usize)> {
         Guest {
             ctx,
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: NoHttp,
         },
     );
     // Nothing advances the epoch here: the check runs, the deadline never

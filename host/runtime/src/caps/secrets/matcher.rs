@@ -114,32 +114,38 @@ impl Redactor {
     }
 
     /// Replaces each match with `replacement(name)`; returns the new bytes
-    /// and the number of replacements.
-    fn replace(&self, input: &[u8], replacement: impl Fn(&str) -> String) -> (Vec<u8>, usize) {
-        let Some(a) = &self.inner else {
-            return (input.to_vec(), 0);
-        };
+    /// and the number of replacements, or `None` (nothing copied) when no
+    /// stored value occurs: the common case, on every response body.
+    fn replace(
+        &self,
+        input: &[u8],
+        replacement: impl Fn(&str) -> String,
+    ) -> Option<(Vec<u8>, usize)> {
+        let a = self.inner.as_ref()?;
+        let mut matches = a.matcher.find_iter(input).peekable();
+        matches.peek()?;
         let mut out = Vec::with_capacity(input.len());
         let mut last = 0;
         let mut count = 0;
-        for m in a.matcher.find_iter(input) {
+        for m in matches {
             out.extend_from_slice(&input[last..m.start()]);
             out.extend_from_slice(replacement(&a.names[m.pattern().as_usize()]).as_bytes());
             last = m.end();
             count += 1;
         }
         out.extend_from_slice(&input[last..]);
-        (out, count)
+        Some((out, count))
     }
 
     /// Redacts in place; returns how many occurrences were replaced.
     pub fn redact(&self, text: &mut String) -> usize {
-        let (out, count) = self.replace(text.as_bytes(), |name| format!("[REDACTED:{name}]"));
-        if count > 0 {
-            // Matches are whole UTF-8 patterns, so the result stays UTF-8;
-            // lossy conversion only guards the invariant.
-            *text = String::from_utf8_lossy(&out).into_owned();
-        }
+        let Some((out, count)) = self.replace(text.as_bytes(), |name| format!("[REDACTED:{name}]"))
+        else {
+            return 0;
+        };
+        // Matches are whole UTF-8 patterns, so the result stays UTF-8;
+        // lossy conversion only guards the invariant.
+        *text = String::from_utf8_lossy(&out).into_owned();
         count
     }
 
@@ -158,6 +164,12 @@ impl Redactor {
     /// Replaces every stored value with its reference text
     /// `{{secret:NAME}}`; returns the new bytes and the count.
     pub fn scrub(&self, input: &[u8]) -> (Vec<u8>, usize) {
+        self.scrubbed(input).unwrap_or_else(|| (input.to_vec(), 0))
+    }
+
+    /// Like [`Redactor::scrub`], but `None` when no stored value occurs,
+    /// so the caller keeps its bytes and nothing is copied.
+    pub fn scrubbed(&self, input: &[u8]) -> Option<(Vec<u8>, usize)> {
         self.replace(input, super::reference)
     }
 
@@ -209,6 +221,18 @@ mod tests {
         );
         assert!(r.names_in(b"nothing here").is_empty());
         assert!(Redactor::default().names_in(VALUE.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn text_without_a_stored_value_is_not_copied() {
+        let r = redactor();
+        assert!(r.scrubbed(b"nothing here, not even abc").is_none());
+        assert!(Redactor::default().scrubbed(VALUE.as_bytes()).is_none());
+        let (out, n) = r.scrubbed(format!("x {VALUE}").as_bytes()).unwrap();
+        assert_eq!((out.as_slice(), n), (&b"x {{secret:api_token}}"[..], 1));
+        let mut text = "plain text".to_string();
+        assert_eq!(r.redact(&mut text), 0);
+        assert_eq!(text, "plain text");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod scrub;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use matcher::Redactor;
 
@@ -33,10 +34,11 @@ pub fn reference(name: &str) -> String {
     format!("{PREFIX}{name}{SUFFIX}")
 }
 
-/// The secrets of one instance, by name.
+/// The secrets of one instance, by name. Cloning shares the values (every
+/// call's broker holds the set).
 #[derive(Clone, Default)]
 pub struct SecretSet {
-    values: BTreeMap<String, String>,
+    values: Arc<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for SecretSet {
@@ -51,7 +53,9 @@ impl fmt::Debug for SecretSet {
 impl SecretSet {
     /// Wraps name/value pairs.
     pub fn new(values: BTreeMap<String, String>) -> SecretSet {
-        SecretSet { values }
+        SecretSet {
+            values: Arc::new(values),
+        }
     }
 
     /// Whether no secret is stored.

@@ -20,16 +20,16 @@ pub fn response(redactor: &Redactor, headers: &mut HeaderMap, body: &mut Vec<u8>
             count += 1;
             continue;
         }
-        let (bytes, n) = redactor.scrub(value.as_bytes());
-        count += n;
-        if n == 0 {
+        let Some((bytes, n)) = redactor.scrubbed(value.as_bytes()) else {
             scrubbed.append(name, value.clone());
-        } else if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+            continue;
+        };
+        count += n;
+        if let Ok(value) = HeaderValue::from_bytes(&bytes) {
             scrubbed.append(name, value);
         }
     }
-    let (new_body, n) = redactor.scrub(body);
-    if n > 0 {
+    if let Some((new_body, n)) = redactor.scrubbed(body) {
         count += n;
         *body = new_body;
         if scrubbed.contains_key(header::CONTENT_LENGTH) {

@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use ward_store::{
-    AUDIT_STREAM, EventOrder, EventQuery, NewEvent, StoreError, StoredEvent, USERS_STREAM,
-};
+use ward_store::{EventOrder, EventQuery, NewEvent, StoreError, StoredEvent, USERS_STREAM};
 
 /// The event counter must always agree with the rows actually stored.
 async fn assert_counted(db: &TestDb, id: &str) {
@@ -38,14 +36,7 @@ async fn same_page_twice_stores_once(backend: Backend) {
         0
     );
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 100);
-    assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("c2")
-    );
+    assert_eq!(audit_cursor(&db.store, &a.id).await.as_deref(), Some("c2"));
 
     // An overlapping page stores only its new half.
     let overlap = events("e", 1_000, 150);
@@ -87,14 +78,7 @@ async fn empty_page_moves_cursor(backend: Backend) {
         db.store.commit_audit_page(&a.id, &[], "c9").await.unwrap(),
         0
     );
-    assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("c9")
-    );
+    assert_eq!(audit_cursor(&db.store, &a.id).await.as_deref(), Some("c9"));
 }
 
 async fn failed_page_leaves_events_and_cursor_untouched(backend: Backend) {
@@ -124,11 +108,7 @@ async fn failed_page_leaves_events_and_cursor_untouched(backend: Backend) {
 
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 10);
     assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
+        audit_cursor(&db.store, &a.id).await.as_deref(),
         Some("before")
     );
     // The store is still usable afterwards.
@@ -180,11 +160,7 @@ async fn twenty_thousand_events_in_twenty_pages(backend: Backend) {
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 20_000);
     assert_counted(&db, &a.id).await;
     assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
+        audit_cursor(&db.store, &a.id).await.as_deref(),
         Some("cursor-19")
     );
 }

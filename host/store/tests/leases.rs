@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use ward_store::{AUDIT_STREAM, StoreError, USERS_STREAM};
+use ward_store::{StoreError, USERS_STREAM};
 
 const TTL: i64 = 60_000;
 
@@ -88,14 +88,7 @@ async fn a_lost_lease_cannot_commit(backend: Backend) {
     assert!(matches!(err, StoreError::Fenced { .. }), "{err:?}");
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 5);
     assert_eq!(db.store.user_count(&a.id).await.unwrap(), 0);
-    assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("c1")
-    );
+    assert_eq!(audit_cursor(&db.store, &a.id).await.as_deref(), Some("c1"));
     assert_eq!(db.store.cursor(&a.id, USERS_STREAM).await.unwrap(), None);
 
     // The new holder commits.
@@ -220,14 +213,7 @@ async fn postgres_a_page_in_flight_keeps_its_lease_and_never_blocks_a_heartbeat(
     let taken = start.await.unwrap().unwrap().unwrap();
     assert_eq!((taken.owner.as_str(), taken.epoch), ("d2", held.epoch + 1));
     assert_eq!(db.store.event_count(&a.id).await.unwrap(), 5);
-    assert_eq!(
-        db.store
-            .cursor(&a.id, AUDIT_STREAM)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("c1")
-    );
+    assert_eq!(audit_cursor(&db.store, &a.id).await.as_deref(), Some("c1"));
 }
 
 both_backends!(

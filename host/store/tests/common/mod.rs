@@ -145,3 +145,8 @@ pub fn egress(instance_id: &str, at_ms: i64, allowed: bool) -> EgressRecord {
         latency_ms: 42,
     }
 }
+
+/// The instance's audit cursor, as a test compares it.
+pub async fn audit_cursor(store: &Store, id: &str) -> Option<String> {
+    store.cursor(id, ward_store::AUDIT_STREAM).await.unwrap()
+}

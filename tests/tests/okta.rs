@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ward_daemon::connect::connect;
-use ward_daemon::ingest::{Ingestor, Retry};
-use ward_runtime::CallError;
+use ward_daemon::ingest::{IngestError, Ingestor, Retry};
 use ward_runtime::types::{Grant, PluginError};
+use ward_runtime::{Bound, CallError};
 use ward_standins::okta::OktaConfig;
-use ward_store::{EventQuery, InstanceStatus};
+use ward_store::{EventQuery, Fence, InstanceStatus, StoreError};
 use ward_tests::Harness;
 
 fn config() -> BTreeMap<String, String> {
@@ -35,27 +35,14 @@ async fn backfill_25k_exactly_once_then_poll() {
         .unwrap();
     assert!(report.checks.iter().all(|c| c.ok), "{report:?}");
     assert_eq!(instance.status, InstanceStatus::Connected);
-    let ingestor = Ingestor {
-        store: h.store.clone(),
-        bound,
-        instance_id: instance.id.clone(),
-        fence: None,
-        retry: Retry::default(),
-    };
+    let ingestor = ingestor(&h, bound, &instance.id, None);
     let since = now_ms() - 60 * 86_400_000;
 
     let first = ingestor.sync_audit(since, |_| {}).await.unwrap();
     assert_eq!(first.new, 25_000);
     // 25 full pages, then the empty page that says "caught up".
     assert_eq!(first.pages, 26);
-    let log_requests = h
-        .okta
-        .requests()
-        .iter()
-        .filter(|r| {
-            r.path_and_query.starts_with("/api/v1/logs?") && !r.path_and_query.contains("limit=1&")
-        })
-        .count();
+    let log_requests = log_pages_fetched(&h);
     assert!(log_requests >= 26);
     assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 25_000);
 
@@ -120,13 +107,7 @@ async fn rate_limit_is_waited_out_without_loss() {
     let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
         .await
         .unwrap();
-    let ingestor = Ingestor {
-        store: h.store.clone(),
-        bound,
-        instance_id: instance.id.clone(),
-        fence: None,
-        retry: Retry::default(),
-    };
+    let ingestor = ingestor(&h, bound, &instance.id, None);
     h.okta.rate_limit_next(1, 1);
     h.okta.fail_next(2, 503);
     let stats = ingestor
@@ -151,13 +132,7 @@ async fn revoked_token_asks_for_reconnect() {
         }
         other => panic!("expected unauthorized, got {other:?}"),
     }
-    let ingestor = Ingestor {
-        store: h.store.clone(),
-        bound,
-        instance_id: instance.id.clone(),
-        fence: None,
-        retry: Retry::default(),
-    };
+    let ingestor = ingestor(&h, bound, &instance.id, None);
     let err = ingestor.sync_audit(0, |_| {}).await.unwrap_err();
     assert!(err.needs_operator(), "{err}");
 }
@@ -182,6 +157,92 @@ async fn admin_without_log_role_fails_the_check_with_advice() {
     assert!(role.message.contains("Read-only Administrator"));
     assert_eq!(instance.status, InstanceStatus::Error);
     assert!(instance.status_message.unwrap().contains("admin-role"));
+}
+
+/// Pages are pipelined (page N+1 is fetched while page N commits), yet a
+/// commit refused mid-backfill stores nothing after it: the lease is taken
+/// over once page 3 is in, page 4's commit is fenced, the page fetched
+/// meanwhile is dropped, and the stored cursor is page 3's, so a re-run
+/// stores exactly the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_commit_mid_backfill_drops_the_page_fetched_meanwhile() {
+    let h = Harness::start(OktaConfig {
+        events: 6_000,
+        ..OktaConfig::default()
+    })
+    .await;
+    let plugin = h.okta_plugin();
+    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    let lease = h
+        .store
+        .claim_lease("daemon-a", &instance.id, 600_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let ingestor = ingestor(&h, bound, &instance.id, Some(lease.fence()));
+    let since = now_ms() - 60 * 86_400_000;
+    let (store, id) = (h.store.clone(), instance.id.clone());
+    let err = ingestor
+        .sync_audit(since, |p| {
+            if p.stats.pages == 3 {
+                let taken = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current()
+                        .block_on(store.claim_lease("daemon-b", &id, 600_000))
+                });
+                assert!(taken.unwrap().is_some());
+            }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::Store {
+                source: StoreError::Fenced { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 3_000);
+    let fetched = log_pages_fetched(&h);
+    assert!(
+        (4..=5).contains(&fetched),
+        "{fetched} pages fetched: 3 committed, the fenced one, at most one more in flight"
+    );
+
+    let rest = Ingestor {
+        fence: None,
+        ..ingestor
+    }
+    .sync_audit(since, |_| {})
+    .await
+    .unwrap();
+    assert_eq!(rest.new, 3_000);
+    assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 6_000);
+}
+
+fn ingestor(h: &Harness, bound: Bound, instance_id: &str, fence: Option<Fence>) -> Ingestor {
+    Ingestor {
+        store: h.store.clone(),
+        bound,
+        instance_id: instance_id.to_string(),
+        fence,
+        retry: Retry::default(),
+    }
+}
+
+/// System Log pages the stand-in served (not the connection test's `limit=1`).
+fn log_pages_fetched(h: &Harness) -> usize {
+    h.okta
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path_and_query.starts_with("/api/v1/logs?") && !r.path_and_query.contains("limit=1&")
+        })
+        .count()
 }
 
 fn now_ms() -> i64 {

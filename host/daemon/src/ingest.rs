@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
-use ward_runtime::types::{ActorKind, Event, Outcome, PluginError, TestReport, User};
+use ward_runtime::types::{
+    ActorKind, AuditPage, Event, Outcome, PluginError, Target, TestReport, User,
+};
 use ward_runtime::{Bound, CallError, CallReport, EgressEntry};
 use ward_store::{EgressRecord, Fence, NewEvent, NewUser, Store, StoreError};
 
@@ -283,12 +285,25 @@ fn kind(k: ActorKind) -> &'static str {
     }
 }
 
+/// One target as stored in `targets_json`.
+#[derive(serde::Serialize)]
+struct TargetJson<'a> {
+    id: &'a Option<String>,
+    kind: &'a Option<String>,
+    name: &'a Option<String>,
+}
+
+/// The targets as a JSON array of `{"id","kind","name"}` objects.
+fn targets_json(targets: &[Target]) -> String {
+    let rows = targets.iter().map(|t| {
+        let Target { id, kind, name } = t;
+        TargetJson { id, kind, name }
+    });
+    // Serialising strings and options into a String cannot fail.
+    serde_json::to_string(&rows.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_string())
+}
+
 fn to_row(e: Event) -> NewEvent {
-    let targets: Vec<serde_json::Value> = e
-        .targets
-        .into_iter()
-        .map(|t| serde_json::json!({"id": t.id, "kind": t.kind, "name": t.name}))
-        .collect();
     NewEvent {
         event_id: e.id,
         time_ms: e.time,
@@ -297,7 +312,7 @@ fn to_row(e: Event) -> NewEvent {
         actor_kind: kind(e.actor.kind).to_string(),
         actor_name: e.actor.name,
         actor_email: e.actor.email,
-        targets_json: serde_json::Value::Array(targets).to_string(),
+        targets_json: targets_json(&e.targets),
         ip: e.ip,
         user_agent: e.user_agent,
         outcome: match e.outcome {
@@ -477,6 +492,12 @@ impl Ingestor {
 
     /// [`Ingestor::sync_audit`] drawing on a rate budget and stoppable
     /// between pages.
+    ///
+    /// Pages are pipelined: while page N commits, page N+1 is fetched with
+    /// the cursor page N returned (what the store holds once N has
+    /// committed). Page N+1 is committed only after page N was; if N's
+    /// commit fails, N+1 is dropped unstored and the error returned, so
+    /// the stored cursor still only ever follows its events.
     pub async fn sync_audit_with(
         &self,
         since_ms: i64,
@@ -484,41 +505,90 @@ impl Ingestor {
         mut progress: impl FnMut(Progress),
     ) -> Result<SyncStats, IngestError> {
         let mut stats = SyncStats::default();
+        let cursor = self
+            .store
+            .cursor(&self.instance_id, AUDIT)
+            .await
+            .map_err(|e| self.store_err(e))?;
+        let mut page = self
+            .fetch_audit_page(since_ms, cursor, pace, &mut stats)
+            .await?;
         loop {
-            let cursor = self
-                .store
-                .cursor(&self.instance_id, AUDIT)
-                .await
-                .map_err(|e| self.store_err(e))?;
-            let page = self
-                .with_retries("fetch-audit", pace, &mut stats, || {
-                    self.bound.fetch_audit(since_ms, cursor.as_deref())
-                })
-                .await?;
             let newest_ms = page.events.iter().map(|e| e.time).max();
             let more = page.more;
             stats.seen += page.events.len() as u64;
             let rows: Vec<NewEvent> = page.events.into_iter().map(to_row).collect();
-            let committed = match &self.fence {
-                Some(fence) => {
-                    self.store
-                        .commit_audit_page_fenced(fence, &self.instance_id, &rows, &page.cursor)
-                        .await
-                }
-                None => {
-                    self.store
-                        .commit_audit_page(&self.instance_id, &rows, &page.cursor)
-                        .await
-                }
+            let commit = self.commit_audit(&rows, &page.cursor);
+            let mut fetch_stats = SyncStats::default();
+            let next = if more {
+                // A failed commit stops the fetch at its next wait: a call
+                // in flight still finishes and has its egress recorded.
+                let stop = pace
+                    .cancel
+                    .as_ref()
+                    .map_or_else(CancellationToken::new, CancellationToken::child_token);
+                let fetch_pace = Pace {
+                    cancel: Some(stop.clone()),
+                    ..pace.clone()
+                };
+                let next_cursor = Some(page.cursor.clone());
+                let fetch =
+                    self.fetch_audit_page(since_ms, next_cursor, &fetch_pace, &mut fetch_stats);
+                let commit = async {
+                    let committed = commit.await;
+                    if committed.is_err() {
+                        stop.cancel();
+                    }
+                    committed
+                };
+                let (committed, next) = tokio::join!(commit, fetch);
+                stats.new += committed?;
+                Some(next)
+            } else {
+                stats.new += commit.await?;
+                None
             };
-            stats.new += committed.map_err(|e| self.store_err(e))?;
             stats.pages += 1;
             progress(Progress { stats, newest_ms });
-            if !more {
-                break;
+            stats.retries += fetch_stats.retries;
+            match next {
+                Some(next) => page = next?,
+                None => break,
             }
         }
         Ok(stats)
+    }
+
+    /// One `fetch-audit` call from `cursor`, paced and retried.
+    async fn fetch_audit_page(
+        &self,
+        since_ms: i64,
+        cursor: Option<String>,
+        pace: &Pace,
+        stats: &mut SyncStats,
+    ) -> Result<AuditPage, IngestError> {
+        self.with_retries("fetch-audit", pace, stats, || {
+            self.bound.fetch_audit(since_ms, cursor.as_deref())
+        })
+        .await
+    }
+
+    /// Commits one page's events with the cursor that follows them,
+    /// fenced when this ingestor works under a lease.
+    async fn commit_audit(&self, rows: &[NewEvent], cursor: &str) -> Result<u64, IngestError> {
+        let committed = match &self.fence {
+            Some(fence) => {
+                self.store
+                    .commit_audit_page_fenced(fence, &self.instance_id, rows, cursor)
+                    .await
+            }
+            None => {
+                self.store
+                    .commit_audit_page(&self.instance_id, rows, cursor)
+                    .await
+            }
+        };
+        committed.map_err(|e| self.store_err(e))
     }
 
     /// Runs the connection test ("Test now") paced and retried like a

@@ -36,8 +36,20 @@ fn insert_events_sql(backend: Backend, rows: usize) -> String {
          actor_kind, actor_name, actor_email, targets_json, ip, user_agent, outcome, raw_json) VALUES ",
     );
     values_clause(backend, &mut sql, rows, EVENT_ROW_PARAMS);
-    sql.push_str(" ON CONFLICT (instance_id, event_id) DO NOTHING");
+    sql.push_str(" ON CONFLICT (instance_id, time_ms, event_id) DO NOTHING");
     sql
+}
+
+/// The page without any event whose id appeared earlier in it: the first
+/// one wins. The unique key is `(instance, time, event_id)` (see the
+/// `0009_events_time_key` migration), so without this the same id at two
+/// times within one page would be stored twice.
+fn first_of_each_id(events: &[NewEvent]) -> Vec<&NewEvent> {
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .filter(|e| seen.insert(e.event_id.as_str()))
+        .collect()
 }
 
 fn upsert_users_sql(backend: Backend, rows: usize) -> String {
@@ -118,9 +130,11 @@ impl Store {
     }
 
     /// Stores a page of audit events and the cursor that follows it in one
-    /// transaction: either both land or neither does. Events whose
-    /// `(instance, event_id)` is already stored are skipped, so committing
-    /// the same page again is harmless. Returns how many events were new.
+    /// transaction: either both land or neither does. Events already stored
+    /// (same instance, time and `event_id`: a re-fetched page carries its
+    /// events with their times) are skipped, so committing the same page
+    /// again is harmless, and an id repeated within the page is stored once.
+    /// Returns how many events were new.
     ///
     /// Fails with [`StoreError::Rejected`] (storing nothing) if any event is
     /// invalid, e.g. has an empty `event_id`.
@@ -175,7 +189,7 @@ impl Store {
 
             let ingested_ms = now_ms();
             let mut inserted = 0;
-            for chunk in events.chunks(EVENT_CHUNK_ROWS) {
+            for chunk in first_of_each_id(events).chunks(EVENT_CHUNK_ROWS) {
                 // Only full chunks share one SQL text; caching every odd-sized
                 // tail statement would evict the useful ones.
                 let persistent = chunk.len() == EVENT_CHUNK_ROWS;
@@ -488,7 +502,7 @@ mod tests {
         let sql = insert_events_sql(Backend::Sqlite, 2);
         let tuple = format!("({})", vec!["?"; EVENT_ROW_PARAMS].join(","));
         assert!(sql.ends_with(&format!(
-            "VALUES {tuple},{tuple} ON CONFLICT (instance_id, event_id) DO NOTHING"
+            "VALUES {tuple},{tuple} ON CONFLICT (instance_id, time_ms, event_id) DO NOTHING"
         )));
     }
 }

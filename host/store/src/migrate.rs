@@ -141,7 +141,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "events",
-        key: &["instance_id", "event_id"],
+        key: &["instance_id", "time_ms", "event_id"],
         columns: &[
             ("instance_id", Text),
             ("event_id", Text),

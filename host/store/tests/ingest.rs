@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use ward_store::{EventOrder, EventQuery, NewEvent, StoreError, StoredEvent, USERS_STREAM};
+use ward_store::{
+    EventOrder, EventQuery, MasterKey, NewEvent, Store, StoreError, StoredEvent, USERS_STREAM,
+};
 
 /// The event counter must always agree with the rows actually stored.
 async fn assert_counted(db: &TestDb, id: &str) {
@@ -451,3 +453,100 @@ both_backends!(
     event_queries_filter_and_paginate,
     event_limits_are_capped,
 );
+
+/// A file created before version 9 (events unique by id, 4 KiB pages) is
+/// upgraded in place: every event keeps its `seq` (sink cursors refer to
+/// it), the sequence never goes back past deleted rows, and the time key
+/// takes over deduplication.
+#[tokio::test]
+async fn sqlite_upgrade_to_the_time_key_keeps_every_event_and_its_seq() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ward.db");
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let mut v8 = sqlx::migrate!("./migrations/sqlite");
+    v8.migrations = v8
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 8)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    v8.run(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO instances (id, plugin_key, plugin_version, name, config_json, tags_json, \
+         status, created_ms) VALUES ('i1', 'okta', '1.0.0', 'acme', '{}', '[]', 'connected', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (id, time) in [("e1", 10), ("e2", 20), ("e3", 30)] {
+        sqlx::query(
+            "INSERT INTO events (instance_id, event_id, time_ms, action, actor_kind, \
+             targets_json, outcome, raw_json, ingested_ms) \
+             VALUES ('i1', $1, $2, 'a', 'user', '[]', 'success', '{}', 0)",
+        )
+        .bind(id)
+        .bind(time)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // The newest event is deleted: its seq (3) must never be handed out again.
+    sqlx::query("DELETE FROM events WHERE event_id = 'e3'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE instances SET event_count = 2 WHERE id = 'i1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::open(&url, MasterKey::generate()).await.unwrap();
+    // A new event takes a seq after the deleted one; a re-fetched one is skipped.
+    let new = store
+        .commit_audit_page("i1", &[event("e4", 40)], "c1")
+        .await
+        .unwrap();
+    let refetched = store
+        .commit_audit_page("i1", &[event("e2", 20)], "c2")
+        .await
+        .unwrap();
+    assert_eq!((new, refetched), (1, 0));
+    assert_eq!(store.event_count("i1").await.unwrap(), 3);
+    store.close().await;
+
+    let pool = SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT event_id, seq FROM events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let rows: Vec<(&str, i64)> = rows.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
+    assert_eq!(rows, [("e1", 1), ("e2", 2), ("e4", 4)]);
+    pool.close().await;
+}
+
+/// A new SQLite file uses 16 KiB pages: a 1,000-event page then writes a
+/// quarter of the WAL frames it would with SQLite's default 4 KiB.
+#[tokio::test]
+async fn sqlite_new_file_uses_16_kib_pages() {
+    use sqlx::Connection as _;
+    let db = open(Backend::Sqlite).await;
+    db.store.close().await;
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.path.display()))
+        .await
+        .unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(size, 16 * 1024);
+}

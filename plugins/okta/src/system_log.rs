@@ -3,19 +3,72 @@
 //! the benchmark suite runs the very same code natively and in wasm.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use ward_sdk::time::parse_rfc3339;
 use ward_sdk::{Actor, ActorKind, Error, Event, Outcome, Result, Target};
 
 /// Parses one System Log page (a JSON array of events) into events, each
 /// keeping its original JSON as `raw`.
+///
+/// One pass: each event is parsed straight from the page, and its raw text
+/// is the span the parser consumed, so the page is read once rather than
+/// once to split it and again per event.
 pub fn page(body: &[u8]) -> Result<Vec<Event>> {
-    let raw: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+    let not_array = |detail: &str| {
         Error::internal(format!(
-            "Okta System Log page is not a JSON array of events: {e}"
+            "Okta System Log page is not a JSON array of events: {detail}"
         ))
-    })?;
-    raw.into_iter().map(map_event).collect()
+    };
+    let mut rest = skip_ws(body)
+        .strip_prefix(b"[")
+        .ok_or_else(|| not_array("it does not start with `[`"))?;
+    let mut events = Vec::new();
+    rest = skip_ws(rest);
+    if let Some(after) = rest.strip_prefix(b"]") {
+        return match skip_ws(after) {
+            [] => Ok(events),
+            _ => Err(not_array("text follows the array")),
+        };
+    }
+    loop {
+        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<LogEvent>();
+        let event = match stream.next() {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => {
+                return Err(Error::internal(format!(
+                    "Okta System Log event {} has an unexpected shape: {e}",
+                    events.len()
+                )));
+            }
+            None => return Err(not_array("it ends inside the array")),
+        };
+        let (raw, after) = rest.split_at(stream.byte_offset());
+        let raw = std::str::from_utf8(raw).map_err(|_| {
+            Error::internal(format!(
+                "Okta System Log event {} is not UTF-8",
+                events.len()
+            ))
+        })?;
+        events.push(map_event(event, raw)?);
+        match skip_ws(after).split_first() {
+            Some((b',', next)) => rest = skip_ws(next),
+            Some((b']', end)) => {
+                return match skip_ws(end) {
+                    [] => Ok(events),
+                    _ => Err(not_array("text follows the array")),
+                };
+            }
+            _ => return Err(not_array("an event is not followed by `,` or `]`")),
+        }
+    }
+}
+
+/// `bytes` without leading JSON whitespace.
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 #[derive(Deserialize, Default)]
@@ -81,12 +134,7 @@ fn email_like(value: Option<&String>) -> Option<String> {
     value.filter(|v| v.contains('@')).cloned()
 }
 
-fn map_event(raw: &RawValue) -> Result<Event> {
-    let e: LogEvent = serde_json::from_str(raw.get()).map_err(|err| {
-        Error::internal(format!(
-            "Okta System Log event has an unexpected shape: {err}"
-        ))
-    })?;
+fn map_event(e: LogEvent, raw: &str) -> Result<Event> {
     let actor = e.actor.unwrap_or_default();
     let client = e.client.unwrap_or_default();
     let outcome = match e.outcome.and_then(|o| o.result).as_deref() {
@@ -116,7 +164,7 @@ fn map_event(raw: &RawValue) -> Result<Event> {
         ip: client.ip_address,
         user_agent: client.user_agent.and_then(|u| u.raw),
         outcome,
-        raw: raw.get().to_string(),
+        raw: raw.to_string(),
         id: e.uuid,
     })
 }
@@ -131,8 +179,7 @@ mod tests {
 
     #[test]
     fn maps_a_system_log_event() {
-        let raw: Box<RawValue> = serde_json::from_str(EVENT).unwrap();
-        let e = map_event(&raw).unwrap();
+        let e = page(format!("[{EVENT}]").as_bytes()).unwrap().remove(0);
         assert_eq!(e.id, "dc9fd3c0-598c-11ef-8478-2b7584bf8d5a");
         assert_eq!(e.action, "user.session.start");
         assert_eq!(e.actor.email.as_deref(), Some("john.doe@example.com"));
@@ -150,5 +197,21 @@ mod tests {
         assert_eq!(events[1].raw, EVENT);
         assert!(page(b"[]").unwrap().is_empty());
         assert!(page(b"{\"errorCode\":\"E0000011\"}").is_err());
+        let spaced = page(format!(" [ {EVENT} ,\n{EVENT}\t] ").as_bytes()).unwrap();
+        assert_eq!(spaced.len(), 2);
+        assert_eq!(
+            spaced[1].raw, EVENT,
+            "raw is the event's own text, no whitespace"
+        );
+        for bad in [
+            format!("[{EVENT}"),
+            format!("[{EVENT},]"),
+            format!("[{EVENT}]x"),
+            format!("[{EVENT} {EVENT}]"),
+            "[1]".to_string(),
+            "[".to_string(),
+        ] {
+            assert!(page(bad.as_bytes()).is_err(), "accepted {bad:?}");
+        }
     }
 }

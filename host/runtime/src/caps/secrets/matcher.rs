@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Match, MatchKind, packed};
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -68,9 +68,61 @@ pub struct Redactor {
 }
 
 struct Automaton {
-    matcher: AhoCorasick,
+    matcher: Matcher,
     /// Secret name per pattern index.
     names: Vec<String>,
+}
+
+/// The search itself: SIMD (Teddy) when the CPU and the pattern count
+/// allow, about 5× the throughput of the automaton on JSON pages (a
+/// token starting with `00`, as Okta's do, sends the automaton's
+/// rare-byte prefilter to every digit); the automaton otherwise.
+enum Matcher {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Matcher {
+    /// Leftmost-longest: a secret that contains another is matched whole.
+    fn build(patterns: &[String]) -> Result<Matcher, aho_corasick::BuildError> {
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(patterns)
+            .build();
+        if let Some(searcher) = packed {
+            return Ok(Matcher::Packed(searcher));
+        }
+        AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns)
+            .map(Matcher::Automaton)
+    }
+
+    fn find_iter<'a>(&'a self, input: &'a [u8]) -> Matches<'a> {
+        match self {
+            Matcher::Packed(s) => Matches::Packed(s.find_iter(input)),
+            Matcher::Automaton(a) => Matches::Automaton(a.find_iter(input)),
+        }
+    }
+}
+
+/// The matches of either [`Matcher`], without boxing (one search runs per
+/// string a plugin returns).
+enum Matches<'a> {
+    Packed(packed::FindIter<'a, 'a>),
+    Automaton(aho_corasick::FindIter<'a, 'a>),
+}
+
+impl Iterator for Matches<'_> {
+    type Item = Match;
+
+    fn next(&mut self) -> Option<Match> {
+        match self {
+            Matches::Packed(m) => m.next(),
+            Matches::Automaton(m) => m.next(),
+        }
+    }
 }
 
 impl fmt::Debug for Redactor {
@@ -96,11 +148,7 @@ impl Redactor {
         if patterns.is_empty() {
             return Redactor { inner: None };
         }
-        // Leftmost-longest: a secret that contains another is replaced whole.
-        match AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-        {
+        match Matcher::build(&patterns) {
             Ok(matcher) => Redactor {
                 inner: Some(Arc::new(Automaton { matcher, names })),
             },
@@ -240,5 +288,37 @@ mod tests {
         let r = Redactor::new([("outer", "prefix-inner-value"), ("inner", "inner-value")]);
         assert_eq!(r.redacted("x prefix-inner-value"), "x [REDACTED:outer]");
         assert_eq!(r.redacted("x inner-value"), "x [REDACTED:inner]");
+    }
+
+    #[test]
+    fn a_long_page_is_searched_with_simd_and_every_occurrence_found() {
+        let r = redactor();
+        let kind = r.inner.as_ref().map(|a| &a.matcher);
+        assert!(
+            matches!(kind, Some(Matcher::Packed(_))),
+            "expected the SIMD searcher on x86_64"
+        );
+        let event =
+            r#"{"uuid":"0a1b2c3d-0000-1111","published":"2024-08-13T15:58:20.353Z","n":00123},"#;
+        let mut page = event.repeat(20_000);
+        page.push_str(VALUE);
+        page.insert_str(1_000, VALUE);
+        let (out, n) = r.scrubbed(page.as_bytes()).unwrap();
+        assert_eq!(n, 2);
+        assert!(!String::from_utf8(out).unwrap().contains(VALUE));
+    }
+
+    #[test]
+    fn more_patterns_than_simd_takes_fall_back_to_the_automaton() {
+        let values: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("s{i}"), format!("00secret-value-number-{i:03}")))
+            .collect();
+        let r = Redactor::new(values.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let kind = r.inner.as_ref().map(|a| &a.matcher);
+        assert!(matches!(kind, Some(Matcher::Automaton(_))));
+        assert_eq!(
+            r.redacted("a 00secret-value-number-039 b"),
+            "a [REDACTED:s39] b"
+        );
     }
 }

@@ -10,7 +10,7 @@ use ward_daemon::ingest::{IngestError, Ingestor, Retry};
 use ward_runtime::types::{Grant, PluginError};
 use ward_runtime::{Bound, CallError};
 use ward_standins::okta::OktaConfig;
-use ward_store::{EventQuery, Fence, InstanceStatus, StoreError};
+use ward_store::{EventQuery, Fence, Instance, InstanceStatus, StoreError};
 use ward_tests::Harness;
 
 fn config() -> BTreeMap<String, String> {
@@ -98,15 +98,7 @@ async fn backfill_25k_exactly_once_then_poll() {
 
 #[tokio::test]
 async fn rate_limit_is_waited_out_without_loss() {
-    let h = Harness::start(OktaConfig {
-        events: 3_000,
-        ..OktaConfig::default()
-    })
-    .await;
-    let plugin = h.okta_plugin();
-    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
-        .await
-        .unwrap();
+    let (h, instance, bound) = connected(3_000).await;
     let ingestor = ingestor(&h, bound, &instance.id, None);
     h.okta.rate_limit_next(1, 1);
     h.okta.fail_next(2, 503);
@@ -166,15 +158,7 @@ async fn admin_without_log_role_fails_the_check_with_advice() {
 /// stores exactly the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_commit_mid_backfill_drops_the_page_fetched_meanwhile() {
-    let h = Harness::start(OktaConfig {
-        events: 6_000,
-        ..OktaConfig::default()
-    })
-    .await;
-    let plugin = h.okta_plugin();
-    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
-        .await
-        .unwrap();
+    let (h, instance, bound) = connected(6_000).await;
     let lease = h
         .store
         .claim_lease("daemon-a", &instance.id, 600_000)
@@ -222,6 +206,21 @@ async fn a_fenced_commit_mid_backfill_drops_the_page_fetched_meanwhile() {
     .unwrap();
     assert_eq!(rest.new, 3_000);
     assert_eq!(h.store.event_count(&instance.id).await.unwrap(), 6_000);
+}
+
+/// A stand-in holding `events` System Log events and an instance connected
+/// to it with the API token.
+async fn connected(events: usize) -> (Harness, Instance, Bound) {
+    let h = Harness::start(OktaConfig {
+        events,
+        ..OktaConfig::default()
+    })
+    .await;
+    let plugin = h.okta_plugin();
+    let (instance, bound, _) = connect(&h.store, &plugin, "okta", config(), token())
+        .await
+        .unwrap();
+    (h, instance, bound)
 }
 
 fn ingestor(h: &Harness, bound: Bound, instance_id: &str, fence: Option<Fence>) -> Ingestor {

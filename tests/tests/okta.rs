@@ -233,13 +233,14 @@ fn ingestor(h: &Harness, bound: Bound, instance_id: &str, fence: Option<Fence>) 
     }
 }
 
-/// System Log pages the stand-in served (not the connection test's `limit=1`).
+/// System Log pages of 1,000 the stand-in served (not the connection
+/// test's `limit=1` probe).
 fn log_pages_fetched(h: &Harness) -> usize {
     h.okta
         .requests()
         .iter()
         .filter(|r| {
-            r.path_and_query.starts_with("/api/v1/logs?") && !r.path_and_query.contains("limit=1&")
+            r.path_and_query.starts_with("/api/v1/logs?") && r.path_and_query.contains("limit=1000")
         })
         .count()
 }

@@ -7,10 +7,12 @@
 //! - [`plugin_cli`]: `ward plugin new|keygen|sign|verify|inspect|pack|test|record|diff|approve`.
 //! - [`scaffold`]: the project templates of `ward plugin new`.
 //! - [`client`]: `ward instances …` and `ward events …` over the REST API.
+//! - [`memory`]: freed heap handed back to the kernel while the daemon runs.
 
 pub mod client;
 #[cfg(feature = "standins")]
 pub mod demo;
+pub mod memory;
 pub mod plugin_cli;
 pub mod scaffold;
 pub mod serve;

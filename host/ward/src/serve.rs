@@ -40,14 +40,17 @@ pub fn app(daemon: &Daemon) -> (axum::Router, ward_console::Console) {
 }
 
 /// Serves `app` (see [`app`]) of an opened daemon on `listener` until
-/// `stop` completes, then shuts the daemon down.
+/// `stop` completes, then shuts the daemon down. Meanwhile freed heap is
+/// handed back to the kernel ([`crate::memory`]).
 pub async fn serve_until(
     daemon: Daemon,
     app: axum::Router,
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let trimmer = crate::memory::spawn_trimmer();
     ward_api::serve(listener, app, stop).await;
+    trimmer.abort();
     daemon.shutdown().await;
     Ok(())
 }

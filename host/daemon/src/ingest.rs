@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use ward_runtime::types::{
     ActorKind, AuditPage, Event, Outcome, PluginError, Target, TestReport, User,
 };
@@ -63,6 +64,17 @@ pub enum IngestError {
         /// Store error.
         #[source]
         source: StoreError,
+    },
+    /// The task committing a page stopped before it finished (it
+    /// panicked); nothing of that page is stored.
+    #[error(
+        "instance {instance}: the commit of a page stopped before it finished ({message}); nothing of that page is stored: it is fetched again at the next poll"
+    )]
+    CommitTask {
+        /// Instance id.
+        instance: String,
+        /// Why the task stopped.
+        message: String,
     },
 }
 
@@ -517,8 +529,10 @@ impl Ingestor {
             let newest_ms = page.events.iter().map(|e| e.time).max();
             let more = page.more;
             stats.seen += page.events.len() as u64;
-            let rows: Vec<NewEvent> = page.events.into_iter().map(to_row).collect();
-            let commit = self.commit_audit(&rows, &page.cursor);
+            // The commit runs on a task of its own: joined with the next
+            // fetch in this task, it would advance only when the guest
+            // yields, and the two would share one thread.
+            let commit = self.spawn_commit(page.events, page.cursor.clone());
             let mut fetch_stats = SyncStats::default();
             let next = if more {
                 // A failed commit stops the fetch at its next wait: a call
@@ -531,11 +545,11 @@ impl Ingestor {
                     cancel: Some(stop.clone()),
                     ..pace.clone()
                 };
-                let next_cursor = Some(page.cursor.clone());
+                let next_cursor = Some(page.cursor);
                 let fetch =
                     self.fetch_audit_page(since_ms, next_cursor, &fetch_pace, &mut fetch_stats);
                 let commit = async {
-                    let committed = commit.await;
+                    let committed = self.join_commit(commit).await;
                     if committed.is_err() {
                         stop.cancel();
                     }
@@ -545,7 +559,7 @@ impl Ingestor {
                 stats.new += committed?;
                 Some(next)
             } else {
-                stats.new += commit.await?;
+                stats.new += self.join_commit(commit).await?;
                 None
             };
             stats.pages += 1;
@@ -573,22 +587,43 @@ impl Ingestor {
         .await
     }
 
-    /// Commits one page's events with the cursor that follows them,
-    /// fenced when this ingestor works under a lease.
-    async fn commit_audit(&self, rows: &[NewEvent], cursor: &str) -> Result<u64, IngestError> {
-        let committed = match &self.fence {
-            Some(fence) => {
-                self.store
-                    .commit_audit_page_fenced(fence, &self.instance_id, rows, cursor)
-                    .await
+    /// Commits one page's events with the cursor that follows them, on a
+    /// task of its own, fenced when this ingestor works under a lease.
+    /// Dropping the handle (the sync was cancelled) aborts the task and
+    /// rolls the page back.
+    fn spawn_commit(
+        &self,
+        events: Vec<Event>,
+        cursor: String,
+    ) -> AbortOnDropHandle<Result<u64, StoreError>> {
+        let store = self.store.clone();
+        let fence = self.fence.clone();
+        let instance_id = self.instance_id.clone();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let rows: Vec<NewEvent> = events.into_iter().map(to_row).collect();
+            match &fence {
+                Some(fence) => {
+                    store
+                        .commit_audit_page_fenced(fence, &instance_id, &rows, &cursor)
+                        .await
+                }
+                None => store.commit_audit_page(&instance_id, &rows, &cursor).await,
             }
-            None => {
-                self.store
-                    .commit_audit_page(&self.instance_id, rows, cursor)
-                    .await
-            }
-        };
-        committed.map_err(|e| self.store_err(e))
+        }))
+    }
+
+    /// Waits for a commit started by [`Ingestor::spawn_commit`].
+    async fn join_commit(
+        &self,
+        commit: AbortOnDropHandle<Result<u64, StoreError>>,
+    ) -> Result<u64, IngestError> {
+        match commit.await {
+            Ok(committed) => committed.map_err(|e| self.store_err(e)),
+            Err(e) => Err(IngestError::CommitTask {
+                instance: self.instance_id.clone(),
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Runs the connection test ("Test now") paced and retried like a

@@ -694,6 +694,9 @@ pub fn describe(error: &IngestError, plugin: &str) -> String {
         ),
         IngestError::Cancelled { .. } => "stopped".to_string(),
         IngestError::Store { source, .. } => format!("store error: {source}; retrying"),
+        IngestError::CommitTask { message, .. } => {
+            format!("a page's commit stopped before it finished ({message}); retrying")
+        }
     }
 }
 
@@ -933,7 +936,7 @@ async fn round(inner: &Arc<Inner>, id: &str, cancel: &CancellationToken) -> Next
             lock(&inner.leases).remove(id);
             Next::Stop
         }
-        Err(e @ IngestError::Store { .. }) => {
+        Err(e @ (IngestError::Store { .. } | IngestError::CommitTask { .. })) => {
             tracing::error!(instance = %id, error = %e, "store error during sync");
             Next::After(retry_later)
         }

@@ -227,6 +227,7 @@ impl Store {
                     .map_err(StoreError::db(action))?;
             }
             tx.commit().await.map_err(StoreError::db(action))?;
+            self.wal_written();
             Ok(inserted)
         })
     }
@@ -319,6 +320,7 @@ impl Store {
                 written += done.rows_affected();
             }
             tx.commit().await.map_err(StoreError::db(action))?;
+            self.wal_written();
             Ok(written)
         })
     }

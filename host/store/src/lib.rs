@@ -30,6 +30,7 @@ macro_rules! dispatch {
 
 mod api;
 mod budgets;
+mod checkpoint;
 mod credentials;
 mod egress;
 mod error;
@@ -90,6 +91,8 @@ pub struct Store {
 struct Inner {
     pool: Pool,
     cipher: XChaCha20Poly1305,
+    /// SQLite: checkpoints the WAL after commits, off the commit path.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// The database behind a [`Store`].
@@ -161,6 +164,7 @@ impl Store {
             inner: Arc::new(Inner {
                 pool: Pool::Postgres(pool),
                 cipher: key.cipher(),
+                checkpointer: None,
             }),
         })
     }
@@ -205,20 +209,26 @@ impl Store {
             // 1,000 events (~1.4 MB) then takes a quarter of the WAL frames,
             // write calls and b-tree pages. A file created with another page
             // size keeps it (WAL mode fixes it).
-            .page_size(16 * 1024);
+            .page_size(16 * 1024)
+            // A backstop: the store's checkpointer keeps the WAL short.
+            .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { source })?;
+        let checkpointer = checkpoint::Checkpointer::start(&options)
+            .await
+            .map_err(open_err)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 pool: Pool::Sqlite(pool),
                 cipher: key.cipher(),
+                checkpointer: Some(checkpointer),
             }),
         })
     }
@@ -226,7 +236,18 @@ impl Store {
     /// Closes every connection, checkpointing the WAL. Other clones become
     /// unusable; call this on shutdown.
     pub async fn close(&self) {
+        if let Some(c) = &self.inner.checkpointer {
+            c.stop().await;
+        }
         dispatch!(self, p => p.close().await);
+    }
+
+    /// Asks the checkpointer (SQLite) to move the WAL into the database
+    /// file soon; a no-op on PostgreSQL.
+    pub(crate) fn wal_written(&self) {
+        if let Some(c) = &self.inner.checkpointer {
+            c.wake();
+        }
     }
 
     pub(crate) fn pool(&self) -> &Pool {

@@ -550,3 +550,41 @@ async fn sqlite_new_file_uses_16_kib_pages() {
         .unwrap();
     assert_eq!(size, 16 * 1024);
 }
+
+/// Commits leave the WAL checkpoint to the store's own connection: a
+/// committed page reaches the database file itself while the store stays
+/// open, although it is far below SQLite's automatic threshold (a copy of
+/// the file without its WAL holds the events).
+#[tokio::test]
+async fn sqlite_committed_pages_reach_the_database_file_without_a_close() {
+    use sqlx::Connection as _;
+    let db = open(Backend::Sqlite).await;
+    let a = instance(&db.store, "acme").await;
+    let evs = events("p", 0, 100);
+    db.store.commit_audit_page(&a.id, &evs, "c1").await.unwrap();
+    let copy = db.dir.path().join("copy.db");
+    let mut found = 0;
+    // Waits for the background checkpoint (not a timing assertion: the
+    // deadline only stops a broken build from hanging).
+    for _ in 0..200 {
+        std::fs::copy(&db.path, &copy).unwrap();
+        let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", copy.display()))
+            .await
+            .unwrap();
+        found = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap_or(0);
+        raw.close().await.unwrap();
+        std::fs::remove_file(&copy).unwrap();
+        if found == 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        found, 100,
+        "the page never left the WAL while the store was open"
+    );
+    assert_eq!(db.store.event_count(&a.id).await.unwrap(), 100);
+}

@@ -332,15 +332,28 @@ impl ZendeskStandIn {
     /// bulk change would); the next read whose window includes now sees
     /// them.
     pub fn append_events(&self, n: usize) {
+        self.append(n, |last_s| {
+            last_s.map_or(now_ms() / 1000, |s| s.max(now_ms() / 1000))
+        });
+    }
+
+    /// Appends `n` events in the second of the newest one (the clock's
+    /// second if there is none): a burst that a poll splits, whatever the
+    /// wall clock did meanwhile.
+    pub fn append_events_in_last_second(&self, n: usize) {
+        self.append(n, |last_s| last_s.unwrap_or(now_ms() / 1000));
+    }
+
+    /// Appends `n` events created in the second `second` picks from the
+    /// newest event's.
+    fn append(&self, n: usize, second: impl FnOnce(Option<i64>) -> i64) {
         let mut log = self
             .state
             .events
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         // Never go back in time, even if the wall clock does.
-        let created_s = log
-            .last()
-            .map_or(now_ms() / 1000, |e| e.created_s.max(now_ms() / 1000));
+        let created_s = second(log.last().map(|e| e.created_s));
         log.reserve(n);
         for _ in 0..n {
             let seq = log.len() as u64;

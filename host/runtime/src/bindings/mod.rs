@@ -31,7 +31,7 @@ impl ContractVersion {
     pub(crate) fn of_connector_export(export: &str) -> Option<ContractVersion> {
         match export {
             "ward:connector/connector@0.1.0" => Some(ContractVersion::V0_1),
-            "ward:connector/connector@0.2.0" => Some(ContractVersion::V0_2),
+            CONNECTOR_V0_2 => Some(ContractVersion::V0_2),
             _ => None,
         }
     }
@@ -39,3 +39,5 @@ impl ContractVersion {
 
 /// The optional `exchange` export of 0.2.
 pub(crate) const EXCHANGE_V0_2: &str = "ward:connector/exchange@0.2.0";
+/// The 0.2 `connector` interface's export name.
+pub(crate) const CONNECTOR_V0_2: &str = "ward:connector/connector@0.2.0";

@@ -11,26 +11,30 @@ use ward_sdk::{Actor, ActorKind, Error, Event, Outcome, Result, Target};
 ///
 /// One pass: each event is parsed straight from the page, and its raw text
 /// is the span the parser consumed, so the page is read once rather than
-/// once to split it and again per event.
+/// once to split it and again per event. The page's UTF-8 is checked once,
+/// up front: the parser then reads strings without checking them again,
+/// and each event's raw text is a slice of the page.
 pub fn page(body: &[u8]) -> Result<Vec<Event>> {
     let not_array = |detail: &str| {
         Error::internal(format!(
             "Okta System Log page is not a JSON array of events: {detail}"
         ))
     };
+    let body = std::str::from_utf8(body)
+        .map_err(|e| Error::internal(format!("Okta System Log page is not UTF-8: {e}")))?;
     let mut rest = skip_ws(body)
-        .strip_prefix(b"[")
+        .strip_prefix('[')
         .ok_or_else(|| not_array("it does not start with `[`"))?;
     let mut events = Vec::new();
     rest = skip_ws(rest);
-    if let Some(after) = rest.strip_prefix(b"]") {
+    if let Some(after) = rest.strip_prefix(']') {
         return match skip_ws(after) {
-            [] => Ok(events),
+            "" => Ok(events),
             _ => Err(not_array("text follows the array")),
         };
     }
     loop {
-        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<LogEvent>();
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<LogEvent>();
         let event = match stream.next() {
             Some(Ok(event)) => event,
             Some(Err(e)) => {
@@ -41,34 +45,29 @@ pub fn page(body: &[u8]) -> Result<Vec<Event>> {
             }
             None => return Err(not_array("it ends inside the array")),
         };
-        let (raw, after) = rest.split_at(stream.byte_offset());
-        let raw = std::str::from_utf8(raw).map_err(|_| {
-            Error::internal(format!(
-                "Okta System Log event {} is not UTF-8",
-                events.len()
-            ))
-        })?;
+        // A JSON value ends on an ASCII byte, so this split is on a
+        // character boundary; checked all the same.
+        let (raw, after) = rest
+            .split_at_checked(stream.byte_offset())
+            .ok_or_else(|| not_array("an event ends inside a character"))?;
         events.push(map_event(event, raw)?);
-        match skip_ws(after).split_first() {
-            Some((b',', next)) => rest = skip_ws(next),
-            Some((b']', end)) => {
-                return match skip_ws(end) {
-                    [] => Ok(events),
-                    _ => Err(not_array("text follows the array")),
-                };
-            }
-            _ => return Err(not_array("an event is not followed by `,` or `]`")),
+        let after = skip_ws(after);
+        if let Some(next) = after.strip_prefix(',') {
+            rest = skip_ws(next);
+        } else if let Some(end) = after.strip_prefix(']') {
+            return match skip_ws(end) {
+                "" => Ok(events),
+                _ => Err(not_array("text follows the array")),
+            };
+        } else {
+            return Err(not_array("an event is not followed by `,` or `]`"));
         }
     }
 }
 
-/// `bytes` without leading JSON whitespace.
-fn skip_ws(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-        .unwrap_or(bytes.len());
-    &bytes[start..]
+/// `text` without leading JSON whitespace.
+fn skip_ws(text: &str) -> &str {
+    text.trim_start_matches([' ', '\n', '\r', '\t'])
 }
 
 #[derive(Deserialize, Default)]
@@ -213,5 +212,20 @@ mod tests {
         ] {
             assert!(page(bad.as_bytes()).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn refuses_a_page_that_is_not_utf8_and_keeps_non_ascii_text() {
+        let mut bytes = format!("[{EVENT}]").into_bytes();
+        let at = bytes.len() - 10;
+        bytes[at] = 0xff;
+        let Err(Error::Internal(refused)) = page(&bytes) else {
+            unreachable!("a page that is not UTF-8 was not refused as internal");
+        };
+        assert!(refused.contains("not UTF-8"), "{refused}");
+        let accented = EVENT.replace("John Doe", "Jöhn Dœ ✓");
+        let events = page(format!("[{accented}]").as_bytes()).unwrap();
+        assert_eq!(events[0].raw, accented);
+        assert_eq!(events[0].actor.name.as_deref(), Some("Jöhn Dœ ✓"));
     }
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod calls;
 mod daemon;
 mod figure;
+mod guest_host;
 mod ingest;
 mod parse;
 mod python;

@@ -303,6 +303,13 @@ impl Runtime {
         })
     }
 
+    /// The engine every plugin of this runtime is compiled for and
+    /// instantiated in, pooling allocator included. For tools that measure
+    /// the runtime against wasmtime alone (`ward-bench calls`).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// Loads a plugin from component bytes, with no operator policy.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, RuntimeError> {
         self.load_with_policy(bytes, PluginPolicy::default())

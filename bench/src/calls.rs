@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ward_runtime::Bound;
+use ward_runtime::bindings::CONNECTOR_V0_2;
 use ward_runtime::bindings::v0_2::ward::connector::types::{ConfigEntry, Instance};
 use ward_runtime::types::PluginError;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
@@ -19,7 +20,7 @@ use wasmtime_wasi::WasiCtx;
 
 use crate::figure::{Figure, cpu_time, median, micros, ratio};
 use crate::guest_host::{Guest, linker};
-use crate::runtime::{bundled, okta, runtime};
+use crate::runtime::{bundled, okta, okta_config, runtime};
 
 const WARM_UP: usize = 2_000;
 /// Sequential calls per kind, in [`BLOCKS`] blocks, the kinds alternating
@@ -29,6 +30,7 @@ const BLOCKS: usize = 10;
 const CONCURRENT: usize = 40_000;
 const REDIRECT: &str = "https://ward.local/oauth/callback";
 const STATE: &str = "bench-state";
+const DOMAIN: &str = "ward-demo";
 
 async fn call(bound: &Bound) -> anyhow::Result<()> {
     bound
@@ -56,8 +58,8 @@ impl Bare {
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!("linking the Okta component: {e:#}"))?;
         let interface = component
-            .get_export_index(None, "ward:connector/connector@0.2.0")
-            .ok_or_else(|| anyhow::anyhow!("the Okta component exports no connector@0.2.0"))?;
+            .get_export_index(None, CONNECTOR_V0_2)
+            .ok_or_else(|| anyhow::anyhow!("the Okta component exports no {CONNECTOR_V0_2}"))?;
         let auth_url = component
             .get_export_index(Some(&interface), "auth-url")
             .ok_or_else(|| anyhow::anyhow!("the Okta component has no `auth-url`"))?;
@@ -66,10 +68,10 @@ impl Bare {
             pre,
             auth_url,
             instance: Instance {
-                config: vec![
-                    entry("domain", "ward-demo"),
-                    entry("client_id", "0oabenchclient"),
-                ],
+                config: okta_config(DOMAIN)
+                    .into_iter()
+                    .map(|(name, value)| ConfigEntry { name, value })
+                    .collect(),
                 auth: None,
             },
         })
@@ -91,13 +93,6 @@ impl Bare {
             .map_err(wt)?;
         out.map_err(|e| anyhow::anyhow!("auth-url failed: {e:?}"))?;
         Ok(())
-    }
-}
-
-fn entry(name: &str, value: &str) -> ConfigEntry {
-    ConfigEntry {
-        name: name.to_string(),
-        value: value.to_string(),
     }
 }
 
@@ -165,7 +160,7 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let runtime = runtime(Some(dir.path()), None)?;
     let plugin = bundled(&runtime, "okta")?;
-    let bound = Arc::new(okta(&plugin, "ward-demo", BTreeMap::new())?);
+    let bound = Arc::new(okta(&plugin, DOMAIN, BTreeMap::new())?);
     let bytes = ward_daemon::bundled::get("okta")
         .ok_or_else(|| anyhow::anyhow!("no bundled connector `okta`"))?;
     let bare = Bare::new(runtime.engine(), bytes)?;

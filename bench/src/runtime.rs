@@ -36,17 +36,21 @@ pub fn bundled(runtime: &Runtime, key: &str) -> anyhow::Result<Arc<Plugin>> {
         .with_context(|| format!("loading the bundled connector `{key}`"))
 }
 
+/// The Okta connector's configuration for the org `domain`.
+pub fn okta_config(domain: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("domain".to_string(), domain.to_string()),
+        ("client_id".to_string(), "0oabenchclient".to_string()),
+    ])
+}
+
 /// The Okta connector bound to the org `domain` with `secrets`.
 pub fn okta(
     plugin: &Arc<Plugin>,
     domain: &str,
     secrets: BTreeMap<String, String>,
 ) -> anyhow::Result<Bound> {
-    let config = BTreeMap::from([
-        ("domain".to_string(), domain.to_string()),
-        ("client_id".to_string(), "0oabenchclient".to_string()),
-    ]);
     plugin
-        .bind("bench", &config, SecretSet::new(secrets), None)
+        .bind("bench", &okta_config(domain), SecretSet::new(secrets), None)
         .context("binding the Okta connector")
 }

@@ -40,4 +40,4 @@ impl ContractVersion {
 /// The optional `exchange` export of 0.2.
 pub(crate) const EXCHANGE_V0_2: &str = "ward:connector/exchange@0.2.0";
 /// The 0.2 `connector` interface's export name.
-pub(crate) const CONNECTOR_V0_2: &str = "ward:connector/connector@0.2.0";
+pub const CONNECTOR_V0_2: &str = "ward:connector/connector@0.2.0";

@@ -236,9 +236,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     let listener = crate::serve::bind(&daemon.config, true).await?;
     let api_url = format!("http://{}", listener.local_addr()?);
     println!("Ward API: {api_url}");
-    let secrets_file = ward_api::ensure_api_secrets(&daemon)
-        .await?
-        .context("the demo's API secrets were not written to its data directory")?;
+    // The demo's config carries no secret hashes and its store starts
+    // empty, so the secrets are those of the data directory's file:
+    // written now, or kept from an earlier demo on the same directory.
+    ward_api::ensure_api_secrets(&daemon).await?;
+    let secrets_file = opts.data_dir.join(ward_api::SECRETS_FILE);
     let api = Api {
         url: api_url,
         auth: ward_api::ApiSecrets::load(&secrets_file)?.header(),

@@ -604,10 +604,10 @@ impl Ingestor {
             match &fence {
                 Some(fence) => {
                     store
-                        .commit_audit_page_fenced(fence, &instance_id, &rows, &cursor)
+                        .commit_audit_page_fenced(fence, &instance_id, rows, &cursor)
                         .await
                 }
-                None => store.commit_audit_page(&instance_id, &rows, &cursor).await,
+                None => store.commit_audit_page(&instance_id, rows, &cursor).await,
             }
         }))
     }

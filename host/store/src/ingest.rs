@@ -1,5 +1,6 @@
 //! Cursors, audit events and directory users.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
@@ -44,11 +45,18 @@ fn insert_events_sql(backend: Backend, rows: usize) -> String {
 /// one wins. The unique key is `(instance, time, event_id)` (see the
 /// `0009_events_time_key` migration), so without this the same id at two
 /// times within one page would be stored twice.
-fn first_of_each_id(events: &[NewEvent]) -> Vec<&NewEvent> {
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
+fn first_of_each_id(events: Vec<NewEvent>) -> Vec<NewEvent> {
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        events
+            .iter()
+            .map(|e| seen.insert(e.event_id.as_str()))
+            .collect()
+    };
     events
-        .iter()
-        .filter(|e| seen.insert(e.event_id.as_str()))
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, keep)| keep.then_some(e))
         .collect()
 }
 
@@ -138,33 +146,38 @@ impl Store {
     ///
     /// Fails with [`StoreError::Rejected`] (storing nothing) if any event is
     /// invalid, e.g. has an empty `event_id`.
-    pub async fn commit_audit_page(
+    ///
+    /// Takes the page as `Vec<NewEvent>` (its strings are moved into the
+    /// statement: what ingestion passes) or as `&[NewEvent]`/`&Vec` (copied
+    /// once, as binding borrowed strings would).
+    pub async fn commit_audit_page<'e>(
         &self,
         id: &str,
-        events: &[NewEvent],
+        events: impl Into<Cow<'e, [NewEvent]>>,
         cursor: &str,
     ) -> Result<u64, StoreError> {
-        self.commit_audit(None, id, events, cursor).await
+        self.commit_audit(None, id, events.into(), cursor).await
     }
 
     /// [`Store::commit_audit_page`] by the holder of the instance's lease:
     /// fails with [`StoreError::Fenced`], storing nothing and leaving the
     /// cursor where it was, once another daemon has claimed the instance.
-    pub async fn commit_audit_page_fenced(
+    pub async fn commit_audit_page_fenced<'e>(
         &self,
         fence: &Fence,
         id: &str,
-        events: &[NewEvent],
+        events: impl Into<Cow<'e, [NewEvent]>>,
         cursor: &str,
     ) -> Result<u64, StoreError> {
-        self.commit_audit(Some(fence), id, events, cursor).await
+        self.commit_audit(Some(fence), id, events.into(), cursor)
+            .await
     }
 
     async fn commit_audit(
         &self,
         fence: Option<&Fence>,
         id: &str,
-        events: &[NewEvent],
+        events: Cow<'_, [NewEvent]>,
         cursor: &str,
     ) -> Result<u64, StoreError> {
         let action = "committing an audit page";
@@ -189,28 +202,46 @@ impl Store {
 
             let ingested_ms = now_ms();
             let mut inserted = 0;
-            for chunk in first_of_each_id(events).chunks(EVENT_CHUNK_ROWS) {
+            // Owned rows are bound by moving their strings into the query;
+            // borrowed ones are copied once, here, as binding `&str` would.
+            let mut rows = first_of_each_id(events.into_owned()).into_iter().peekable();
+            while rows.peek().is_some() {
+                let chunk: Vec<NewEvent> = rows.by_ref().take(EVENT_CHUNK_ROWS).collect();
                 // Only full chunks share one SQL text; caching every odd-sized
                 // tail statement would evict the useful ones.
                 let persistent = chunk.len() == EVENT_CHUNK_ROWS;
                 let mut query =
                     sqlx::query(AssertSqlSafe(insert_events_sql(self.backend(), chunk.len()))).persistent(persistent);
-                for e in chunk {
+                for row in chunk {
+                    let NewEvent {
+                        event_id,
+                        time_ms,
+                        action,
+                        actor_id,
+                        actor_kind,
+                        actor_name,
+                        actor_email,
+                        targets_json,
+                        ip,
+                        user_agent,
+                        outcome,
+                        raw_json,
+                    } = row;
                     query = query
                         .bind(id)
                         .bind(ingested_ms)
-                        .bind(e.event_id.as_str())
-                        .bind(e.time_ms)
-                        .bind(e.action.as_str())
-                        .bind(e.actor_id.as_deref())
-                        .bind(e.actor_kind.as_str())
-                        .bind(e.actor_name.as_deref())
-                        .bind(e.actor_email.as_deref())
-                        .bind(e.targets_json.as_str())
-                        .bind(e.ip.as_deref())
-                        .bind(e.user_agent.as_deref())
-                        .bind(e.outcome.as_str())
-                        .bind(e.raw_json.as_str());
+                        .bind(event_id)
+                        .bind(time_ms)
+                        .bind(action)
+                        .bind(actor_id)
+                        .bind(actor_kind)
+                        .bind(actor_name)
+                        .bind(actor_email)
+                        .bind(targets_json)
+                        .bind(ip)
+                        .bind(user_agent)
+                        .bind(outcome)
+                        .bind(raw_json);
                 }
                 let done = query
                     .execute(&mut *tx)

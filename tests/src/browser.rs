@@ -162,6 +162,22 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 30 s) until no element matches `css`: a form post's
+    /// answer has replaced the page that held it.
+    pub async fn gone(&self, css: &str) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.client.find_all(Locator::Css(css)).await?.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(anyhow!(
+                    "{css:?} is still on {} after 30 s",
+                    self.url_now().await
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Types `text` into the input `css`.
     pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let e = self.find(css).await?;

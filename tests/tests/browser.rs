@@ -288,6 +288,9 @@ async fn an_operator_connects_explores_approves_and_signs_out_in_chromium() -> a
     );
     b.click("header a[href='/console/connectors']").await?;
     b.click("button[aria-label='Approve okta 9.9.9']").await?;
+    // The connectors page before the post has the usage link too: wait for
+    // the held upgrade's button to go, i.e. for the post's answer.
+    b.gone("button[aria-label='Approve okta 9.9.9']").await?;
     b.find("a[href='/console/connectors/okta/usage']").await?;
     ensure!(h.daemon.registry.pending().is_empty(), "still held");
     let (_, element) = h.get("/elements/okta").await;

@@ -182,6 +182,7 @@ impl Store {
         requests_per_minute: Option<Option<u32>>,
     ) -> Result<(), StoreError> {
         let action = "updating an instance";
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             let done = sqlx::query("UPDATE instances SET name = COALESCE($1, name) WHERE id = $2")

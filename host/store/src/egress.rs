@@ -30,6 +30,7 @@ impl Store {
             return Ok(());
         }
         let action = "appending to the egress log";
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             for chunk in records.chunks(EGRESS_CHUNK_ROWS) {

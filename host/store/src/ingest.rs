@@ -181,6 +181,7 @@ impl Store {
         cursor: &str,
     ) -> Result<u64, StoreError> {
         let action = "committing an audit page";
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             if self.backend() == Backend::Postgres && !events.is_empty() {
@@ -310,6 +311,7 @@ impl Store {
             .map(|(_, u)| u)
             .collect();
 
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             check_fence!(self.backend(), tx, id, fence, action);

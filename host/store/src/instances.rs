@@ -112,6 +112,7 @@ impl Store {
     /// egress records.
     pub async fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
         let action = "deleting an instance";
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             // Credentials, cursors, events and users go by ON DELETE CASCADE.

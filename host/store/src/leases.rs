@@ -120,6 +120,7 @@ impl Store {
              ORDER BY i.created_ms, i.id LIMIT $4{lock}"
         );
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             // Every instance gets a lease row the first time anyone claims.
@@ -175,6 +176,7 @@ impl Store {
         let action = "claiming an instance lease";
         let steal = self.backend() == Backend::Sqlite;
         let now = now_ms();
+        let _turn = self.write_turn().await;
         dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db_for(action, instance_id))?;
             if self.backend() == Backend::Postgres {

@@ -93,6 +93,9 @@ struct Inner {
     cipher: XChaCha20Poly1305,
     /// SQLite: checkpoints the WAL after commits, off the commit path.
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// SQLite: held by the write transaction in progress (see
+    /// [`Store::write_turn`]).
+    write_turn: tokio::sync::Mutex<()>,
 }
 
 /// The database behind a [`Store`].
@@ -165,8 +168,28 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 cipher: key.cipher(),
                 checkpointer: None,
+                write_turn: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// Waits until no other write transaction of this store is in progress,
+    /// on SQLite; the guard keeps the turn until it is dropped. Every
+    /// `begin()` of a write transaction takes it first.
+    ///
+    /// SQLite admits one writer at a time, and a connection that finds the
+    /// file locked sleeps in SQLite's busy handler for 1, 2, 5, 10, 15 ms…
+    /// before trying again, so it could start up to 10 ms after the lock
+    /// was free: each audit page's egress append, waiting on the previous
+    /// page's commit, lost that much (`strace` counted ~70 such sleeps per
+    /// 100 pages; BENCHMARKS.md, fifth pass). Queued here, the next writer
+    /// starts as soon as the last one commits. PostgreSQL locks rows, not
+    /// the database: no turn is taken.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pool() {
+            Pool::Sqlite(_) => Some(self.inner.write_turn.lock().await),
+            Pool::Postgres(_) => None,
+        }
     }
 
     /// Which engine this store runs on.
@@ -229,6 +252,7 @@ impl Store {
                 pool: Pool::Sqlite(pool),
                 cipher: key.cipher(),
                 checkpointer: Some(checkpointer),
+                write_turn: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -180,11 +180,12 @@ impl Store {
     /// SQLite admits one writer at a time, and a connection that finds the
     /// file locked sleeps in SQLite's busy handler for 1, 2, 5, 10, 15 ms…
     /// before trying again, so it could start up to 10 ms after the lock
-    /// was free: each audit page's egress append, waiting on the previous
-    /// page's commit, lost that much (`strace` counted ~70 such sleeps per
-    /// 100 pages; BENCHMARKS.md, fifth pass). Queued here, the next writer
-    /// starts as soon as the last one commits. PostgreSQL locks rows, not
-    /// the database: no turn is taken.
+    /// was free (`strace` counted 302 such sleeps in a 100,000-event
+    /// backfill, 0 with the turn; BENCHMARKS.md, fifth pass). Queued here,
+    /// the next writer starts as soon as the last one commits. Writes
+    /// outside a transaction do not take the turn and still fall back on
+    /// the busy handler. PostgreSQL locks rows, not the database: no turn
+    /// is taken.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.pool() {
             Pool::Sqlite(_) => Some(self.inner.write_turn.lock().await),

@@ -36,10 +36,19 @@ pub struct HecFault {
 #[derive(Debug, Default)]
 struct HecState {
     token: String,
-    keys: Mutex<Vec<String>>,
-    batches: Mutex<Vec<String>>,
-    refused: Mutex<u64>,
-    fault: Mutex<Option<HecFault>>,
+    /// One lock for the fault switch and what it decides, so a request
+    /// either lands before [`HecStandIn::fail_with`] returns or is refused:
+    /// a request still being parsed when the fault is set cannot be
+    /// recorded after the test has taken its "before" count.
+    log: Mutex<HecLog>,
+}
+
+#[derive(Debug, Default)]
+struct HecLog {
+    fault: Option<HecFault>,
+    keys: Vec<String>,
+    batches: Vec<String>,
+    refused: u64,
 }
 
 /// The running stand-in.
@@ -86,28 +95,28 @@ impl HecStandIn {
 
     /// Every accepted event's key, in arrival order, duplicates included.
     pub fn keys(&self) -> Vec<String> {
-        lock(&self.state.keys).clone()
+        lock(&self.state.log).keys.clone()
     }
 
     /// Every accepted batch's `Idempotency-Key`.
     pub fn batches(&self) -> Vec<String> {
-        lock(&self.state.batches).clone()
+        lock(&self.state.log).batches.clone()
     }
 
     /// Requests answered with a fault.
     pub fn refused(&self) -> u64 {
-        *lock(&self.state.refused)
+        lock(&self.state.log).refused
     }
 
     /// Answers every request with `fault` (recording nothing) until
     /// [`HecStandIn::heal`].
     pub fn fail_with(&self, fault: HecFault) {
-        *lock(&self.state.fault) = Some(fault);
+        lock(&self.state.log).fault = Some(fault);
     }
 
     /// Accepts again.
     pub fn heal(&self) {
-        *lock(&self.state.fault) = None;
+        lock(&self.state.log).fault = None;
     }
 
     /// Stops listening: connections are refused until [`HecStandIn::come_back`].
@@ -146,17 +155,6 @@ fn hec_error(status: StatusCode, code: u32, text: &str) -> Response {
 }
 
 async fn collect(State(state): State<Arc<HecState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(fault) = *lock(&state.fault) {
-        *lock(&state.refused) += 1;
-        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let mut response = hec_error(status, 9, "Server is busy");
-        if let Some(secs) = fault.retry_after
-            && let Ok(v) = secs.to_string().parse()
-        {
-            response.headers_mut().insert("retry-after", v);
-        }
-        return response;
-    }
     let expected = format!("Splunk {}", state.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return hec_error(StatusCode::FORBIDDEN, 4, "Invalid token");
@@ -189,9 +187,24 @@ async fn collect(State(state): State<Arc<HecState>>, headers: HeaderMap, body: B
         };
         keys.push(key.to_owned());
     }
-    lock(&state.keys).extend(keys);
-    if let Some(batch) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        lock(&state.batches).push(batch.to_owned());
+    // The fault is decided at the moment of recording, under the same lock.
+    let mut log = lock(&state.log);
+    if let Some(fault) = log.fault {
+        log.refused += 1;
+        drop(log);
+        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut response = hec_error(status, 9, "Server is busy");
+        if let Some(secs) = fault.retry_after
+            && let Ok(v) = secs.to_string().parse()
+        {
+            response.headers_mut().insert("retry-after", v);
+        }
+        return response;
     }
+    log.keys.extend(keys);
+    if let Some(batch) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        log.batches.push(batch.to_owned());
+    }
+    drop(log);
     hec_error(StatusCode::OK, 0, "Success")
 }

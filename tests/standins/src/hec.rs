@@ -108,8 +108,9 @@ impl HecStandIn {
         lock(&self.state.log).refused
     }
 
-    /// Answers every request with `fault` (recording nothing) until
-    /// [`HecStandIn::heal`].
+    /// Answers every authorised, well-formed request with `fault`
+    /// (recording nothing) until [`HecStandIn::heal`]; a request already
+    /// being parsed is refused too unless it was recorded first.
     pub fn fail_with(&self, fault: HecFault) {
         lock(&self.state.log).fault = Some(fault);
     }

@@ -44,14 +44,12 @@ pub async fn run(ward: &Path) -> anyhow::Result<()> {
         .map(<[NewEvent]>::to_vec)
         .collect();
     let sqlite = Store::open_sqlite(&dir.path().join("ward.db"), MasterKey::generate()).await?;
-    let owned = pages.clone();
-    let sqlite_cpu = CpuSpan::start()?;
-    let on_sqlite = commit_all(&sqlite, owned).await?;
-    let sqlite_cpu = sqlite_cpu.per_event(EVENTS)?;
+    let (on_sqlite, sqlite_cpu) = commit_all(&sqlite, pages.clone()).await?;
+    let sqlite_cpu = micros(sqlite_cpu) / EVENTS as f64;
     sqlite.close().await;
     let pg_url = fresh_database().await?;
     let pg = Store::open(&pg_url, MasterKey::generate()).await?;
-    let on_pg = commit_all(&pg, pages).await?;
+    let (on_pg, _) = commit_all(&pg, pages).await?;
     pg.close().await;
     let per_sec = |d: Duration| EVENTS as f64 / d.as_secs_f64().max(1e-9);
     Figure {
@@ -96,23 +94,13 @@ async fn fresh_database() -> anyhow::Result<String> {
 /// #14's goal for the daemon's CPU per ingested event, in µs.
 const CPU_GOAL_US: f64 = 10.0;
 
-/// This process's CPU time from [`CpuSpan::start`] on.
-struct CpuSpan(Duration);
-
-impl CpuSpan {
-    fn start() -> anyhow::Result<CpuSpan> {
-        Ok(CpuSpan(cpu_time(None)?))
-    }
-
-    /// µs of CPU per event since the start.
-    fn per_event(self, events: usize) -> anyhow::Result<f64> {
-        Ok(micros(cpu_time(None)?.saturating_sub(self.0)) / events.max(1) as f64)
-    }
-}
-
 /// Commits every page into `store` under a lease, moving each page in as
-/// the scheduler does; returns the wall time.
-async fn commit_all(store: &Store, pages: Vec<Vec<NewEvent>>) -> anyhow::Result<Duration> {
+/// the scheduler does; returns the wall time and this process's CPU time
+/// over the commits.
+async fn commit_all(
+    store: &Store,
+    pages: Vec<Vec<NewEvent>>,
+) -> anyhow::Result<(Duration, Duration)> {
     let pages_len = pages.len();
     let instance = store
         .create_instance(&NewInstance {
@@ -129,20 +117,20 @@ async fn commit_all(store: &Store, pages: Vec<Vec<NewEvent>>) -> anyhow::Result<
         .into_iter()
         .next()
         .context("claiming the bench instance's lease")?;
-    let started = Instant::now();
+    let (wall0, cpu0) = (Instant::now(), cpu_time(None)?);
     for (n, page) in pages.into_iter().enumerate() {
         store
             .commit_audit_page_fenced(&lease.fence(), &instance.id, page, &format!("c{n}"))
             .await?;
     }
-    let took = started.elapsed();
+    let (wall, cpu) = (wall0.elapsed(), cpu_time(None)? - cpu0);
     let stored = store.event_count(&instance.id).await?;
     anyhow::ensure!(
         stored == (pages_len * PAGE) as u64,
         "{stored} events stored, expected {}",
         pages_len * PAGE
     );
-    Ok(took)
+    Ok((wall, cpu))
 }
 
 /// Two daemons on one PostgreSQL database; kills the holder of one

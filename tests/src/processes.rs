@@ -147,6 +147,22 @@ pub fn spawn_serve(bin: &Path, config: &Path, log: Option<&Path>) -> anyhow::Res
         .with_context(|| format!("starting {} serve", bin.display()))
 }
 
+/// Fails, with the end of its log, when the `ward serve` child has exited:
+/// a daemon that died at start-up explains a test that waits on it.
+pub fn ensure_running(child: &mut Child, log: &Path) -> anyhow::Result<()> {
+    let Some(status) = child.try_wait().context("checking a ward serve child")? else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    anyhow::bail!(
+        "ward serve ({}) exited with {status}; the end of its log:\n{}",
+        log.display(),
+        tail.join("\n")
+    )
+}
+
 /// Sends `signal` (`KILL`, `STOP`, `CONT`) to a child process.
 pub fn signal(child: &Child, signal: &str) -> anyhow::Result<()> {
     let status = Command::new("kill")

@@ -27,7 +27,9 @@ use utoipa_axum::routes;
 use ward_daemon::Daemon;
 
 pub use error::{ApiError, ErrorBody};
-pub use secrets::{ApiSecrets, SECRETS_FILE, SecretsError, ensure_api_secrets, sha256_hex};
+pub use secrets::{
+    ApiSecrets, SECRETS_FILE, SecretsError, SecretsSetup, ensure_api_secrets, sha256_hex,
+};
 pub use server::serve;
 pub use sinks::SinkView;
 pub use views::{ActorView, EgressView, EventView, UserView, rfc3339};

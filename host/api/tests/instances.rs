@@ -406,11 +406,9 @@ async fn secrets_file_is_private_and_hashes_only_are_stored() {
     assert_eq!(hashes["user"], ward_api::sha256_hex(&api.secrets.user));
     assert_ne!(hashes["user"], api.secrets.user);
     // A second start keeps the same secrets.
-    assert!(
-        ward_api::ensure_api_secrets(&api.daemon)
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        ward_api::ensure_api_secrets(&api.daemon).await.unwrap(),
+        ward_api::SecretsSetup::Stored
     );
     let (s, _) = api.admin_call("GET", "/healthz", None).await;
     assert_eq!(s, 200);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{InstanceStatus, Store, StoreError, col, key, now_ms, to_u64};
+use crate::{Backend, InstanceStatus, Store, StoreError, col, key, now_ms, to_u64};
 
 /// The operator's settings on an instance that are not part of
 /// [`crate::Instance`].
@@ -467,6 +467,66 @@ impl Store {
         .execute(p).await.map(|d| d.rows_affected()))
         .map_err(StoreError::db("storing an API secret hash"))?;
         Ok(())
+    }
+
+    /// Stores the hashes of a generated pair of API secrets unless the
+    /// store already holds a complete pair; returns whether the store now
+    /// holds exactly `user` and `organization`. Daemons sharing a store and
+    /// starting at once each offer their own pair: the first one stored
+    /// wins, the others get `false` and must not hand out theirs. An
+    /// incomplete pair (one hash without the other) is replaced.
+    pub async fn offer_api_secret_hashes(
+        &self,
+        user: &str,
+        organization: &str,
+    ) -> Result<bool, StoreError> {
+        let action = "storing the API secret hashes";
+        let _turn = self.write_turn().await;
+        let backend = self.backend();
+        let stored: Vec<(String, String)> = dispatch!(self, p => {
+            let mut tx = p.begin().await.map_err(StoreError::db(action))?;
+            if backend == Backend::Postgres {
+                // Offers from several daemons take turns.
+                sqlx::query("LOCK TABLE api_secrets IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
+            }
+            // On SQLite this first write takes the database's write lock.
+            sqlx::query(
+                "DELETE FROM api_secrets WHERE name IN ('user', 'organization') \
+                 AND (SELECT COUNT(*) FROM api_secrets \
+                      WHERE name IN ('user', 'organization')) < 2",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action))?;
+            sqlx::query(
+                "INSERT INTO api_secrets (name, sha256, created_ms) \
+                 VALUES ('user', $1, $3), ('organization', $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(user)
+            .bind(organization)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action))?;
+            let rows = sqlx::query(
+                "SELECT name, sha256 FROM api_secrets WHERE name IN ('user', 'organization')",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::db(action))?;
+            tx.commit().await.map_err(StoreError::db(action))?;
+            rows.iter()
+                .map(|r| Ok((col(r, "name")?, col(r, "sha256")?)))
+                .collect::<Result<_, StoreError>>()?
+        });
+        Ok(stored.iter().all(|(name, sha256)| match name.as_str() {
+            "user" => sha256 == user,
+            _ => sha256 == organization,
+        }))
     }
 
     /// API secret hashes by name.

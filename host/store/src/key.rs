@@ -1,7 +1,6 @@
 //! The master key and the credential cipher.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -86,32 +85,16 @@ impl MasterKey {
             Err(e) => return Err(key_err(format!("cannot read it: {e}"))),
         }
 
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| key_err(format!("cannot create its directory: {e}")))?;
-        }
         let key = MasterKey::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = match options.open(path) {
-            Ok(file) => file,
+        let created = crate::create_private_file(path, format!("{}\n", key.to_base64()).as_bytes())
+            .map_err(|e| key_err(format!("cannot create it: {e}")))?;
+        if !created {
             // Another process created it between our read and our create:
             // theirs wins, so both end up using the same key.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| key_err(format!("cannot read it: {e}")))?;
-                return decode_key(&text).map_err(key_err);
-            }
-            Err(e) => return Err(key_err(format!("cannot create it: {e}"))),
-        };
-        file.write_all(format!("{}\n", key.to_base64()).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| key_err(format!("cannot write it: {e}")))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| key_err(format!("cannot read it: {e}")))?;
+            return decode_key(&text).map_err(key_err);
+        }
         tracing::info!(path = %path.display(), "generated a new master key");
         Ok(key)
     }
@@ -252,6 +235,33 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn processes_starting_at_once_share_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let line = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let keys: Vec<[u8; KEY_LEN]> = (0..8)
+            .map(|_| {
+                let (line, path) = (line.clone(), path.clone());
+                std::thread::spawn(move || {
+                    line.wait();
+                    MasterKey::load_or_create(&path).unwrap().0
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        assert_eq!(MasterKey::load_or_create(&path).unwrap().0, keys[0]);
+        // Only the key file: no temporary left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["master.key"]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod leases;
 pub mod migrate;
 mod model;
 mod plugins;
+mod private_file;
 mod schedule;
 mod sinks;
 pub mod testing;
@@ -68,6 +69,7 @@ pub use model::{
     USERS_STREAM,
 };
 pub use plugins::PluginApproval;
+pub use private_file::create_private_file;
 pub use sinks::{SeqQuery, SequencedEvent, SinkLag, SinkState};
 
 /// SQLite allows one writer at a time, so more connections only help

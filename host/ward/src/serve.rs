@@ -94,11 +94,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let listener = bind(&daemon.config, false).await?;
     let addr = listener.local_addr()?;
-    if let Some(path) = ward_api::ensure_api_secrets(&daemon).await? {
-        println!(
-            "ward: generated the API secrets into {} (only their hashes are kept in the store); use them as `Authorization: User <user>, Organization <organization>`",
-            path.display()
-        );
+    if let Some(notice) = ward_api::ensure_api_secrets(&daemon).await?.notice() {
+        println!("ward: {notice}");
     }
     for p in daemon.registry.pending() {
         println!(

@@ -2,17 +2,19 @@
 //! two of four Okta instances of the same org: together they stay within
 //! the org's budget (counted from the requests the stand-in received), and
 //! a `Retry-After` one daemon receives stops the other's calls too. Needs
-//! `WARD_TEST_POSTGRES_URL` (`cargo xtask pg-test -p ward --test shared_budget`).
+//! `WARD_TEST_POSTGRES_URL` (`cargo xtask test -p ward --test shared_budget`).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use ward_standins::okta::OktaConfig;
 use ward_store::{MasterKey, Store};
-use ward_tests::processes::{OktaFixture, connect_okta_instances, signal, spawn_serve};
+use ward_tests::processes::{
+    OktaFixture, connect_okta_instances, ensure_running, signal, spawn_serve,
+};
 
 /// The org's budget, requests a minute (each instance's
 /// `requestsPerMinute`; a token bucket also allows a minute's burst).
@@ -67,15 +69,12 @@ async fn two_daemons_share_one_tenant_budget_and_its_retry_after() -> anyhow::Re
 
     let first = fixture.okta.requests().len();
     let started_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let mut daemons: Vec<Child> = Vec::new();
+    let mut daemons: Vec<(Child, PathBuf)> = Vec::new();
     for name in ["d0", "d1"] {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config(name))?;
-        daemons.push(spawn_serve(
-            ward_bin(),
-            &path,
-            Some(&dir.join(format!("{name}.log"))),
-        )?);
+        let log = dir.join(format!("{name}.log"));
+        daemons.push((spawn_serve(ward_bin(), &path, Some(&log))?, log));
     }
 
     // Two instances on each daemon.
@@ -90,6 +89,9 @@ async fn two_daemons_share_one_tenant_budget_and_its_retry_after() -> anyhow::Re
         }
         if per_daemon.get("d0") == Some(&2) && per_daemon.get("d1") == Some(&2) {
             break;
+        }
+        for (child, log) in &mut daemons {
+            ensure_running(child, log)?;
         }
         ensure!(
             Instant::now() < deadline,
@@ -172,9 +174,11 @@ async fn two_daemons_share_one_tenant_budget_and_its_retry_after() -> anyhow::Re
         "nobody called the org again after the Retry-After passed"
     );
 
-    for d in &mut daemons {
-        signal(d, "TERM")?;
-        d.wait()?;
+    for (child, log) in &mut daemons {
+        // Both daemons worked to the end.
+        ensure_running(child, log)?;
+        signal(child, "TERM")?;
+        child.wait()?;
     }
     Ok(())
 }

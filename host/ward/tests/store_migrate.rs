@@ -3,7 +3,7 @@
 //! copies the store into PostgreSQL (twice: the second run copies nothing);
 //! a `ward serve` on PostgreSQL resumes every instance from its cursor and
 //! finishes the backfill, storing each event once. Needs
-//! `WARD_TEST_POSTGRES_URL` (`cargo xtask pg-test -p ward --test store_migrate`).
+//! `WARD_TEST_POSTGRES_URL` (`cargo xtask test -p ward --test store_migrate`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

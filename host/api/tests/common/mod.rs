@@ -80,8 +80,10 @@ impl Api {
         };
         let daemon = Daemon::assemble(store, runtime, Arc::new(registry), config);
         let written = ward_api::ensure_api_secrets(&daemon).await.unwrap();
-        let path = written.expect("first start generates the secrets file");
-        let secrets = ApiSecrets::load(&path).unwrap();
+        let path = written
+            .generated()
+            .expect("first start generates the secrets file");
+        let secrets = ApiSecrets::load(path).unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();

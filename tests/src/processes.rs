@@ -154,8 +154,8 @@ pub fn ensure_running(child: &mut Child, log: &Path) -> anyhow::Result<()> {
         return Ok(());
     };
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(30).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(30)..];
     anyhow::bail!(
         "ward serve ({}) exited with {status}; the end of its log:\n{}",
         log.display(),

@@ -483,7 +483,7 @@ impl Store {
         let action = "storing the API secret hashes";
         let _turn = self.write_turn().await;
         let backend = self.backend();
-        let stored: Vec<(String, String)> = dispatch!(self, p => {
+        let stored: BTreeMap<String, String> = dispatch!(self, p => {
             let mut tx = p.begin().await.map_err(StoreError::db(action))?;
             if backend == Backend::Postgres {
                 // Offers from several daemons take turns.
@@ -523,10 +523,8 @@ impl Store {
                 .map(|r| Ok((col(r, "name")?, col(r, "sha256")?)))
                 .collect::<Result<_, StoreError>>()?
         });
-        Ok(stored.iter().all(|(name, sha256)| match name.as_str() {
-            "user" => sha256 == user,
-            _ => sha256 == organization,
-        }))
+        Ok(stored.get("user").map(String::as_str) == Some(user)
+            && stored.get("organization").map(String::as_str) == Some(organization))
     }
 
     /// API secret hashes by name.

@@ -13,18 +13,14 @@ use std::path::Path;
 /// exists: a concurrent reader never sees a half-written file and two
 /// creators never both win.
 pub fn create_private_file(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
-    use rand::RngCore;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    let mut suffix = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut suffix);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = path.with_file_name(format!(".{name}.{suffix}"));
+    let tmp = path.with_file_name(format!(".{name}.{:016x}", rand::random::<u64>()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
